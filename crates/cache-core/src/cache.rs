@@ -20,9 +20,9 @@ use crate::{Error, Result};
 pub const ENTRY_OVERHEAD_BYTES: u64 = 128;
 
 /// Candidates taken from each list of each shard per eviction scan.
-const SCAN_DEPTH: usize = 16;
+const SCAN_DEPTH: usize = 8;
 /// Upper bound on eviction scans per `free` call; each scan locks every shard once.
-const MAX_SCANS: u32 = 32;
+const MAX_SCANS: u32 = 64;
 /// Upper bound on attempts to reserve room for one entry.
 const MAX_ROOM_ROUNDS: u32 = 64;
 
@@ -148,6 +148,7 @@ impl CacheBuilder {
             shards: (0..shards)
                 .map(|_| Mutex::new(Shard::new(namespaces.len())))
                 .collect(),
+            victims: (0..=namespaces.len()).map(|_| Mutex::default()).collect(),
             mask: shards - 1,
             hasher: foldhash::fast::FixedState::with_seed(0x9e37_79b9_7f4a_7c15),
             namespaces: namespaces.into_boxed_slice(),
@@ -192,7 +193,11 @@ impl Cache {
 
     /// Returns the names of the configured namespaces.
     pub fn namespace_names(&self) -> Vec<String> {
-        self.inner.namespaces.iter().map(|n| n.name.clone()).collect()
+        self.inner
+            .namespaces
+            .iter()
+            .map(|n| n.name.clone())
+            .collect()
     }
 
     /// Returns the global byte budget.
@@ -495,8 +500,21 @@ struct NsState {
     flights: Flights,
 }
 
+/// Eviction candidates of one scope (a namespace, or all), oldest last.
+#[derive(Default)]
+struct Victims {
+    lists: [Vec<Candidate>; 2],
+    /// Candidates left per tier and shard.
+    remaining: [Vec<usize>; 2],
+    /// Whether the scan stopped short of the end of that shard's list.
+    truncated: [Vec<bool>; 2],
+    valid: bool,
+}
+
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
+    /// One per namespace, then one for the whole cache.
+    victims: Box<[Mutex<Victims>]>,
     mask: usize,
     hasher: foldhash::fast::FixedState,
     namespaces: Box<[NsState]>,
@@ -694,10 +712,12 @@ impl Inner {
             if cur + size > st.limit {
                 return Err(Short::Namespace(cur + size - st.limit));
             }
-            match st
-                .used
-                .compare_exchange_weak(cur, cur + size, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match st.used.compare_exchange_weak(
+                cur,
+                cur + size,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => break,
                 Err(now) => cur = now,
             }
@@ -765,67 +785,99 @@ impl Inner {
     /// Frees at least `need` bytes from one namespace or from all, least recently used
     /// first, and returns what it freed (possibly less when too little is held).
     ///
-    /// Each scan takes the oldest entries of every shard's lists; merged by stamp they
-    /// are the globally oldest, until a shard whose list was cut short runs out, at which
-    /// point the scan is repeated so the order stays exact.
+    /// A scan takes the oldest entries of every shard's lists; merged by stamp they are
+    /// the globally oldest. They are kept between calls (entries stored later are newer,
+    /// and touched ones fail the stamp check), until a shard whose list was cut short
+    /// runs out or a list empties; then the next call scans again, so the order stays
+    /// exact while a scan's cost is spread over many evictions.
     fn free(&self, scope: Option<u16>, need: u64, mode: Mode) -> u64 {
+        let slot = scope.map_or(self.namespaces.len(), usize::from);
+        // Held for the whole call: concurrent writers of one scope queue here instead of
+        // scanning and evicting the same entries twice.
+        let mut v = self.victims[slot].lock();
         let mut freed = 0;
         let mut scans = 0;
-        while freed < need && scans < MAX_SCANS {
-            scans += 1;
-            let now = self.clock.now_nanos();
-            let mut lists = [Vec::new(), Vec::new()];
-            for (i, shard) in self.shards.iter().enumerate() {
-                let s = shard.lock();
-                for ns in 0..self.namespaces.len() as u16 {
-                    if scope.is_some_and(|only| only != ns) {
-                        continue;
-                    }
-                    for tier in [Tier::Hot, Tier::Warm] {
-                        s.oldest(i, ns, tier, SCAN_DEPTH, now, &mut lists[tier as usize]);
-                    }
-                }
-            }
-            if lists[0].is_empty() && lists[1].is_empty() {
-                break;
-            }
-            // Dead entries go first, whatever their age.
-            for c in lists.iter().flatten().filter(|c| c.expired) {
-                freed += self.evict(c, Cause::Expired);
-            }
-            let mut remaining = [vec![0usize; self.shards.len()], vec![0usize; self.shards.len()]];
-            for (t, list) in lists.iter_mut().enumerate() {
-                list.retain(|c| !c.expired);
-                // Newest first, so `pop` yields the oldest.
-                list.sort_unstable_by_key(|c| std::cmp::Reverse(c.stamp));
-                for c in list.iter() {
-                    remaining[t][c.shard] += 1;
-                }
-            }
-            while freed < need {
-                let warm = match mode {
-                    Mode::Reclaim => !lists[1].is_empty(),
-                    Mode::Pressure => {
-                        !lists[1].is_empty()
-                            && (lists[0].is_empty() || self.warm_over_share(scope))
-                    }
-                };
-                let tier = if warm { Tier::Warm } else { Tier::Hot };
-                let Some(c) = lists[tier as usize].pop() else {
+        while freed < need {
+            if !v.valid {
+                if scans == MAX_SCANS {
                     break;
-                };
-                freed += if mode == Mode::Pressure && tier == Tier::Hot {
-                    self.demote(&c)
-                } else {
-                    self.evict(&c, Cause::Evicted)
-                };
-                remaining[tier as usize][c.shard] -= 1;
-                if remaining[tier as usize][c.shard] == 0 {
-                    // That shard may hold older entries than the other candidates left.
+                }
+                scans += 1;
+                freed += self.scan(scope, &mut v);
+                if v.lists[0].is_empty() && v.lists[1].is_empty() {
+                    v.valid = false;
                     break;
+                }
+                continue;
+            }
+            let warm = match mode {
+                Mode::Reclaim => !v.lists[1].is_empty(),
+                Mode::Pressure => {
+                    !v.lists[1].is_empty() && (v.lists[0].is_empty() || self.warm_over_share(scope))
+                }
+            };
+            let tier = if warm { Tier::Warm } else { Tier::Hot };
+            let t = tier as usize;
+            let Some(c) = v.lists[t].pop() else {
+                v.valid = false;
+                continue;
+            };
+            freed += if mode == Mode::Pressure && tier == Tier::Hot {
+                self.demote(&c)
+            } else {
+                self.evict(&c, Cause::Evicted)
+            };
+            v.remaining[t][c.shard] -= 1;
+            if (v.remaining[t][c.shard] == 0 && v.truncated[t][c.shard]) || v.lists[t].is_empty() {
+                // That shard may hold older entries than the candidates left.
+                v.valid = false;
+            }
+        }
+        freed
+    }
+
+    /// Refills the candidate lists of one scope; evicts expired entries met on the way
+    /// and returns the bytes that freed.
+    fn scan(&self, scope: Option<u16>, v: &mut Victims) -> u64 {
+        let now = self.clock.now_nanos();
+        let shards = self.shards.len();
+        for t in 0..2 {
+            v.lists[t].clear();
+            v.remaining[t].clear();
+            v.remaining[t].resize(shards, 0);
+            v.truncated[t].clear();
+            v.truncated[t].resize(shards, false);
+        }
+        for (i, shard) in self.shards.iter().enumerate() {
+            let s = shard.lock();
+            for ns in 0..self.namespaces.len() as u16 {
+                if scope.is_some_and(|only| only != ns) {
+                    continue;
+                }
+                for tier in [Tier::Hot, Tier::Warm] {
+                    let t = tier as usize;
+                    let before = v.lists[t].len();
+                    s.oldest(i, ns, tier, SCAN_DEPTH, now, &mut v.lists[t]);
+                    let taken = v.lists[t].len() - before;
+                    v.remaining[t][i] += taken;
+                    v.truncated[t][i] |= taken == SCAN_DEPTH;
                 }
             }
         }
+        let mut freed = 0;
+        for t in 0..2 {
+            // Dead entries go first, whatever their age.
+            let expired: Vec<Candidate> =
+                v.lists[t].iter().filter(|c| c.expired).copied().collect();
+            for c in &expired {
+                freed += self.evict(c, Cause::Expired);
+                v.remaining[t][c.shard] -= 1;
+            }
+            v.lists[t].retain(|c| !c.expired);
+            // Newest first, so `pop` yields the oldest.
+            v.lists[t].sort_unstable_by_key(|c| std::cmp::Reverse(c.stamp));
+        }
+        v.valid = !(v.lists[0].is_empty() && v.lists[1].is_empty());
         freed
     }
 
@@ -870,8 +922,15 @@ impl Inner {
             return old;
         }
         let new = key_len as u64 + block.len() as u64 + ENTRY_OVERHEAD_BYTES;
-        st.warm_stored.fetch_add(block.len() as u64, Ordering::AcqRel);
-        s.retier(c.idx, Tier::Warm, Bytes::from(block), new, self.clock.now_nanos());
+        st.warm_stored
+            .fetch_add(block.len() as u64, Ordering::AcqRel);
+        s.retier(
+            c.idx,
+            Tier::Warm,
+            Bytes::from(block),
+            new,
+            self.clock.now_nanos(),
+        );
         st.bytes[0].fetch_sub(old, Ordering::AcqRel);
         st.entries[0].fetch_sub(1, Ordering::AcqRel);
         st.bytes[1].fetch_add(new, Ordering::AcqRel);

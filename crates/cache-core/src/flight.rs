@@ -115,7 +115,8 @@ impl NamespaceCache {
         let bytes = self
             .get_or_load(key, || async {
                 let value = load().await.map_err(Into::into)?;
-                codec::encode(&value).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                codec::encode(&value)
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
             })
             .await?;
         codec::decode(&bytes)

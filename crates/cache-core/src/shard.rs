@@ -128,9 +128,7 @@ impl Shard {
         self.parts[usize::from(ns)]
             .table
             .find(hash, |&i| {
-                nodes[i as usize]
-                    .as_ref()
-                    .is_some_and(|n| &*n.key == key)
+                nodes[i as usize].as_ref().is_some_and(|n| &*n.key == key)
             })
             .copied()
     }
@@ -198,6 +196,12 @@ impl Shard {
 
     /// Marks the node as just used: new stamp, head of its list.
     pub(crate) fn touch(&mut self, idx: u32, stamp: u64) {
+        let n = self.node(idx);
+        if self.parts[usize::from(n.ns)].lists[n.tier as usize].head == idx {
+            // Already the most recent: the hottest keys skip the relinking.
+            self.node_mut(idx).stamp = stamp;
+            return;
+        }
         self.unlink(idx);
         self.node_mut(idx).stamp = stamp;
         self.link_front(idx);

@@ -69,7 +69,10 @@ fn hot_hits_share_the_stored_bytes() {
     assert_eq!(got.as_ptr(), value.as_ptr(), "a hot hit must not copy");
     assert_eq!(ns.get(b"b"), None);
     let st = &cache.stats().namespaces[crate::ns::HISTORICAL_DATA];
-    assert_eq!((st.hits_hot, st.misses, st.inserts, st.entries), (1, 1, 1, 1));
+    assert_eq!(
+        (st.hits_hot, st.misses, st.inserts, st.entries),
+        (1, 1, 1, 1)
+    );
     assert_eq!(st.bytes_hot, charge(b"a", 4096));
     cache.audit().unwrap();
 }
@@ -180,7 +183,8 @@ fn lru_order_holds_across_shards() {
     }
     // Recency now runs 7 (oldest) .. 0 (newest); each insert must evict the oldest.
     for (n, victim) in (7..=3).rev().enumerate() {
-        ns.insert(&key(100 + n), noise(200, 100 + n as u64)).unwrap();
+        ns.insert(&key(100 + n), noise(200, 100 + n as u64))
+            .unwrap();
         assert_eq!(ns.get(&key(victim)), None, "k{victim} was the oldest");
     }
     cache.audit().unwrap();
@@ -197,11 +201,17 @@ fn pressure_demotes_the_oldest_hot_entry_to_the_warm_tier() {
     let st = cache.stats().namespaces[NS].clone();
     // One demotion frees about two thirds of an entry, so two make room for the fourth.
     assert_eq!(st.demotions, 2);
-    assert_eq!(st.evictions, 0, "nothing is evicted while hot entries can be demoted");
+    assert_eq!(
+        st.evictions, 0,
+        "nothing is evicted while hot entries can be demoted"
+    );
     assert_eq!((st.entries_hot, st.entries_warm), (2, 2));
     assert_eq!(st.warm_raw_bytes, 8000);
     assert!(st.compression_ratio > 2.0, "ratio {}", st.compression_ratio);
-    assert_eq!(st.bytes_saved, 8000 - (st.bytes_warm - charge(b"k0", 0) - charge(b"k1", 0)));
+    assert_eq!(
+        st.bytes_saved,
+        8000 - (st.bytes_warm - charge(b"k0", 0) - charge(b"k1", 0))
+    );
     // The two oldest went warm; the newest stayed hot.
     assert!(ns.get(&key(3)).is_some());
     assert_eq!(cache.stats().namespaces[NS].hits_hot, 1);
@@ -258,7 +268,10 @@ fn warm_entries_are_evicted_lru_once_the_warm_share_is_used() {
 #[test]
 fn repeated_warm_hits_promote_an_entry() {
     let clock = Arc::new(ManualClock::new());
-    let cache = small(3, 4000, &clock).build().unwrap();
+    let cache = small(3, 4000, &clock)
+        .promote_after_warm_hits(2)
+        .build()
+        .unwrap();
     let ns = cache.namespace(NS).unwrap();
     for i in 0..4 {
         ns.insert(&key(i), rows(4000, i as u64)).unwrap();
@@ -319,7 +332,10 @@ fn replacing_a_value_charges_only_the_new_one() {
     ns.insert(b"k0", noise(50, 3)).unwrap();
     assert_eq!(cache.used_bytes(), charge(b"k0", 100) + charge(b"k0", 50));
     assert_eq!(ns.get(b"k0").unwrap(), noise(50, 3));
-    assert!(ns.get(b"k1").is_some(), "replacing must not evict another entry");
+    assert!(
+        ns.get(b"k1").is_some(),
+        "replacing must not evict another entry"
+    );
     assert!(ns.remove(b"k1"));
     assert!(!ns.remove(b"k1"));
     let st = &cache.stats().namespaces[NS];
@@ -399,7 +415,9 @@ fn clear_of_one_namespace_leaves_the_others() {
     let b = cache.namespace(crate::ns::HISTORICAL_DATA).unwrap();
     a.insert(b"x", noise(10, 1)).unwrap();
     b.insert(b"x", noise(10, 2)).unwrap();
-    cache.clear(Scope::Namespace(crate::ns::API_RESPONSES)).unwrap();
+    cache
+        .clear(Scope::Namespace(crate::ns::API_RESPONSES))
+        .unwrap();
     assert_eq!(a.get(b"x"), None);
     assert_eq!(b.get(b"x"), Some(noise(10, 2)));
 }
@@ -423,7 +441,10 @@ fn typed_values_round_trip() {
     assert_eq!(ns.get_typed::<Summary>(b"s").unwrap(), Some(v));
     // Compact: no field names, varint integers.
     assert!(ns.get(b"s").unwrap().len() < 32);
-    assert!(matches!(ns.get_typed::<Vec<String>>(b"s"), Err(Error::Codec(_))));
+    assert!(matches!(
+        ns.get_typed::<Vec<String>>(b"s"),
+        Err(Error::Codec(_))
+    ));
 }
 
 /// Waits (bounded) until `n` callers are waiting on a flight in `ns`.
@@ -496,7 +517,9 @@ async fn a_loader_error_reaches_every_waiter_and_is_not_cached() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(ns.get(b"chunk"), None, "errors are not cached");
     let v = ns
-        .get_or_load(b"chunk", || async { Ok::<_, std::io::Error>(Bytes::from_static(b"ok")) })
+        .get_or_load(b"chunk", || async {
+            Ok::<_, std::io::Error>(Bytes::from_static(b"ok"))
+        })
         .await
         .unwrap();
     assert_eq!(v, Bytes::from_static(b"ok"));
@@ -530,8 +553,10 @@ async fn waiters_take_over_when_the_loader_is_cancelled_or_panics() {
         let waiter = {
             let ns = ns.clone();
             tokio::spawn(async move {
-                ns.get_or_load(b"k", || async { Ok::<_, std::io::Error>(Bytes::from_static(b"v")) })
-                    .await
+                ns.get_or_load(b"k", || async {
+                    Ok::<_, std::io::Error>(Bytes::from_static(b"v"))
+                })
+                .await
             })
         };
         if !panics {
@@ -561,7 +586,9 @@ fn many_threads_keep_the_accounting_exact() {
                 let ns = [cache.namespace("a").unwrap(), cache.namespace("b").unwrap()];
                 let mut x = t + 1;
                 for _ in 0..20_000 {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     let k = key((x >> 33) as usize % 300);
                     let n = &ns[(x >> 20) as usize % 2];
                     match (x >> 40) % 10 {
@@ -570,7 +597,11 @@ fn many_threads_keep_the_accounting_exact() {
                         }
                         6..=8 => {
                             let len = 100 + (x >> 50) as usize % 3000;
-                            let v = if x % 2 == 0 { rows(len, x % 1000) } else { noise(len, x) };
+                            let v = if x % 2 == 0 {
+                                rows(len, x % 1000)
+                            } else {
+                                noise(len, x)
+                            };
                             n.insert(&k, v).unwrap();
                         }
                         _ => {
@@ -588,14 +619,36 @@ fn many_threads_keep_the_accounting_exact() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Insert { ns: bool, key: u8, len: u16, compressible: bool },
-    InsertTtl { ns: bool, key: u8, len: u16, ttl_s: u8 },
-    Get { ns: bool, key: u8 },
-    Remove { ns: bool, key: u8 },
-    Advance { s: u8 },
-    Reclaim { bytes: u16 },
+    Insert {
+        ns: bool,
+        key: u8,
+        len: u16,
+        compressible: bool,
+    },
+    InsertTtl {
+        ns: bool,
+        key: u8,
+        len: u16,
+        ttl_s: u8,
+    },
+    Get {
+        ns: bool,
+        key: u8,
+    },
+    Remove {
+        ns: bool,
+        key: u8,
+    },
+    Advance {
+        s: u8,
+    },
+    Reclaim {
+        bytes: u16,
+    },
     DropWarm,
-    Clear { ns: bool },
+    Clear {
+        ns: bool,
+    },
     Purge,
 }
 
