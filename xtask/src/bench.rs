@@ -1,0 +1,191 @@
+//! `cargo xtask bench ...`: runs benchmarks and writes their tables into docs/BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::layers::root;
+
+/// The miss cost used for the derived "with a miss penalty" column: a conservative figure
+/// for one chunk loaded from SQLite and encoded.
+const MISS_PENALTY_US: f64 = 100.0;
+
+pub(crate) fn cache(args: &[&str]) -> Result<()> {
+    let seconds = match args {
+        [] => "2".to_owned(),
+        ["--seconds", s] => {
+            let v: f64 = s
+                .parse()
+                .with_context(|| format!("--seconds `{s}` is not a number"))?;
+            if !(0.05..=60.0).contains(&v) {
+                bail!("--seconds must be between 0.05 and 60");
+            }
+            (*s).to_owned()
+        }
+        other => {
+            bail!("unexpected arguments {other:?}; usage: cargo xtask bench cache [--seconds S]")
+        }
+    };
+    let out = root().join("target/bench/cache.json");
+    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
+    let out_str = out.to_str().context("target path is not UTF-8")?;
+    crate::cargo(
+        &[
+            "bench",
+            "-p",
+            "cache-core",
+            "--bench",
+            "compare",
+            "--",
+            "--out",
+            out_str,
+            "--seconds",
+            &seconds,
+        ],
+        &[],
+    )?;
+    let results: Value = serde_json::from_slice(&std::fs::read(&out)?)
+        .context("the cache benchmark wrote invalid JSON")?;
+    let command = if args.is_empty() {
+        "cargo xtask bench cache".to_owned()
+    } else {
+        format!("cargo xtask bench cache {}", args.join(" "))
+    };
+    let section = render_cache(&results, &command)?;
+    write_section("cache", &section)?;
+    println!("{section}");
+    println!("written to docs/BENCHMARKS.md");
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(root())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("{date}, {cores} cores ({cpu}), {rustc}, commit {commit}")
+}
+
+fn render_cache(r: &Value, command: &str) -> Result<String> {
+    let cases = r["cases"].as_array().context("no cases in results")?;
+    let find = |w: &str, size: u64, threads: u64, cache: &str| {
+        cases.iter().find(|c| {
+            c["workload"] == w
+                && c["value_bytes"] == size
+                && c["threads"] == threads
+                && c["cache"] == cache
+        })
+    };
+    let mut s = String::new();
+    writeln!(s, "## cache-core against moka and quick_cache\n")?;
+    writeln!(s, "Command: `{command}`  ")?;
+    writeln!(s, "Run: {}  ", machine())?;
+    writeln!(
+        s,
+        "Each case runs {} s after an uncounted warm-up, in one process, every cache with the same byte capacity and the same per-entry charge (key + value + 128 B).\n",
+        r["seconds_per_case"]
+    )?;
+    writeln!(
+        s,
+        "- `hit`: every key fits and is preloaded; Zipf(0.99) gets only. This is hit throughput."
+    )?;
+    writeln!(s, "- `zipf`: the cache holds a quarter of the key space; Zipf(0.99) read-through (a miss inserts the value).")?;
+    writeln!(s, "  cache-core compresses entries others evict, so it trades operations per second for hit ratio.")?;
+    writeln!(s, "  The last column adds a {MISS_PENALTY_US} µs load per miss (a conservative SQLite chunk read and encode) to show what that trade is worth to candlecache; it is derived, not measured.\n")?;
+    writeln!(s, "| workload | value | threads | cache-core ops/s | moka ops/s | quick_cache ops/s | vs moka | vs quick_cache | hit ratio (ours / moka / qc) | vs moka with {MISS_PENALTY_US} µs per miss |")?;
+    writeln!(s, "|---|---|---|---|---|---|---|---|---|---|")?;
+    for workload in ["hit", "zipf"] {
+        for size in [1024u64, 65536] {
+            for threads in [1u64, 2] {
+                let (Some(o), Some(m), Some(q)) = (
+                    find(workload, size, threads, "cache-core"),
+                    find(workload, size, threads, "moka"),
+                    find(workload, size, threads, "quick_cache"),
+                ) else {
+                    continue;
+                };
+                let ops = |c: &Value| c["ops_per_s"].as_f64().unwrap_or(0.0);
+                let hit = |c: &Value| c["hit_ratio"].as_f64().unwrap_or(0.0);
+                // Time per operation plus the expected cost of its miss, in µs.
+                let cost = |c: &Value| 1e6 / ops(c).max(1.0) + (1.0 - hit(c)) * MISS_PENALTY_US;
+                writeln!(
+                    s,
+                    "| {workload} | {} KB | {threads} | {} | {} | {} | {:.2}x | {:.2}x | {:.3} / {:.3} / {:.3} | {:.2}x |",
+                    size / 1024,
+                    si(ops(o)),
+                    si(ops(m)),
+                    si(ops(q)),
+                    ops(o) / ops(m),
+                    ops(o) / ops(q),
+                    hit(o),
+                    hit(m),
+                    hit(q),
+                    cost(m) / cost(o),
+                )?;
+            }
+        }
+    }
+    let c = &r["compression"];
+    writeln!(s, "\nWarm tier on real candle JSON (the three files of tests/fixtures/market as `[[ms,o,h,l,c,v],...]` rows, {} candles a chunk, pushed through a namespace half their size):", c["candles_per_chunk"])?;
+    writeln!(
+        s,
+        "{} of {} chunks went warm; {} raw bytes are held in {} compressed bytes: **{:.2}x smaller** (lz4, the cache's own `compression_ratio`).",
+        c["warm_entries"], c["chunks"], c["raw_bytes"], c["compressed_bytes"], c["ratio"].as_f64().unwrap_or(0.0)
+    )?;
+    Ok(s)
+}
+
+fn si(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2} M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1} k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// Replaces (or appends) the section between `<!-- bench:NAME:start -->` and
+/// `<!-- bench:NAME:end -->` in docs/BENCHMARKS.md, leaving the others alone.
+fn write_section(name: &str, body: &str) -> Result<()> {
+    let path = root().join("docs/BENCHMARKS.md");
+    let text = if Path::new(&path).exists() {
+        std::fs::read_to_string(&path)?
+    } else {
+        "# Benchmarks\n\nEvery table here is written by the command it names; rerun it to refresh.\n".to_owned()
+    };
+    let start = format!("<!-- bench:{name}:start -->");
+    let end = format!("<!-- bench:{name}:end -->");
+    let block = format!("{start}\n{body}{end}");
+    let new = match (text.find(&start), text.find(&end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{}{}", &text[..a], block, &text[b + end.len()..]),
+        _ => format!("{}\n{block}\n", text.trim_end()),
+    };
+    std::fs::write(&path, new)?;
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! The allowed dependency edges between workspace crates (shared/design.md), checked
+//! against `cargo metadata`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// Each crate and the workspace crates it may depend on (normal and build dependencies).
+/// Dev-dependencies are free: tests may use any crate.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("cache-core", &[]),
+    ("conn-pool", &["cache-core"]),
+    ("query-opt", &["cache-core", "conn-pool"]),
+    ("mem-guard", &["cache-core"]),
+    ("market-cache", &["cache-core", "conn-pool", "query-opt"]),
+    (
+        "http-api",
+        &[
+            "cache-core",
+            "conn-pool",
+            "query-opt",
+            "mem-guard",
+            "market-cache",
+        ],
+    ),
+    (
+        "candlecache",
+        &[
+            "cache-core",
+            "conn-pool",
+            "query-opt",
+            "mem-guard",
+            "market-cache",
+            "http-api",
+        ],
+    ),
+];
+
+/// Returns the workspace root (the parent of `xtask/`).
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Runs `cargo metadata` for the workspace, without dependencies.
+pub(crate) fn metadata() -> Result<Value> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(root())
+        .output()
+        .context("could not run cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("cargo metadata printed invalid JSON")
+}
+
+/// Checks every internal edge; returns a one-line summary or an error listing the
+/// forbidden edges and missing crates.
+pub(crate) fn check(meta: &Value) -> Result<String> {
+    let packages = meta["packages"]
+        .as_array()
+        .context("cargo metadata has no packages")?;
+    let names: Vec<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+    let mut problems = Vec::new();
+    for (name, _) in ALLOWED {
+        if !names.contains(name) {
+            problems.push(format!("crate `{name}` is missing from the workspace"));
+        }
+    }
+    let mut edges = 0;
+    for pkg in packages {
+        let name = pkg["name"].as_str().unwrap_or_default();
+        let allowed = ALLOWED.iter().find(|(n, _)| *n == name).map(|(_, a)| *a);
+        for dep in pkg["dependencies"].as_array().into_iter().flatten() {
+            let dep_name = dep["name"].as_str().unwrap_or_default();
+            if !names.contains(&dep_name) || dep["kind"].as_str() == Some("dev") {
+                continue;
+            }
+            edges += 1;
+            // xtask and the end-to-end test crate may use anything.
+            if let Some(allowed) = allowed {
+                if !allowed.contains(&dep_name) {
+                    problems.push(format!(
+                        "edge not allowed by shared/design.md: {name} -> {dep_name}"
+                    ));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("dependency layering:\n  {}", problems.join("\n  "));
+    }
+    Ok(format!("layers: {edges} internal edges, 0 not allowed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pkg(name: &str, deps: &[(&str, Option<&str>)]) -> Value {
+        json!({
+            "name": name,
+            "dependencies": deps.iter().map(|(d, kind)| json!({"name": d, "kind": kind})).collect::<Vec<_>>(),
+        })
+    }
+
+    fn workspace(extra: &[(&str, Option<&str>)]) -> Value {
+        let mut pkgs: Vec<Value> = ALLOWED
+            .iter()
+            .map(|(n, _)| {
+                if *n == "cache-core" {
+                    pkg(n, extra)
+                } else {
+                    pkg(n, &[])
+                }
+            })
+            .collect();
+        pkgs.push(pkg("xtask", &[("http-api", None)]));
+        json!({ "packages": pkgs })
+    }
+
+    #[test]
+    fn the_real_workspace_follows_the_allowed_edges() {
+        let report = check(&metadata().unwrap()).unwrap();
+        assert!(report.ends_with("0 not allowed"), "{report}");
+    }
+
+    #[test]
+    fn an_inward_crate_may_not_depend_outward() {
+        let err = check(&workspace(&[("http-api", None)])).unwrap_err();
+        assert!(
+            err.to_string().contains("cache-core -> http-api"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn dev_dependencies_and_tools_are_free() {
+        check(&workspace(&[("market-cache", Some("dev"))])).unwrap();
+    }
+
+    #[test]
+    fn a_missing_crate_is_reported() {
+        let meta = json!({ "packages": [pkg("cache-core", &[])] });
+        let err = check(&meta).unwrap_err().to_string();
+        assert!(err.contains("`http-api` is missing"), "{err}");
+    }
+
+    /// Source hygiene: no `dbg!` or `todo!` left in the crates.
+    #[test]
+    fn tidy_no_debug_leftovers() {
+        let mut bad = Vec::new();
+        let mut stack = vec![
+            root().join("crates"),
+            root().join("tests"),
+            root().join("xtask/src"),
+        ];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (i, line) in text.lines().enumerate() {
+                        let code = line.split("//").next().unwrap_or_default();
+                        if code.contains(concat!("dbg", "!("))
+                            || code.contains(concat!("todo", "!("))
+                        {
+                            bad.push(format!("{}:{}", path.display(), i + 1));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(bad.is_empty(), "debug leftovers at {bad:?}");
+    }
+}
