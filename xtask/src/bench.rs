@@ -82,12 +82,18 @@ fn machine() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(root())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(root())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let mut commit = git(&["rev-parse", "--short", "HEAD"]);
+    if !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        commit.push_str(" with uncommitted changes");
+    }
     format!("{date}, {cores} cores ({cpu}), {rustc}, commit {commit}")
 }
 
@@ -150,13 +156,26 @@ fn render_cache(r: &Value, command: &str) -> Result<String> {
             }
         }
     }
-    let c = &r["compression"];
-    writeln!(s, "\nWarm tier on real candle JSON (the three files of tests/fixtures/market as `[[ms,o,h,l,c,v],...]` rows, {} candles a chunk, pushed through a namespace half their size):", c["candles_per_chunk"])?;
+    writeln!(s, "\n### Warm tier on real candle JSON\n")?;
+    writeln!(s, "The files of tests/fixtures/market as the JSON candlecache caches, in chunks of {} candles, pushed into the warm tier by pressure; figures are the cache's own (`warm_raw_bytes`, `warm_stored_bytes`, `compression_ratio`), and every chunk is read back and compared.", r["candles_per_chunk"])?;
+    writeln!(s, "`api` is `/api/crypto/ohlc`'s compact rows `[ms,o,h,l,c,v]`; `klines` is Binance's 12-field rows with 8-decimal strings, as `/api/v3/klines` serves them.\n")?;
     writeln!(
         s,
-        "{} of {} chunks went warm; {} raw bytes are held in {} compressed bytes: **{:.2}x smaller** (lz4, the cache's own `compression_ratio`).",
-        c["warm_entries"], c["chunks"], c["raw_bytes"], c["compressed_bytes"], c["ratio"].as_f64().unwrap_or(0.0)
+        "| shape | file | chunks | raw bytes | compressed bytes | smaller by |"
     )?;
+    writeln!(s, "|---|---|---|---|---|---|")?;
+    for c in r["compression"].as_array().context("no compression rows")? {
+        writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:.2}x |",
+            c["shape"].as_str().unwrap_or_default(),
+            c["file"].as_str().unwrap_or_default(),
+            c["chunks"],
+            c["raw_bytes"],
+            c["compressed_bytes"],
+            c["ratio"].as_f64().unwrap_or(0.0)
+        )?;
+    }
     Ok(s)
 }
 

@@ -123,30 +123,137 @@ fn zipf_trace(n: usize, s: f64, len: usize, seed: u64) -> Vec<u64> {
         .collect()
 }
 
-/// Candle rows as the HTTP API sends them: `[[ms,o,h,l,c,v],...]`, from a Binance CSV or
-/// a freqtrade JSON file.
-fn candle_rows(path: &Path) -> Vec<String> {
+/// The two JSON shapes candlecache caches.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// `/api/crypto/ohlc`: `[ms,o,h,l,c,v]`, numbers in shortest round-trip form.
+    Api,
+    /// `/api/v3/klines`: Binance's 12 fields, prices and volumes as 8-decimal strings.
+    Klines,
+}
+
+/// Candle rows of a Binance CSV or a freqtrade JSON file, as JSON arrays of one shape.
+fn candle_rows(path: &Path, shape: Shape) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if path.extension().is_some_and(|e| e == "json") {
-        let rows: Vec<Vec<f64>> = serde_json::from_str(&text).unwrap();
-        rows.iter()
-            .map(|r| {
-                format!(
-                    "[{},{},{},{},{},{}]",
-                    r[0] as i64, r[1], r[2], r[3], r[4], r[5]
-                )
-            })
-            .collect()
-    } else {
-        text.lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let f: Vec<&str> = l.split(',').collect();
-                let n = |i: usize| f[i].parse::<f64>().unwrap();
-                format!("[{},{},{},{},{},{}]", f[0], n(1), n(2), n(3), n(4), n(5))
-            })
-            .collect()
+    // (open time, interval ms, the five values as the file writes them, the rest of a
+    // Binance row when there is one)
+    let rows: Vec<(i64, Vec<String>, Vec<String>)> =
+        if path.extension().is_some_and(|e| e == "json") {
+            let rows: Vec<Vec<f64>> = serde_json::from_str(&text).unwrap();
+            rows.iter()
+                .map(|r| {
+                    (
+                        r[0] as i64,
+                        r[1..6].iter().map(|v| v.to_string()).collect(),
+                        Vec::new(),
+                    )
+                })
+                .collect()
+        } else {
+            text.lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let f: Vec<String> = l.split(',').map(str::to_owned).collect();
+                    (f[0].parse().unwrap(), f[1..6].to_vec(), f[6..].to_vec())
+                })
+                .collect()
+        };
+    let interval = rows
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .min()
+        .unwrap_or(60_000);
+    rows.iter()
+        .map(|(t, v, rest)| {
+            let num = |s: &String| s.parse::<f64>().unwrap();
+            match shape {
+                Shape::Api => format!(
+                    "[{t},{},{},{},{},{}]",
+                    num(&v[0]),
+                    num(&v[1]),
+                    num(&v[2]),
+                    num(&v[3]),
+                    num(&v[4])
+                ),
+                Shape::Klines => {
+                    let d = |s: &String| format!("\"{:.8}\"", num(s));
+                    let zero = "0".to_owned();
+                    let r = |i: usize| rest.get(i).unwrap_or(&zero);
+                    format!(
+                        "[{t},{},{},{},{},{},{},{},{},{},{},\"0\"]",
+                        d(&v[0]),
+                        d(&v[1]),
+                        d(&v[2]),
+                        d(&v[3]),
+                        d(&v[4]),
+                        t + interval - 1,
+                        d(r(1)),
+                        r(2),
+                        d(r(3)),
+                        d(r(4))
+                    )
+                }
+            }
+        })
+        .collect()
+}
+
+/// JSON chunks of up to `per_chunk` candles of one file, as the read path caches them.
+fn chunks(file: &Path, shape: Shape, per_chunk: usize) -> Vec<Bytes> {
+    candle_rows(file, shape)
+        .chunks(per_chunk)
+        .map(|part| Bytes::from(format!("[{}]", part.join(","))))
+        .collect()
+}
+
+/// Puts the chunks in a namespace, then pushes incompressible filler after them until
+/// pressure has demoted every chunk into the warm tier (fillers are refused by the
+/// compression threshold and evicted), checks the chunks read back intact, and returns
+/// the warm tier's own figures.
+fn warm_tier(chunk_list: &[Bytes]) -> cache_core::NamespaceStats {
+    let biggest = chunk_list.iter().map(Bytes::len).max().unwrap_or(0);
+    let raw: u64 = chunk_list
+        .iter()
+        .map(|c| c.len() as u64 + 64 + OVERHEAD)
+        .sum();
+    let limit = raw + 2 * (biggest as u64 + 64 + OVERHEAD);
+    let cache = Cache::builder()
+        .no_namespaces()
+        .budget_bytes(limit)
+        .namespace("warm", Duration::from_secs(3600), limit)
+        .warm_max_share(1.0)
+        .build()
+        .unwrap();
+    let ns = cache.namespace("warm").unwrap();
+    for (i, c) in chunk_list.iter().enumerate() {
+        ns.insert(format!("chunk/{i}").as_bytes(), c.clone())
+            .unwrap();
     }
+    let mut rng = Rng(7);
+    let filler: Bytes = (0..biggest)
+        .map(|_| rng.next() as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    for i in 0..10_000 {
+        if cache.stats().namespaces["warm"].entries_warm == chunk_list.len() as u64 {
+            break;
+        }
+        ns.insert(format!("filler/{i}").as_bytes(), filler.clone())
+            .unwrap();
+    }
+    let st = cache.stats().namespaces["warm"].clone();
+    assert_eq!(
+        st.entries_warm,
+        chunk_list.len() as u64,
+        "every chunk went warm"
+    );
+    for (i, c) in chunk_list.iter().enumerate() {
+        let got = ns
+            .get(format!("chunk/{i}").as_bytes())
+            .expect("warm chunks stay");
+        assert_eq!(&got, c, "a warm chunk must decompress to its bytes");
+    }
+    st
 }
 
 fn fixtures() -> PathBuf {
@@ -162,17 +269,6 @@ fn fixture_files() -> Vec<PathBuf> {
     .iter()
     .map(|f| fixtures().join(f))
     .collect()
-}
-
-/// JSON chunks of up to `per_chunk` candles, as the read path caches them.
-fn chunks(per_chunk: usize) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    for file in fixture_files() {
-        for part in candle_rows(&file).chunks(per_chunk) {
-            out.push(Bytes::from(format!("[{}]", part.join(","))));
-        }
-    }
-    out
 }
 
 struct Run {
@@ -220,6 +316,27 @@ fn run(subject: &dyn Subject, traces: &[Vec<u64>], values: &[Bytes], secs: f64) 
     }
 }
 
+fn ratio_row(
+    shape: &str,
+    file: &str,
+    list: &[Bytes],
+    st: &cache_core::NamespaceStats,
+) -> serde_json::Value {
+    eprintln!(
+        "warm tier {shape:<6} {file:<30} {} chunks, {} warm: {} -> {} bytes, ratio {:.2}",
+        list.len(),
+        st.entries_warm,
+        st.warm_raw_bytes,
+        st.warm_stored_bytes,
+        st.compression_ratio
+    );
+    json!({
+        "shape": shape, "file": file, "chunks": list.len(), "warm_entries": st.entries_warm,
+        "raw_bytes": st.warm_raw_bytes, "compressed_bytes": st.warm_stored_bytes,
+        "ratio": st.compression_ratio,
+    })
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -234,7 +351,7 @@ fn main() {
     let text = Bytes::from(
         fixture_files()
             .iter()
-            .flat_map(|f| candle_rows(f))
+            .flat_map(|f| candle_rows(f, Shape::Api))
             .collect::<Vec<_>>()
             .join(","),
     );
@@ -279,43 +396,26 @@ fn main() {
         }
     }
 
-    // The warm tier on real candle JSON: chunks pushed through a namespace so small that
-    // all but the newest are demoted, then the cache's own figures.
-    let chunk_list = chunks(500);
-    let raw: u64 = chunk_list.iter().map(|c| c.len() as u64).sum();
-    let cache = Cache::builder()
-        .no_namespaces()
-        .budget_bytes(raw)
-        .namespace("warm", Duration::from_secs(3600), raw / 2)
-        .warm_max_share(1.0)
-        .build()
-        .unwrap();
-    let ns = cache.namespace("warm").unwrap();
-    for (i, c) in chunk_list.iter().enumerate() {
-        ns.insert(format!("chunk/{i}").as_bytes(), c.clone())
-            .unwrap();
-    }
-    let st = cache.stats().namespaces["warm"].clone();
-    eprintln!(
-        "warm tier: {} chunks, {} of them warm, {} raw bytes -> {} compressed, ratio {:.2}",
-        chunk_list.len(),
-        st.entries_warm,
-        st.warm_raw_bytes,
-        st.warm_stored_bytes,
-        st.compression_ratio
-    );
-    for (i, c) in chunk_list.iter().enumerate() {
-        if let Some(got) = ns.get(format!("chunk/{i}").as_bytes()) {
-            assert_eq!(&got, c, "a warm chunk must decompress to its bytes");
+    // The warm tier on real candle JSON, per file and shape, 1000 candles a chunk (the
+    // read path's chunk size).
+    let mut compression = Vec::new();
+    for (shape, shape_name) in [(Shape::Api, "api"), (Shape::Klines, "klines")] {
+        let mut all = Vec::new();
+        for file in fixture_files() {
+            let list = chunks(&file, shape, 1000);
+            all.extend(list.iter().cloned());
+            let st = warm_tier(&list);
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            compression.push(ratio_row(shape_name, &name, &list, &st));
         }
+        let st = warm_tier(&all);
+        compression.push(ratio_row(shape_name, "all three files", &all, &st));
     }
-    let compression = json!({
-        "chunks": chunk_list.len(), "candles_per_chunk": 500, "warm_entries": st.entries_warm,
-        "raw_bytes": st.warm_raw_bytes, "compressed_bytes": st.warm_stored_bytes,
-        "ratio": st.compression_ratio,
-    });
 
-    let doc = json!({ "seconds_per_case": secs, "cases": cases, "compression": compression });
+    let doc = json!({
+        "seconds_per_case": secs, "candles_per_chunk": 1000,
+        "cases": cases, "compression": compression,
+    });
     match out {
         Some(path) => std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap(),
         None => eprintln!("{}", serde_json::to_string_pretty(&doc).unwrap()),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CacheConfig, NamespaceConfig};
@@ -21,6 +21,8 @@ pub const ENTRY_OVERHEAD_BYTES: u64 = 128;
 
 /// Candidates taken from each list of each shard per eviction scan.
 const SCAN_DEPTH: usize = 8;
+/// Entries an eviction scan may look at per list and shard, relinking included.
+const SCAN_STEPS: usize = 256;
 /// Upper bound on eviction scans per `free` call; each scan locks every shard once.
 const MAX_SCANS: u32 = 64;
 /// Upper bound on attempts to reserve room for one entry.
@@ -146,7 +148,7 @@ impl CacheBuilder {
             .collect::<Vec<_>>();
         let inner = Inner {
             shards: (0..shards)
-                .map(|_| Mutex::new(Shard::new(namespaces.len())))
+                .map(|_| RwLock::new(Shard::new(namespaces.len())))
                 .collect(),
             victims: (0..=namespaces.len()).map(|_| Mutex::default()).collect(),
             mask: shards - 1,
@@ -217,7 +219,7 @@ impl Cache {
         let now = self.inner.clock.now_nanos();
         let mut removed = 0;
         for shard in self.inner.shards.iter() {
-            let mut s = shard.lock();
+            let mut s = shard.write();
             for ns in 0..self.inner.namespaces.len() as u16 {
                 for tier in [Tier::Hot, Tier::Warm] {
                     for idx in s.indices(ns, tier) {
@@ -239,11 +241,11 @@ impl Cache {
         let mut hits = vec![[0u64; 2]; inner.namespaces.len()];
         let mut misses = vec![0u64; inner.namespaces.len()];
         for shard in inner.shards.iter() {
-            let s = shard.lock();
+            let s = shard.read();
             for (i, part) in s.parts.iter().enumerate() {
-                hits[i][0] += part.hits[0];
-                hits[i][1] += part.hits[1];
-                misses[i] += part.misses;
+                hits[i][0] += part.hits[0].load(Ordering::Relaxed);
+                hits[i][1] += part.hits[1].load(Ordering::Relaxed);
+                misses[i] += part.misses.load(Ordering::Relaxed);
             }
         }
         let namespaces = inner
@@ -281,7 +283,7 @@ impl Cache {
         let only = ns.map(|name| self.inner.ns_index(name)).transpose()?;
         let mut freed = 0;
         for shard in self.inner.shards.iter() {
-            let mut s = shard.lock();
+            let mut s = shard.write();
             for ns in 0..self.inner.namespaces.len() as u16 {
                 if only.is_some_and(|o| o != ns) {
                     continue;
@@ -306,7 +308,7 @@ impl Cache {
         let mut bytes = vec![[0u64; 2]; inner.namespaces.len()];
         let mut entries = vec![[0u64; 2]; inner.namespaces.len()];
         for shard in inner.shards.iter() {
-            let s = shard.lock();
+            let s = shard.read();
             for ns in 0..inner.namespaces.len() as u16 {
                 for tier in [Tier::Hot, Tier::Warm] {
                     for idx in s.indices(ns, tier) {
@@ -512,7 +514,7 @@ struct Victims {
 }
 
 struct Inner {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[RwLock<Shard>]>,
     /// One per namespace, then one for the whole cache.
     victims: Box<[Mutex<Victims>]>,
     mask: usize,
@@ -550,33 +552,30 @@ impl Inner {
     fn get(&self, ns: u16, key: &[u8]) -> Option<Bytes> {
         let (hash, sh) = self.locate(ns, key);
         let now = self.clock.now_nanos();
-        let mut s = self.shards[sh].lock();
-        let part = usize::from(ns);
+        let s = self.shards[sh].read();
+        let part = &s.parts[usize::from(ns)];
         let Some(idx) = s.find(ns, hash, key) else {
-            s.parts[part].misses += 1;
+            part.misses.fetch_add(1, Ordering::Relaxed);
             return None;
         };
         let node = s.node(idx);
         if node.expires_at <= now {
-            let node = s.remove(idx);
-            s.parts[part].misses += 1;
-            self.removed(&node, Cause::Expired);
+            part.misses.fetch_add(1, Ordering::Relaxed);
+            drop(s);
+            self.expire(ns, hash, key, sh, now);
             return None;
         }
+        node.stamp.store(now, Ordering::Relaxed);
         match node.tier {
             Tier::Hot => {
-                let value = node.value.clone();
-                s.touch(idx, now);
-                s.parts[part].hits[Tier::Hot as usize] += 1;
-                Some(value)
+                part.hits[Tier::Hot as usize].fetch_add(1, Ordering::Relaxed);
+                Some(node.value.clone())
             }
             Tier::Warm => {
+                part.hits[Tier::Warm as usize].fetch_add(1, Ordering::Relaxed);
                 let (block, raw_len, id) = (node.value.clone(), node.raw_len, node.id);
-                s.touch(idx, now);
-                let n = s.node_mut(idx);
-                n.warm_hits += 1;
-                let promote = self.promote_after > 0 && n.warm_hits >= self.promote_after;
-                s.parts[part].hits[Tier::Warm as usize] += 1;
+                let warm_hits = node.warm_hits.fetch_add(1, Ordering::Relaxed) + 1;
+                let promote = self.promote_after > 0 && warm_hits == self.promote_after;
                 drop(s);
                 // Decompression runs outside the shard lock so other keys stay fast.
                 match lz4_flex::block::decompress(&block, raw_len) {
@@ -590,7 +589,7 @@ impl Inner {
                     Err(_) => {
                         // Only our own compressor wrote the block; if it cannot be read,
                         // drop it and answer as a miss rather than return wrong bytes.
-                        let mut s = self.shards[sh].lock();
+                        let mut s = self.shards[sh].write();
                         if s.live(idx, id).is_some() {
                             let node = s.remove(idx);
                             self.removed(&node, Cause::Evicted);
@@ -598,6 +597,18 @@ impl Inner {
                         None
                     }
                 }
+            }
+        }
+    }
+
+    /// Removes `key` if it is (still) expired; reads find expired entries under the shared
+    /// lock and come here for the exclusive one.
+    fn expire(&self, ns: u16, hash: u64, key: &[u8], sh: usize, now: u64) {
+        let mut s = self.shards[sh].write();
+        if let Some(idx) = s.find(ns, hash, key) {
+            if s.node(idx).expires_at <= now {
+                let node = s.remove(idx);
+                self.removed(&node, Cause::Expired);
             }
         }
     }
@@ -634,7 +645,7 @@ impl Inner {
             now.saturating_add(ttl_nanos),
             now,
         );
-        let mut s = self.shards[sh].lock();
+        let mut s = self.shards[sh].write();
         // A concurrent writer may have stored the key since; last write wins.
         if let Some(idx) = s.find(ns, hash, key) {
             let old = s.remove(idx);
@@ -652,7 +663,7 @@ impl Inner {
 
     fn remove_as(&self, ns: u16, key: &[u8], cause: Cause) -> bool {
         let (hash, sh) = self.locate(ns, key);
-        let mut s = self.shards[sh].lock();
+        let mut s = self.shards[sh].write();
         match s.find(ns, hash, key) {
             Some(idx) => {
                 let node = s.remove(idx);
@@ -849,7 +860,7 @@ impl Inner {
             v.truncated[t].resize(shards, false);
         }
         for (i, shard) in self.shards.iter().enumerate() {
-            let s = shard.lock();
+            let mut s = shard.write();
             for ns in 0..self.namespaces.len() as u16 {
                 if scope.is_some_and(|only| only != ns) {
                     continue;
@@ -857,10 +868,9 @@ impl Inner {
                 for tier in [Tier::Hot, Tier::Warm] {
                     let t = tier as usize;
                     let before = v.lists[t].len();
-                    s.oldest(i, ns, tier, SCAN_DEPTH, now, &mut v.lists[t]);
-                    let taken = v.lists[t].len() - before;
-                    v.remaining[t][i] += taken;
-                    v.truncated[t][i] |= taken == SCAN_DEPTH;
+                    let more = s.oldest(i, ns, tier, SCAN_DEPTH, SCAN_STEPS, now, &mut v.lists[t]);
+                    v.remaining[t][i] += v.lists[t].len() - before;
+                    v.truncated[t][i] |= more;
                 }
             }
         }
@@ -883,10 +893,10 @@ impl Inner {
 
     /// Evicts the candidate if it is still what the scan saw; returns the bytes freed.
     fn evict(&self, c: &Candidate, cause: Cause) -> u64 {
-        let mut s = self.shards[c.shard].lock();
+        let mut s = self.shards[c.shard].write();
         let still = s
             .live(c.idx, c.id)
-            .is_some_and(|n| n.stamp == c.stamp || cause == Cause::Expired);
+            .is_some_and(|n| n.stamp.load(Ordering::Relaxed) == c.stamp || cause == Cause::Expired);
         if !still {
             return 0;
         }
@@ -899,9 +909,11 @@ impl Inner {
     /// not save enough; returns the bytes freed.
     fn demote(&self, c: &Candidate) -> u64 {
         let value = {
-            let s = self.shards[c.shard].lock();
+            let s = self.shards[c.shard].read();
             match s.live(c.idx, c.id) {
-                Some(n) if n.stamp == c.stamp && n.tier == Tier::Hot => n.value.clone(),
+                Some(n) if n.stamp.load(Ordering::Relaxed) == c.stamp && n.tier == Tier::Hot => {
+                    n.value.clone()
+                }
                 _ => return 0,
             }
         };
@@ -909,9 +921,11 @@ impl Inner {
         // change made meanwhile.
         let block = lz4_flex::block::compress(&value);
         let keep = block.len() as f64 <= value.len() as f64 * (1.0 - self.min_saving);
-        let mut s = self.shards[c.shard].lock();
+        let mut s = self.shards[c.shard].write();
         let (ns, old, key_len) = match s.live(c.idx, c.id) {
-            Some(n) if n.stamp == c.stamp && n.tier == Tier::Hot => (n.ns, n.charge, n.key.len()),
+            Some(n) if n.stamp.load(Ordering::Relaxed) == c.stamp && n.tier == Tier::Hot => {
+                (n.ns, n.charge, n.key.len())
+            }
             _ => return 0,
         };
         let st = &self.namespaces[usize::from(ns)];
@@ -945,7 +959,7 @@ impl Inner {
     /// Moves a warm entry back to the hot tier once room for its raw size is reserved.
     fn promote(&self, ns: u16, sh: usize, idx: u32, id: u64, value: Bytes) {
         let (old, key_len) = {
-            let s = self.shards[sh].lock();
+            let s = self.shards[sh].read();
             match s.live(idx, id) {
                 Some(n) if n.tier == Tier::Warm => (n.charge, n.key.len()),
                 _ => return,
@@ -956,7 +970,7 @@ impl Inner {
         if self.make_room(ns, extra).is_err() {
             return;
         }
-        let mut s = self.shards[sh].lock();
+        let mut s = self.shards[sh].write();
         match s.live(idx, id) {
             Some(n) if n.tier == Tier::Warm && n.charge == old => {
                 let (raw_len, stored) = (n.raw_len as u64, n.value.len() as u64);

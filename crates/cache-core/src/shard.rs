@@ -1,7 +1,12 @@
 //! One lock shard: a slab of entries, a hash index and LRU lists per namespace and tier.
 //!
-//! Everything here runs under the shard's mutex; the byte accounting that spans shards
-//! lives in `cache.rs` as atomics.
+//! Reads hold the shard's lock shared: a hit only stores its time in the entry's atomic
+//! stamp and never relinks. Lists are ordered by `linked`, the stamp an entry had when it
+//! was put at the head; an eviction scan (lock held exclusively) moves entries touched
+//! since then back to the head, so the untouched entries it meets from the tail are the
+//! least recently used. The byte accounting that spans shards lives in `cache.rs`.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use hashbrown::HashTable;
@@ -26,12 +31,14 @@ pub(crate) struct Node {
     /// Bytes charged against the budgets for this entry.
     pub(crate) charge: u64,
     pub(crate) expires_at: u64,
-    /// Last access, in clock nanoseconds; lists are ordered by it.
-    pub(crate) stamp: u64,
+    /// Last access, in clock nanoseconds; written by reads under the shared lock.
+    pub(crate) stamp: AtomicU64,
+    /// The stamp when the entry was put at the head of its list; lists are ordered by it.
+    linked: u64,
     /// Unique per insert within the shard, so work done outside the lock can tell whether
     /// the entry it looked at is still the same one.
     pub(crate) id: u64,
-    pub(crate) warm_hits: u32,
+    pub(crate) warm_hits: AtomicU32,
     pub(crate) ns: u16,
     prev: u32,
     next: u32,
@@ -56,9 +63,10 @@ impl Node {
             tier: Tier::Hot,
             charge,
             expires_at,
-            stamp,
+            stamp: AtomicU64::new(stamp),
+            linked: stamp,
             id: 0,
-            warm_hits: 0,
+            warm_hits: AtomicU32::new(0),
             ns,
             prev: NIL,
             next: NIL,
@@ -85,8 +93,9 @@ impl List {
 pub(crate) struct Part {
     table: HashTable<u32>,
     lists: [List; 2],
-    pub(crate) hits: [u64; 2],
-    pub(crate) misses: u64,
+    /// Counted under the shared lock, so atomics; per shard, so no global hot spot.
+    pub(crate) hits: [AtomicU64; 2],
+    pub(crate) misses: AtomicU64,
 }
 
 /// An entry that is among the least recently used of its list, as seen during a scan.
@@ -115,8 +124,8 @@ impl Shard {
                 .map(|_| Part {
                     table: HashTable::new(),
                     lists: [List::EMPTY; 2],
-                    hits: [0; 2],
-                    misses: 0,
+                    hits: Default::default(),
+                    misses: AtomicU64::new(0),
                 })
                 .collect(),
             next_id: 0,
@@ -194,57 +203,70 @@ impl Shard {
             .expect("a removed index was live")
     }
 
-    /// Marks the node as just used: new stamp, head of its list.
-    pub(crate) fn touch(&mut self, idx: u32, stamp: u64) {
-        let n = self.node(idx);
-        if self.parts[usize::from(n.ns)].lists[n.tier as usize].head == idx {
-            // Already the most recent: the hottest keys skip the relinking.
-            self.node_mut(idx).stamp = stamp;
-            return;
-        }
-        self.unlink(idx);
-        self.node_mut(idx).stamp = stamp;
-        self.link_front(idx);
-    }
-
     /// Moves the node to the head of another tier's list; `stamp` is when it moved, so
     /// every list stays ordered by stamp.
     pub(crate) fn retier(&mut self, idx: u32, tier: Tier, value: Bytes, charge: u64, stamp: u64) {
         self.unlink(idx);
         let n = self.node_mut(idx);
         n.tier = tier;
-        n.stamp = stamp;
+        *n.stamp.get_mut() = stamp;
+        n.linked = stamp;
         n.value = value;
         n.charge = charge;
-        n.warm_hits = 0;
+        *n.warm_hits.get_mut() = 0;
         self.link_front(idx);
     }
 
-    /// Appends up to `k` of the least recently used entries of one list, oldest first.
+    /// Appends up to `k` of the least recently used entries of one list, oldest first,
+    /// and returns whether the list holds more than it appended.
+    ///
+    /// Entries read since they were linked go back to the head on the way; at most
+    /// `max_steps` entries are looked at, to bound how long the lock is held.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn oldest(
-        &self,
+        &mut self,
         shard: usize,
         ns: u16,
         tier: Tier,
         k: usize,
+        max_steps: usize,
         now: u64,
         out: &mut Vec<Candidate>,
-    ) {
+    ) -> bool {
         let mut cur = self.parts[usize::from(ns)].lists[tier as usize].tail;
-        for _ in 0..k {
+        let mut taken = 0;
+        for _ in 0..max_steps {
             if cur == NIL {
-                break;
+                return false;
+            }
+            if taken == k {
+                return true;
             }
             let n = self.node(cur);
-            out.push(Candidate {
-                stamp: n.stamp,
-                shard,
-                idx: cur,
-                id: n.id,
-                expired: n.expires_at <= now,
-            });
-            cur = n.prev;
+            let (prev, stamp) = (n.prev, n.stamp.load(Ordering::Relaxed));
+            if stamp > n.linked {
+                // Read since it was linked: not old, back to the head.
+                if prev == NIL {
+                    // Already the head: it stays, and is looked at again as it is now.
+                    self.node_mut(cur).linked = stamp;
+                    continue;
+                }
+                self.unlink(cur);
+                self.node_mut(cur).linked = stamp;
+                self.link_front(cur);
+            } else {
+                out.push(Candidate {
+                    stamp,
+                    shard,
+                    idx: cur,
+                    id: n.id,
+                    expired: n.expires_at <= now,
+                });
+                taken += 1;
+            }
+            cur = prev;
         }
+        cur != NIL
     }
 
     /// Indices of every entry of a namespace in one tier, oldest first.
@@ -264,10 +286,17 @@ impl Shard {
             (usize::from(n.ns), n.tier as usize)
         };
         let head = self.parts[ns].lists[tier].head;
+        // Keep the list ordered by `linked` even when clock readings raced.
+        let head_linked = if head != NIL {
+            self.node(head).linked
+        } else {
+            0
+        };
         {
             let n = self.node_mut(idx);
             n.prev = NIL;
             n.next = head;
+            n.linked = n.linked.max(head_linked);
         }
         if head != NIL {
             self.node_mut(head).prev = idx;
