@@ -361,7 +361,9 @@ fn main() {
         let values: Vec<Bytes> = (0..keys)
             .map(|k| {
                 let off = (k * 7919) % (text.len() - value_len);
-                text.slice(off..off + value_len)
+                // Its own allocation, as a cached chunk would have: slices of one buffer
+                // would share one reference count and make every clone contend on it.
+                Bytes::copy_from_slice(&text[off..off + value_len])
             })
             .collect();
         let universe = keys as u64 * (8 + value_len as u64 + OVERHEAD);
