@@ -458,9 +458,15 @@ async fn until_waiting(cache: &Cache, ns: &str, n: u64) {
     panic!("waiters never arrived");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_misses_run_the_loader_once() {
-    let cache = Cache::builder().build().unwrap();
+type Outcome = std::result::Result<Bytes, std::io::Error>;
+
+/// Starts 32 concurrent `get_or_load` calls of one key whose loader blocks until released,
+/// waits until 31 of them wait on the first, releases the loader, and returns the 32
+/// results and how often the loader ran.
+async fn thirty_two_callers(
+    cache: &Cache,
+    outcome: fn() -> Outcome,
+) -> (Vec<crate::Result<Bytes>>, usize) {
     let ns = cache.namespace(crate::ns::HISTORICAL_DATA).unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
@@ -471,50 +477,47 @@ async fn concurrent_misses_run_the_loader_once() {
                 ns.get_or_load(b"chunk", || async move {
                     calls.fetch_add(1, Ordering::SeqCst);
                     let _permit = gate.acquire().await.unwrap();
-                    Ok::<_, std::io::Error>(Bytes::from_static(b"candles"))
+                    outcome()
                 })
                 .await
             })
         })
         .collect();
-    until_waiting(&cache, crate::ns::HISTORICAL_DATA, 31).await;
+    until_waiting(cache, crate::ns::HISTORICAL_DATA, 31).await;
     gate.add_permits(1);
+    let mut results = Vec::new();
     for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap(), Bytes::from_static(b"candles"));
+        results.push(t.await.unwrap());
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    (results, calls.load(Ordering::SeqCst))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_misses_run_the_loader_once() {
+    let cache = Cache::builder().build().unwrap();
+    let (results, calls) = thirty_two_callers(&cache, || Ok(Bytes::from_static(b"candles"))).await;
+    for r in results {
+        assert_eq!(r.unwrap(), Bytes::from_static(b"candles"));
+    }
+    assert_eq!(calls, 1);
     let st = &cache.stats().namespaces[crate::ns::HISTORICAL_DATA];
     assert_eq!((st.loads, st.load_errors, st.coalesced_waits), (1, 0, 31));
+    let ns = cache.namespace(crate::ns::HISTORICAL_DATA).unwrap();
     assert_eq!(ns.get(b"chunk").unwrap(), Bytes::from_static(b"candles"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_loader_error_reaches_every_waiter_and_is_not_cached() {
     let cache = Cache::builder().build().unwrap();
-    let ns = cache.namespace(crate::ns::HISTORICAL_DATA).unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let tasks: Vec<_> = (0..32)
-        .map(|_| {
-            let (ns, calls, gate) = (ns.clone(), calls.clone(), gate.clone());
-            tokio::spawn(async move {
-                ns.get_or_load(b"chunk", || async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    let _permit = gate.acquire().await.unwrap();
-                    Err::<Bytes, _>(std::io::Error::other("upstream said 503"))
-                })
-                .await
-            })
-        })
-        .collect();
-    until_waiting(&cache, crate::ns::HISTORICAL_DATA, 31).await;
-    gate.add_permits(1);
-    for t in tasks {
-        let err = t.await.unwrap().unwrap_err();
+    let (results, calls) =
+        thirty_two_callers(&cache, || Err(std::io::Error::other("upstream said 503"))).await;
+    for r in results {
+        let err = r.unwrap_err();
         let source = std::error::Error::source(&err).unwrap().to_string();
         assert_eq!(source, "upstream said 503");
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(calls, 1);
+    let ns = cache.namespace(crate::ns::HISTORICAL_DATA).unwrap();
     assert_eq!(ns.get(b"chunk"), None, "errors are not cached");
     let v = ns
         .get_or_load(b"chunk", || async {
