@@ -1,10 +1,33 @@
-//! Pooled connections for candlecache: SQLite and HTTP.
+//! Pooled connections for candlecache.
 //!
-//! This crate will own the SQLite connection pool (deadpool-sqlite over rusqlite, with the
-//! pragmas applied at connection creation, a health check on recycle, idle cleanup and
-//! pool statistics) and the pooled HTTP client used to reach the upstream exchange
-//! (hyper-util with rustls, keep-alive, timeouts, retries with exponential backoff and
-//! jitter, Retry-After and the exchange's used-weight budget, per-host statistics).
+//! Today: the SQLite pool. [`SqlitePool`] hands out rusqlite connections from a
+//! deadpool-sqlite pool (20 by default). Every connection gets candlecache's pragmas when
+//! it is created (WAL, `synchronous=NORMAL`, a 10,000-page cache, in-memory temp store,
+//! 256 MiB of mmap, a busy timeout), is health-checked when it is recycled, and is closed
+//! after sitting idle too long ([`SqlitePool::close_idle`], or the task started by
+//! [`SqlitePool::start_idle_cleanup`]). [`SqlitePool::stats`] reports size, use, waiters
+//! and the wait-time percentiles.
 //!
-//! No other crate names deadpool or the HTTP client's types in a public signature.
-//! It may depend on `cache-core` only.
+//! Later: the pooled HTTP client for the upstream exchange.
+//!
+//! # Example
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let pool = conn_pool::SqlitePool::open(conn_pool::SqliteConfig::new(dir.path().join("c.db")))?;
+//! let mode: String = pool
+//!     .with(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
+//!     .await??;
+//! assert_eq!(mode, "wal");
+//! assert_eq!(pool.stats().size, 1);
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod error;
+mod sqlite;
+
+pub use config::SqliteConfig;
+pub use error::{Error, Result};
+pub use rusqlite;
+pub use sqlite::{IdleCleanup, PoolStats, SqlitePool};
