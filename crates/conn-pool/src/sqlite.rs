@@ -124,9 +124,15 @@ impl SqlitePool {
         R: Send + 'static,
     {
         let started = Instant::now();
-        let conn = self.pool.get().await.map_err(|e| self.get_error(e, started))?;
+        let conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| self.get_error(e, started))?;
         self.record_wait(started.elapsed());
-        conn.interact(f).await.map_err(|e| Error::Task(e.to_string()))
+        conn.interact(f)
+            .await
+            .map_err(|e| Error::Task(e.to_string()))
     }
 
     fn get_error(&self, e: PoolError, started: Instant) -> Error {
@@ -248,7 +254,9 @@ mod tests {
         let got = p
             .with(|c| {
                 let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
-                let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+                let mode: String = c
+                    .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                    .unwrap();
                 (
                     mode,
                     q("PRAGMA synchronous"),

@@ -1,9 +1,40 @@
-//! The SQL side of candlecache: schema, query timing and optimization.
+//! candlecache's SQL side: the schema, timing of every query, the slow-query log, query
+//! plans, recommendations and optimization.
 //!
-//! This crate will own the versioned schema (candles `WITHOUT ROWID` keyed by symbol,
-//! timeframe and open time; symbols; coverage), `EXPLAIN QUERY PLAN` analysis that flags
-//! full scans and temporary b-trees, timing of every query with statistics per normalized
-//! pattern, the slow-query log, recommendations, `optimize()` (PRAGMA optimize, ANALYZE,
-//! WAL checkpoint) and query results cached in a `cache-core` namespace.
+//! # Overview
+//! - [`Db`] opens the database through a `conn_pool::SqlitePool`, brings the schema to the
+//!   current version ([`SCHEMA_VERSION`], kept in `PRAGMA user_version`) and runs work on a
+//!   pooled connection as a [`Session`]. Every statement a session runs goes through
+//!   [`Session::time`], which feeds the [`QueryLog`]: statistics per normalized pattern and
+//!   a log of the last slow queries.
+//! - [`analyze`] runs `EXPLAIN QUERY PLAN` and flags full scans and temporary b-trees;
+//!   [`Db::recommendations`] turns plans and statistics into advice; [`Db::optimize`] runs
+//!   `PRAGMA optimize`, `ANALYZE` and a WAL checkpoint and reports what it did.
+//! - [`Db::cached`] keeps query results in a `cache-core` namespace, with its TTL.
 //!
-//! It may depend on `cache-core` and `conn-pool`.
+//! # Example
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), query_opt::Error> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = query_opt::Db::open(query_opt::DbConfig::new(dir.path().join("c.db")), None).await?;
+//! let n: i64 = db
+//!     .run(|s| s.time("SELECT count(*) FROM candles", 1, |c| {
+//!         c.query_row("SELECT count(*) FROM candles", [], |r| r.get(0))
+//!     }))
+//!     .await?;
+//! assert_eq!(n, 0);
+//! assert_eq!(db.log().patterns()[0].count, 1);
+//! # Ok(()) }
+//! ```
+
+mod db;
+mod error;
+mod log;
+mod plan;
+mod schema;
+
+pub use db::{Db, DbConfig, OptimizeReport, Recommendation, Session};
+pub use error::{Error, Result};
+pub use log::{normalize, PatternStats, QueryLog, SlowQuery};
+pub use plan::{analyze, Plan};
+pub use schema::SCHEMA_VERSION;
