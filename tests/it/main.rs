@@ -1,4 +1,5 @@
 //! End-to-end tests: they run the real `candlecache` binary.
+#![allow(clippy::unwrap_used)]
 
 mod demo;
 

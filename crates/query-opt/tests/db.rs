@@ -1,4 +1,5 @@
 //! query-opt against real SQLite files in temporary directories.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
