@@ -1,10 +1,9 @@
 //! The candlecache binary: command line and wiring only.
-//!
-//! At this stage it offers `demo`, which runs the cache on bundled real candles; `serve`,
-//! `import`, `export`, `fetch` and `markets` arrive with the crates that implement them.
 
 mod demo;
+mod store_cmds;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -13,6 +12,14 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "candlecache", version, about, long_about = None)]
 struct Cli {
+    /// The SQLite database file.
+    #[arg(
+        long,
+        global = true,
+        env = "CANDLECACHE_DB",
+        default_value = "candlecache.db"
+    )]
+    db: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -23,12 +30,26 @@ enum Command {
     /// them back, squeezes the budget until entries move to the compressed tier, and
     /// prints what the cache did.
     Demo(demo::Args),
+    /// Imports candle files: Binance kline CSV (with or without header, ms or µs times),
+    /// freqtrade JSON, CSV with a header (time, open, high, low, close, volume), Parquet,
+    /// or zip archives of those. Symbol and timeframe come from Binance-style file names
+    /// (BTCUSDT-1m-2024-01.csv) unless given. Importing the same candles again changes
+    /// nothing.
+    Import(store_cmds::ImportArgs),
+    /// Exports one series as CSV, Binance kline CSV, one Parquet file, or a
+    /// hive-partitioned Parquet dataset (symbol=/timeframe=/year=/) for DuckDB or polars.
+    Export(store_cmds::ExportArgs),
+    /// Lists what the database holds: symbols, timeframes, ranges and counts.
+    Markets(store_cmds::MarketsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Import(args) => store_cmds::import(&cli.db, &args),
+        Command::Export(args) => store_cmds::export(&cli.db, &args),
+        Command::Markets(args) => store_cmds::markets(&cli.db, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,42 @@
-//! The market domain of candlecache.
+//! The market domain of candlecache: symbols, timeframes and their exchange alignment,
+//! exact decimal candles, the store, import and export.
 //!
-//! This crate will own symbols and timeframes with their exchange alignment (Monday weeks,
-//! calendar months, epoch-aligned 3d), candles as Arrow record batches, the store behind a
-//! trait (SQLite first), the chunked read path over `cache-core`, resampling, gap
-//! reporting and filling, import and export (Binance CSV, freqtrade JSON, generic CSV,
-//! Parquet) and backfill from a Binance-compatible upstream with coverage tracking.
+//! # Overview
+//! - [`Symbol`], [`Timeframe`] (16 exchange intervals; Monday weeks, calendar months,
+//!   epoch-aligned 3d), [`parse_time`], [`Decimal`] and [`Candle`].
+//! - [`CandleStore`], implemented by [`SqliteStore`] on `query-opt`: idempotent batched
+//!   writes, exact reads ([`CandleStore::read`]) and Arrow reads
+//!   ([`CandleStore::read_batch`], schema [`candle_schema`]), the [`Market`] list.
+//! - [`import`]: Binance kline CSV (with or without header, ms or µs), freqtrade JSON,
+//!   generic CSV with a header, Parquet, and zip archives of those; rows are validated
+//!   and rejects reported with their line.
+//! - [`export`]: CSV, Binance kline CSV, one Parquet file, or a hive-partitioned dataset.
 //!
-//! It may depend on `cache-core`, `conn-pool` and `query-opt`; never on an HTTP server.
+//! Later issues add the chunked read path over `cache-core`, resampling, gaps and
+//! backfill from an upstream exchange.
+//!
+//! # Example
+//! ```
+//! use market_cache::{parse_time, Timeframe};
+//! let t = parse_time("2024-01-03T12:00:00Z")?;
+//! assert_eq!(Timeframe::W1.floor(t), parse_time("2024-01-01")?); // a Monday
+//! # Ok::<(), market_cache::Error>(())
+//! ```
+
+mod candle;
+mod decimal;
+mod error;
+pub mod export;
+pub mod import;
+mod store;
+mod symbol;
+mod time;
+mod timeframe;
+
+pub use candle::Candle;
+pub use decimal::{Decimal, MAX_SCALE};
+pub use error::{Error, Result};
+pub use store::{candle_schema, CandleStore, Market, MarketMeta, Scales, SqliteStore, WriteReport};
+pub use symbol::Symbol;
+pub use time::{epoch_to_ms, format_time, parse_time};
+pub use timeframe::Timeframe;

@@ -10,8 +10,9 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// Version 1.
 ///
 /// Prices and volumes are integers: the exchange's decimal string with the point removed,
-/// scaled by the symbol's `price_scale`, `qty_scale` or `quote_scale`, so values round-trip
-/// exactly. `series` keeps per symbol and timeframe what `markets` lists. `coverage`
+/// scaled by the symbol's `*_scale` of that column (the exchange's precision), so values
+/// round-trip exactly. A value too large for 64 bits at its scale is stored as a float of
+/// the same scaled number. `series` keeps per symbol and timeframe what `markets` lists. `coverage`
 /// records ranges known complete (also those the exchange confirmed empty).
 const V1: &str = "
 CREATE TABLE symbols (
@@ -20,9 +21,11 @@ CREATE TABLE symbols (
     exchange    TEXT NOT NULL,
     base        TEXT,
     quote       TEXT,
-    price_scale INTEGER NOT NULL,
-    qty_scale   INTEGER NOT NULL,
-    quote_scale INTEGER NOT NULL
+    price_scale        INTEGER NOT NULL,
+    volume_scale       INTEGER NOT NULL,
+    quote_volume_scale INTEGER NOT NULL,
+    taker_base_scale   INTEGER NOT NULL,
+    taker_quote_scale  INTEGER NOT NULL
 );
 CREATE TABLE series (
     symbol_id  INTEGER NOT NULL REFERENCES symbols(id),

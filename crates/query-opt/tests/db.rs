@@ -35,7 +35,7 @@ async fn the_schema_is_created_once_and_versioned() {
     drop(db);
     // Reopening migrates nothing and keeps the data.
     let db = open(&dir, 1000).await;
-    db.run(|s| s.time("insert", 1, |c| c.execute("INSERT INTO symbols (symbol, exchange, price_scale, qty_scale, quote_scale) VALUES ('BTCUSDT', 'binance', 2, 5, 8)", [])))
+    db.run(|s| s.time("insert", 1, |c| c.execute("INSERT INTO symbols (symbol, exchange, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES ('BTCUSDT', 'binance', 2, 5, 8, 5, 8)", [])))
         .await
         .unwrap();
     drop(db);
@@ -148,8 +148,8 @@ async fn optimize_reports_what_it_did_and_a_failed_transaction_rolls_back() {
     let err = db
         .run(|s| {
             s.transaction(|s| {
-                s.time("INSERT INTO symbols", 1, |c| c.execute("INSERT INTO symbols (symbol, exchange, price_scale, qty_scale, quote_scale) VALUES ('A', 'x', 1, 1, 1)", []))?;
-                s.time("INSERT INTO symbols", 1, |c| c.execute("INSERT INTO symbols (symbol, exchange, price_scale, qty_scale, quote_scale) VALUES ('A', 'x', 1, 1, 1)", []))
+                s.time("INSERT INTO symbols", 1, |c| c.execute("INSERT INTO symbols (symbol, exchange, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES ('A', 'x', 1, 1, 1, 1, 1)", []))?;
+                s.time("INSERT INTO symbols", 1, |c| c.execute("INSERT INTO symbols (symbol, exchange, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES ('A', 'x', 1, 1, 1, 1, 1)", []))
             })
         })
         .await

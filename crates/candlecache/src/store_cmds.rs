@@ -1,0 +1,233 @@
+//! `import`, `export` and `markets`: wiring the store to the terminal.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use cache_core::{ns, Cache, CacheConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use market_cache::export::ExportFormat;
+use market_cache::import::{ImportOptions, OnInvalid, Progress};
+use market_cache::{format_time, parse_time, CandleStore, SqliteStore, Symbol, Timeframe};
+use query_opt::{Db, DbConfig};
+
+/// Options of `candlecache import`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportArgs {
+    /// Files to import.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The symbol, when the file names do not say it.
+    #[arg(long, value_parser = parse_symbol)]
+    symbol: Option<Symbol>,
+    /// The timeframe, when the file names do not say it (1s 1m 3m 5m 15m 30m 1h 2h 4h 6h
+    /// 8h 12h 1d 3d 1w 1M).
+    #[arg(long, value_parser = parse_timeframe)]
+    timeframe: Option<Timeframe>,
+    /// What to do with rows that fail validation: `fail` imports nothing from such a file,
+    /// `skip` imports the valid rows and lists the others.
+    #[arg(long, default_value = "fail", value_parser = ["fail", "skip"])]
+    on_invalid: String,
+    /// The exchange recorded for new symbols.
+    #[arg(long, default_value = "binance")]
+    exchange: String,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    batch_rows: u32,
+}
+
+/// Options of `candlecache export`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// The symbol.
+    #[arg(long, value_parser = parse_symbol)]
+    symbol: Symbol,
+    /// The timeframe.
+    #[arg(long, value_parser = parse_timeframe)]
+    timeframe: Timeframe,
+    /// First open time to export (epoch ms or RFC 3339); default: the first stored.
+    #[arg(long, value_parser = parse_when)]
+    start: Option<i64>,
+    /// Export open times before this (epoch ms or RFC 3339); default: all.
+    #[arg(long, value_parser = parse_when)]
+    end: Option<i64>,
+    /// csv, binance, parquet or dataset.
+    #[arg(long, value_parser = parse_format)]
+    format: ExportFormat,
+    /// The output file (`-` for standard output with csv and binance), or the dataset's
+    /// directory.
+    out: PathBuf,
+}
+
+/// Options of `candlecache markets`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct MarketsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_symbol(s: &str) -> Result<Symbol, String> {
+    s.parse().map_err(|e: market_cache::Error| e.to_string())
+}
+
+fn parse_timeframe(s: &str) -> Result<Timeframe, String> {
+    s.parse().map_err(|e: market_cache::Error| e.to_string())
+}
+
+fn parse_when(s: &str) -> Result<i64, String> {
+    parse_time(s).map_err(|e| e.to_string())
+}
+
+fn parse_format(s: &str) -> Result<ExportFormat, String> {
+    s.parse()
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn open_store(db: &Path, must_exist: bool) -> Result<SqliteStore> {
+    if must_exist && !db.exists() {
+        bail!(
+            "database {} does not exist; import candles first (candlecache import FILE)",
+            db.display()
+        );
+    }
+    let cache = Cache::new(CacheConfig::default())?;
+    let results = cache.namespace(ns::STRATEGY_RESULTS)?;
+    let db = Db::open(DbConfig::new(db), Some(results))
+        .await
+        .with_context(|| format!("cannot open database {}", db.display()))?;
+    Ok(SqliteStore::new(db))
+}
+
+fn bar(len: u64, unit: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style =
+        format!("{{prefix}} [{{bar:30}}] {{{unit}}}/{{total_{unit}}} {{per_sec}} eta {{eta}}");
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(&style) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+pub(crate) fn import(db: &Path, args: &ImportArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let store = open_store(db, false).await?;
+        let opts = ImportOptions {
+            symbol: args.symbol.clone(),
+            timeframe: args.timeframe,
+            exchange: args.exchange.clone(),
+            on_invalid: if args.on_invalid == "skip" { OnInvalid::Skip } else { OnInvalid::Fail },
+            batch_rows: args.batch_rows as usize,
+        };
+        let mut rejected_any = false;
+        for file in &args.files {
+            let bar = bar(file.metadata().map(|m| m.len()).unwrap_or(0), "bytes");
+            bar.set_prefix(file.display().to_string());
+            let show = |p: Progress| {
+                bar.set_length(p.bytes_total);
+                bar.set_position(p.bytes_done);
+            };
+            let reports = market_cache::import::import_path(&store, file, &opts, &show).await;
+            bar.finish_and_clear();
+            for r in reports? {
+                println!(
+                    "{} ({}) -> {} {}: read {}, inserted {}, updated {}, duplicates {}, rejected {}, {:.0} rows/s",
+                    r.source, r.format, r.symbol, r.timeframe, r.read, r.inserted, r.updated,
+                    r.duplicates, r.rejected, r.rows_per_s
+                );
+                for rej in &r.rejects {
+                    eprintln!("  skipped {}: {}", rej.location, rej.reason);
+                }
+                if r.rejected > r.rejects.len() as u64 {
+                    eprintln!("  ... and {} more", r.rejected - r.rejects.len() as u64);
+                }
+                rejected_any |= r.rejected > 0;
+            }
+        }
+        if rejected_any {
+            eprintln!("candlecache: some rows were invalid and skipped (see above)");
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn export(db: &Path, args: &ExportArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let store = open_store(db, true).await?;
+        let (start, end) = (args.start.unwrap_or(0), args.end.unwrap_or(i64::MAX));
+        if start >= end {
+            bail!("--start must be before --end");
+        }
+        let bar = bar(0, "pos");
+        bar.set_prefix("exporting");
+        let show = |rows: u64| bar.set_position(rows);
+        let report = market_cache::export::export(
+            &store,
+            &args.symbol,
+            args.timeframe,
+            start,
+            end,
+            args.format,
+            &args.out,
+            &show,
+        )
+        .await;
+        bar.finish_and_clear();
+        let report = report?;
+        if args.out.as_os_str() != "-" {
+            println!(
+                "exported {} {} candles of {} {} to {}",
+                report.rows,
+                args.timeframe,
+                args.symbol,
+                match report.files.len() {
+                    1 => "in 1 file".to_owned(),
+                    n => format!("in {n} files"),
+                },
+                args.out.display()
+            );
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn markets(db: &Path, args: &MarketsArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let store = open_store(db, true).await?;
+        let markets = store.markets().await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&markets)?);
+            return Ok(());
+        }
+        if markets.is_empty() {
+            println!("the database holds no candles yet");
+            return Ok(());
+        }
+        println!(
+            "{:<12} {:<9} {:>4} {:>10}  {:<24}  {:<24}",
+            "symbol", "exchange", "tf", "candles", "first", "last"
+        );
+        for m in markets {
+            let t = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), format_time);
+            println!(
+                "{:<12} {:<9} {:>4} {:>10}  {:<24}  {:<24}",
+                m.symbol,
+                m.exchange,
+                m.timeframe,
+                m.count,
+                t(m.first_time),
+                t(m.last_time)
+            );
+        }
+        Ok(())
+    })
+}

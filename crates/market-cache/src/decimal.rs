@@ -1,0 +1,239 @@
+use std::fmt;
+use std::str::FromStr;
+
+use crate::Error;
+
+/// An exact decimal number: an integer mantissa and a count of decimal places.
+///
+/// Exchanges send prices and volumes as decimal strings; keeping them as mantissa and
+/// scale (never through a float) is how they round-trip exactly.
+#[derive(Debug, Clone, Copy)]
+pub struct Decimal {
+    mantissa: i128,
+    scale: u8,
+}
+
+/// The most decimal places a value may have.
+pub const MAX_SCALE: u8 = 18;
+
+impl Decimal {
+    /// Creates `mantissa / 10^scale`.
+    pub fn new(mantissa: i128, scale: u8) -> Self {
+        Self { mantissa, scale }
+    }
+
+    /// Returns the mantissa.
+    pub fn mantissa(self) -> i128 {
+        self.mantissa
+    }
+
+    /// Returns the number of decimal places.
+    pub fn scale(self) -> u8 {
+        self.scale
+    }
+
+    /// Rounds a float to `scale` places, for sources that carry floats (freqtrade JSON,
+    /// float Parquet columns). Returns `None` for NaN, infinities and overflow.
+    pub fn from_f64(v: f64, scale: u8) -> Option<Self> {
+        if !v.is_finite() {
+            return None;
+        }
+        // Through the shortest round-trip text, so 0.1 becomes 1/10 and not 0.1000000000000000055.
+        let d: Decimal = format!("{v}").parse().ok()?;
+        Some(d.round_to(scale))
+    }
+
+    /// Rounds half away from zero to `scale` places (or pads with zeros).
+    pub fn round_to(self, scale: u8) -> Self {
+        if scale >= self.scale {
+            let m = self
+                .mantissa
+                .checked_mul(10_i128.pow(u32::from(scale - self.scale)));
+            return m.map_or(self, |m| Self::new(m, scale));
+        }
+        let div = 10_i128.pow(u32::from(self.scale - scale));
+        let (q, r) = (self.mantissa / div, self.mantissa % div);
+        let q = if r.abs() * 2 >= div {
+            q + self.mantissa.signum()
+        } else {
+            q
+        };
+        Self::new(q, scale)
+    }
+
+    /// Returns the mantissa at `scale` places if no nonzero digit is lost.
+    pub fn at_scale(self, scale: u8) -> Option<i128> {
+        if scale >= self.scale {
+            self.mantissa
+                .checked_mul(10_i128.pow(u32::from(scale - self.scale)))
+        } else {
+            let div = 10_i128.pow(u32::from(self.scale - scale));
+            (self.mantissa % div == 0).then_some(self.mantissa / div)
+        }
+    }
+
+    /// Returns the decimal places left after dropping trailing zeros.
+    pub fn significant_scale(self) -> u8 {
+        let (mut m, mut s) = (self.mantissa, self.scale);
+        while s > 0 && m % 10 == 0 {
+            m /= 10;
+            s -= 1;
+        }
+        s
+    }
+
+    /// Returns the nearest float.
+    pub fn to_f64(self) -> f64 {
+        // Both operands are exact for |mantissa| < 2^53 and scale <= 22, so the quotient
+        // is correctly rounded.
+        self.mantissa as f64 / 10_f64.powi(i32::from(self.scale))
+    }
+
+    /// Returns whether the value is below zero.
+    pub fn is_negative(self) -> bool {
+        self.mantissa < 0
+    }
+}
+
+/// Equal by value: `1.50 == 1.5`.
+impl PartialEq for Decimal {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Decimal {}
+
+impl PartialOrd for Decimal {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Decimal {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let s = self.scale.max(other.scale);
+        match (self.at_scale(s), other.at_scale(s)) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            _ => self.to_f64().total_cmp(&other.to_f64()),
+        }
+    }
+}
+
+impl FromStr for Decimal {
+    type Err = Error;
+
+    /// Parses `-12.3400`, `1e-7`, `+5`, `.5`; keeps the written number of places.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = || Error::InvalidNumber(s.chars().take(40).collect());
+        let t = s.trim();
+        let (t, exp) = match t.find(['e', 'E']) {
+            Some(i) => (&t[..i], t[i + 1..].parse::<i32>().map_err(|_| bad())?),
+            None => (t, 0),
+        };
+        let (neg, t) = match t.as_bytes().first() {
+            Some(b'-') => (true, &t[1..]),
+            Some(b'+') => (false, &t[1..]),
+            _ => (false, t),
+        };
+        let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+        if int.is_empty() && frac.is_empty()
+            || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+            || int.len() + frac.len() > 38
+        {
+            return Err(bad());
+        }
+        let mut m: i128 = 0;
+        for b in int.bytes().chain(frac.bytes()) {
+            m = m * 10 + i128::from(b - b'0');
+        }
+        let mut scale = frac.len() as i32 - exp;
+        if scale < 0 {
+            m = m
+                .checked_mul(10_i128.checked_pow((-scale) as u32).ok_or_else(bad)?)
+                .ok_or_else(bad)?;
+            scale = 0;
+        }
+        if scale > i32::from(MAX_SCALE) {
+            // Beyond 18 places: round, since no exchange quotes that finely.
+            let d = Decimal::new(if neg { -m } else { m }, 38.min(scale as u8));
+            if scale > 38 {
+                return Err(bad());
+            }
+            return Ok(d.round_to(MAX_SCALE));
+        }
+        Ok(Self::new(if neg { -m } else { m }, scale as u8))
+    }
+}
+
+impl fmt::Display for Decimal {
+    /// Writes the value with exactly its scale's places, e.g. `1482.00000000`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let neg = self.mantissa < 0;
+        let digits = self.mantissa.unsigned_abs().to_string();
+        let scale = usize::from(self.scale);
+        let sign = if neg { "-" } else { "" };
+        if scale == 0 {
+            return write!(f, "{sign}{digits}");
+        }
+        let padded = format!("{digits:0>width$}", width = scale + 1);
+        let (i, fr) = padded.split_at(padded.len() - scale);
+        write!(f, "{sign}{i}.{fr}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn decimals_round_trip_as_written() {
+        for s in [
+            "0.00141342",
+            "1482.00000000",
+            "-3.5",
+            "42",
+            "0.0",
+            "12345678901234.00",
+            "107356219.47580000",
+        ] {
+            assert_eq!(d(s).to_string(), s);
+        }
+        assert_eq!(d("1e-7").to_string(), "0.0000001");
+        assert_eq!(d("2.5E3").to_string(), "2500");
+        assert_eq!(d(".5").to_string(), "0.5");
+        for bad in [
+            "", "-", ".", "1.2.3", "abc", "1,5", "0x10", "NaN", "inf", "1e", "--1",
+        ] {
+            assert!(bad.parse::<Decimal>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scales_convert_only_without_loss() {
+        assert_eq!(d("1482.00000000").at_scale(2), Some(148_200));
+        assert_eq!(d("0.00141342").at_scale(4), None);
+        assert_eq!(d("0.5").at_scale(8), Some(50_000_000));
+        assert_eq!(d("1.2300").significant_scale(), 2);
+        assert_eq!(d("2.5").round_to(0), d("3"));
+        assert_eq!(d("-2.5").round_to(0), d("-3"));
+        assert_eq!(
+            Decimal::from_f64("2697616.0709080002".parse::<f64>().unwrap(), 8)
+                .unwrap()
+                .to_string(),
+            "2697616.07090800"
+        );
+        assert_eq!(
+            Decimal::from_f64(0.1 + 0.2, 8).unwrap().to_string(),
+            "0.30000000"
+        );
+        assert!(Decimal::from_f64(f64::NAN, 8).is_none());
+        assert_eq!(d("1.50"), d("1.5"));
+        assert!(d("0.9") < d("1"));
+        assert_eq!(d("0.00141342").to_f64(), 0.00141342);
+    }
+}

@@ -1,0 +1,561 @@
+//! The candle store: a trait, and its SQLite implementation.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, Int64Builder, UInt64Builder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use conn_pool::rusqlite::types::{Value, ValueRef};
+use conn_pool::rusqlite::{params, Connection, OptionalExtension};
+use query_opt::{Db, Session};
+use serde::{Deserialize, Serialize};
+
+use crate::{Candle, Decimal, Error, Result, Symbol, Timeframe};
+
+/// Decimal places a symbol stores for each column: the exchange's precision. Set by the
+/// first write and raised (rescaling stored rows) when a later value needs more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scales {
+    /// Open, high, low and close.
+    pub price: u8,
+    /// Volume.
+    pub volume: u8,
+    /// Quote volume.
+    pub quote_volume: u8,
+    /// Taker buy base volume.
+    pub taker_base: u8,
+    /// Taker buy quote volume.
+    pub taker_quote: u8,
+}
+
+impl Scales {
+    /// The most places any candle of `candles` uses, per column.
+    pub fn of(candles: &[Candle]) -> Scales {
+        let mut s = Scales::default();
+        let max = |slot: &mut u8, d: Option<Decimal>| {
+            if let Some(d) = d {
+                *slot = (*slot).max(d.scale());
+            }
+        };
+        for c in candles {
+            for p in [c.open, c.high, c.low, c.close] {
+                max(&mut s.price, Some(p));
+            }
+            max(&mut s.volume, Some(c.volume));
+            max(&mut s.quote_volume, c.quote_volume);
+            max(&mut s.taker_base, c.taker_base);
+            max(&mut s.taker_quote, c.taker_quote);
+        }
+        s
+    }
+
+    fn max(self, o: Scales) -> Scales {
+        Scales {
+            price: self.price.max(o.price),
+            volume: self.volume.max(o.volume),
+            quote_volume: self.quote_volume.max(o.quote_volume),
+            taker_base: self.taker_base.max(o.taker_base),
+            taker_quote: self.taker_quote.max(o.taker_quote),
+        }
+    }
+
+    /// The scale of each stored value column, in [`StoredRow`] order (trades: 0).
+    fn columns(self) -> [u8; 9] {
+        let p = self.price;
+        [
+            p,
+            p,
+            p,
+            p,
+            self.volume,
+            self.quote_volume,
+            0,
+            self.taker_base,
+            self.taker_quote,
+        ]
+    }
+}
+
+/// The value columns of the candle table, in [`StoredRow`] order.
+const VALUE_COLUMNS: [&str; 9] = [
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "taker_base",
+    "taker_quote",
+];
+
+/// Market metadata kept with a symbol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketMeta {
+    /// The symbol.
+    pub symbol: Symbol,
+    /// Where the candles come from, e.g. `binance`.
+    pub exchange: String,
+    /// Base asset, when known.
+    pub base: Option<String>,
+    /// Quote asset, when known.
+    pub quote: Option<String>,
+}
+
+impl MarketMeta {
+    /// Metadata for `symbol` on `exchange`, with base and quote split off when the quote
+    /// asset is a well-known one.
+    pub fn new(symbol: Symbol, exchange: &str) -> Self {
+        let (base, quote) = symbol.split().map_or((None, None), |(b, q)| {
+            (Some(b.to_owned()), Some(q.to_owned()))
+        });
+        Self {
+            symbol,
+            exchange: exchange.to_owned(),
+            base,
+            quote,
+        }
+    }
+}
+
+/// One stored series: a symbol and timeframe with its range and count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Market {
+    /// The symbol.
+    pub symbol: String,
+    /// The exchange.
+    pub exchange: String,
+    /// Base asset, when known.
+    pub base: Option<String>,
+    /// Quote asset, when known.
+    pub quote: Option<String>,
+    /// The timeframe.
+    pub timeframe: String,
+    /// Open time of the first candle, epoch ms.
+    pub first_time: Option<i64>,
+    /// Open time of the last candle, epoch ms.
+    pub last_time: Option<i64>,
+    /// Candles stored.
+    pub count: u64,
+    /// Decimal places of prices (the exchange's price precision).
+    pub price_precision: u8,
+}
+
+/// What one write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WriteReport {
+    /// Candles that were not stored before.
+    pub inserted: u64,
+    /// Stored candles whose values changed.
+    pub updated: u64,
+    /// Candles already stored exactly so.
+    pub unchanged: u64,
+}
+
+/// A candle with its values scaled to integers, ready to store.
+struct StoredRow {
+    open_time: i64,
+    values: [Option<i128>; 9],
+}
+
+impl StoredRow {
+    /// Scales a candle to `scales`, which are at least the candle's own.
+    fn new(c: &Candle, scales: Scales) -> Self {
+        let cols = scales.columns();
+        let at = |d: Option<Decimal>, i: usize| {
+            d.map(|d| {
+                d.at_scale(cols[i])
+                    .unwrap_or_else(|| (d.to_f64() * 10_f64.powi(i32::from(cols[i]))) as i128)
+            })
+        };
+        Self {
+            open_time: c.open_time,
+            values: [
+                at(Some(c.open), 0),
+                at(Some(c.high), 1),
+                at(Some(c.low), 2),
+                at(Some(c.close), 3),
+                at(Some(c.volume), 4),
+                at(c.quote_volume, 5),
+                c.trades.map(i128::from),
+                at(c.taker_base, 7),
+                at(c.taker_quote, 8),
+            ],
+        }
+    }
+}
+
+/// Where candles live. SQLite is the first backend; others can come behind this trait.
+#[allow(async_fn_in_trait)]
+pub trait CandleStore {
+    /// Writes candles idempotently in one transaction: a candle stored twice changes
+    /// nothing, a changed one is updated. A new symbol is created with `meta`.
+    async fn write(
+        &self,
+        meta: &MarketMeta,
+        tf: Timeframe,
+        candles: Vec<Candle>,
+    ) -> Result<WriteReport>;
+    /// Returns the exact candles with `start <= open_time < end`, in time order.
+    async fn read(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Candle>>;
+    /// Returns the same range as an Arrow batch of [`candle_schema`].
+    async fn read_batch(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        start: i64,
+        end: i64,
+    ) -> Result<RecordBatch>;
+    /// Lists every stored series.
+    async fn markets(&self) -> Result<Vec<Market>>;
+}
+
+/// The Arrow schema of candle batches: time as int64 ms, prices and volumes as float64,
+/// trades as uint64; the columns a source may lack are nullable.
+pub fn candle_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("time", DataType::Int64, false),
+        Field::new("open", DataType::Float64, false),
+        Field::new("high", DataType::Float64, false),
+        Field::new("low", DataType::Float64, false),
+        Field::new("close", DataType::Float64, false),
+        Field::new("volume", DataType::Float64, false),
+        Field::new("quote_volume", DataType::Float64, true),
+        Field::new("trades", DataType::UInt64, true),
+        Field::new("taker_buy_base", DataType::Float64, true),
+        Field::new("taker_buy_quote", DataType::Float64, true),
+    ]))
+}
+
+/// The store on SQLite, through `query-opt` (so every statement is timed).
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    db: Db,
+}
+
+pub(crate) const RANGE_SQL: &str = "SELECT open_time, open, high, low, close, volume, quote_volume, trades, taker_base, taker_quote FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time >= ?3 AND open_time < ?4 ORDER BY open_time";
+const UPSERT_SQL: &str = "INSERT INTO candles (symbol_id, timeframe, open_time, open, high, low, close, volume, quote_volume, trades, taker_base, taker_quote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (symbol_id, timeframe, open_time) DO UPDATE SET open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume, quote_volume = excluded.quote_volume, trades = excluded.trades, taker_base = excluded.taker_base, taker_quote = excluded.taker_quote WHERE (open, high, low, close, volume, quote_volume, trades, taker_base, taker_quote) IS NOT (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume, excluded.quote_volume, excluded.trades, excluded.taker_base, excluded.taker_quote)";
+const COUNT_SQL: &str = "SELECT count(*) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time BETWEEN ?3 AND ?4";
+const SYMBOL_SQL: &str = "SELECT id, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale FROM symbols WHERE symbol = ?1";
+const NEW_SYMBOL_SQL: &str = "INSERT INTO symbols (symbol, exchange, base, quote, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+const SCALES_SQL: &str = "UPDATE symbols SET price_scale = ?2, volume_scale = ?3, quote_volume_scale = ?4, taker_base_scale = ?5, taker_quote_scale = ?6 WHERE id = ?1";
+const SERIES_SQL: &str = "INSERT INTO series (symbol_id, timeframe, first_time, last_time, count) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (symbol_id, timeframe) DO UPDATE SET first_time = min(coalesce(first_time, excluded.first_time), excluded.first_time), last_time = max(coalesce(last_time, excluded.last_time), excluded.last_time), count = count + excluded.count";
+const MARKETS_SQL: &str = "SELECT s.symbol, s.exchange, s.base, s.quote, r.timeframe, r.first_time, r.last_time, r.count, s.price_scale FROM series r JOIN symbols s ON s.id = r.symbol_id ORDER BY s.symbol, r.timeframe";
+
+impl SqliteStore {
+    /// Uses `db` (which already has the schema).
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Returns the database, for its statistics and optimization.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    async fn symbol(&self, symbol: &Symbol) -> Result<Option<(i64, Scales)>> {
+        let name = symbol.as_str().to_owned();
+        Ok(self.db.run(move |s| lookup(s, &name)).await?)
+    }
+
+    /// Runs a range read `f` with the symbol's id and scales, timed as [`RANGE_SQL`].
+    async fn range<R: Send + 'static>(
+        &self,
+        symbol: &Symbol,
+        f: impl FnOnce(&mut Connection, i64, Scales) -> conn_pool::rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let Some((id, scales)) = self.symbol(symbol).await? else {
+            return Err(Error::UnknownSymbol(symbol.to_string()));
+        };
+        Ok(self
+            .db
+            .run(move |s| s.time(RANGE_SQL, 1, |c| f(c, id, scales)))
+            .await?)
+    }
+}
+
+fn lookup(s: &mut Session<'_>, name: &str) -> query_opt::Result<Option<(i64, Scales)>> {
+    s.time(SYMBOL_SQL, 1, |c| {
+        c.query_row(SYMBOL_SQL, [name], |r| {
+            Ok((
+                r.get(0)?,
+                Scales {
+                    price: r.get(1)?,
+                    volume: r.get(2)?,
+                    quote_volume: r.get(3)?,
+                    taker_base: r.get(4)?,
+                    taker_quote: r.get(5)?,
+                },
+            ))
+        })
+        .optional()
+    })
+}
+
+/// Raises a symbol's scales: every stored value of a column whose scale grows is
+/// multiplied by the power of ten it grows by, so it keeps its value.
+fn rescale(s: &mut Session<'_>, id: i64, have: Scales, want: Scales) -> query_opt::Result<()> {
+    let sets: Vec<String> = have
+        .columns()
+        .iter()
+        .zip(want.columns())
+        .zip(VALUE_COLUMNS)
+        .filter(|((h, w), _)| w > h)
+        .map(|((h, w), col)| format!("{col} = {col} * {}", 10_i64.pow(u32::from(w - h))))
+        .collect();
+    let sql = format!(
+        "UPDATE candles SET {} WHERE symbol_id = ?1",
+        sets.join(", ")
+    );
+    s.time(&sql, 1, |c| c.execute(&sql, [id]))?;
+    s.time(SCALES_SQL, 1, |c| {
+        c.execute(
+            SCALES_SQL,
+            params![
+                id,
+                want.price,
+                want.volume,
+                want.quote_volume,
+                want.taker_base,
+                want.taker_quote
+            ],
+        )
+    })?;
+    Ok(())
+}
+
+fn to_value(v: Option<i128>) -> Value {
+    match v {
+        None => Value::Null,
+        // Values beyond i64 (a month of quote volume at 8 places can be) are kept as
+        // floats; the only loss is in their last digits.
+        Some(m) => i64::try_from(m).map_or(Value::Real(m as f64), Value::Integer),
+    }
+}
+
+fn decimal(v: ValueRef<'_>, scale: u8) -> Option<Decimal> {
+    match v {
+        ValueRef::Integer(m) => Some(Decimal::new(i128::from(m), scale)),
+        ValueRef::Real(m) => Some(Decimal::new(m as i128, scale)),
+        _ => None,
+    }
+}
+
+fn float(v: ValueRef<'_>, div: f64) -> Option<f64> {
+    match v {
+        ValueRef::Integer(m) => Some(m as f64 / div),
+        ValueRef::Real(m) => Some(m / div),
+        _ => None,
+    }
+}
+
+impl CandleStore for SqliteStore {
+    async fn write(
+        &self,
+        meta: &MarketMeta,
+        tf: Timeframe,
+        candles: Vec<Candle>,
+    ) -> Result<WriteReport> {
+        if candles.is_empty() {
+            return Ok(WriteReport::default());
+        }
+        let meta = meta.clone();
+        let report = self
+            .db
+            .run(move |s| {
+                s.transaction(|s| {
+                    let need = Scales::of(&candles);
+                    let (id, scales) = match lookup(s, meta.symbol.as_str())? {
+                        Some((id, have)) => {
+                            let scales = have.max(need);
+                            if scales != have {
+                                rescale(s, id, have, scales)?;
+                            }
+                            (id, scales)
+                        }
+                        None => {
+                            s.time(NEW_SYMBOL_SQL, 1, |c| {
+                                c.execute(
+                                    NEW_SYMBOL_SQL,
+                                    params![
+                                        meta.symbol.as_str(),
+                                        meta.exchange,
+                                        meta.base,
+                                        meta.quote,
+                                        need.price,
+                                        need.volume,
+                                        need.quote_volume,
+                                        need.taker_base,
+                                        need.taker_quote
+                                    ],
+                                )
+                            })?;
+                            lookup(s, meta.symbol.as_str())?.expect("the symbol was just inserted")
+                        }
+                    };
+                    let rows: Vec<StoredRow> =
+                        candles.iter().map(|c| StoredRow::new(c, scales)).collect();
+                    let tf = tf.as_str();
+                    let lo = rows.iter().map(|r| r.open_time).min().unwrap_or(0);
+                    let hi = rows.iter().map(|r| r.open_time).max().unwrap_or(0);
+                    let count = |s: &mut Session<'_>| -> query_opt::Result<u64> {
+                        s.time(COUNT_SQL, 1, |c| {
+                            c.query_row(COUNT_SQL, params![id, tf, lo, hi], |r| r.get::<_, i64>(0))
+                                .map(|n| n as u64)
+                        })
+                    };
+                    let before = count(s)?;
+                    let n = rows.len() as u64;
+                    let written = s.time(UPSERT_SQL, n, |c| {
+                        let mut stmt = c.prepare_cached(UPSERT_SQL)?;
+                        let mut written = 0u64;
+                        for r in &rows {
+                            let v = r.values.map(to_value);
+                            written += stmt.execute(params![
+                                id,
+                                tf,
+                                r.open_time,
+                                v[0],
+                                v[1],
+                                v[2],
+                                v[3],
+                                v[4],
+                                v[5],
+                                v[6],
+                                v[7],
+                                v[8]
+                            ])? as u64;
+                        }
+                        Ok(written)
+                    })?;
+                    let after = count(s)?;
+                    let inserted = after - before;
+                    s.time(SERIES_SQL, 1, |c| {
+                        c.execute(SERIES_SQL, params![id, tf, lo, hi, inserted as i64])
+                    })?;
+                    Ok(WriteReport {
+                        inserted,
+                        updated: written - inserted,
+                        unchanged: n - written,
+                    })
+                })
+            })
+            .await?;
+        if report.inserted + report.updated > 0 {
+            self.db.invalidate_cached();
+        }
+        Ok(report)
+    }
+
+    async fn read(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Candle>> {
+        let tf_name = tf.as_str();
+        self.range(symbol, move |c, id, sc| {
+            let mut stmt = c.prepare_cached(RANGE_SQL)?;
+            let mut rows = stmt.query(params![id, tf_name, start, end])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let cols = sc.columns();
+                let opt = |i: usize| decimal(r.get_ref_unwrap(i + 1), cols[i]);
+                let req = |i: usize| opt(i).unwrap_or(Decimal::new(0, cols[i]));
+                out.push(Candle {
+                    open_time: r.get(0)?,
+                    open: req(0),
+                    high: req(1),
+                    low: req(2),
+                    close: req(3),
+                    volume: req(4),
+                    quote_volume: opt(5),
+                    trades: r.get::<_, Option<i64>>(7)?.map(|t| t.max(0) as u64),
+                    taker_base: opt(7),
+                    taker_quote: opt(8),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read_batch(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        start: i64,
+        end: i64,
+    ) -> Result<RecordBatch> {
+        let tf_name = tf.as_str();
+        let columns = self
+            .range(symbol, move |c, id, sc| {
+                let div = sc.columns().map(|s| 10_f64.powi(i32::from(s)));
+                let mut time = Int64Builder::new();
+                let mut prices: [Float64Builder; 5] = Default::default();
+                let mut optional: [Float64Builder; 3] = Default::default();
+                let mut trades = UInt64Builder::new();
+                let mut stmt = c.prepare_cached(RANGE_SQL)?;
+                let mut rows = stmt.query(params![id, tf_name, start, end])?;
+                while let Some(r) = rows.next()? {
+                    time.append_value(r.get(0)?);
+                    for (i, b) in prices.iter_mut().enumerate() {
+                        b.append_value(float(r.get_ref_unwrap(i + 1), div[i]).unwrap_or(0.0));
+                    }
+                    optional[0].append_option(float(r.get_ref_unwrap(6), div[5]));
+                    trades.append_option(r.get::<_, Option<i64>>(7)?.map(|t| t.max(0) as u64));
+                    optional[1].append_option(float(r.get_ref_unwrap(8), div[7]));
+                    optional[2].append_option(float(r.get_ref_unwrap(9), div[8]));
+                }
+                let mut cols: Vec<ArrayRef> = vec![Arc::new(time.finish())];
+                cols.extend(prices.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+                let [mut qv, mut tb, mut tq] = optional;
+                cols.push(Arc::new(qv.finish()));
+                cols.push(Arc::new(trades.finish()));
+                cols.push(Arc::new(tb.finish()));
+                cols.push(Arc::new(tq.finish()));
+                Ok(cols)
+            })
+            .await?;
+        RecordBatch::try_new(candle_schema(), columns).map_err(|e| Error::Encode {
+            what: "arrow",
+            message: e.to_string(),
+        })
+    }
+
+    async fn markets(&self) -> Result<Vec<Market>> {
+        let db = self.db.clone();
+        Ok(self
+            .db
+            .cached("markets", || async move {
+                db.run(|s| {
+                    s.time(MARKETS_SQL, 1, |c| {
+                        let mut stmt = c.prepare_cached(MARKETS_SQL)?;
+                        let rows = stmt.query_map([], |r| {
+                            Ok(Market {
+                                symbol: r.get(0)?,
+                                exchange: r.get(1)?,
+                                base: r.get(2)?,
+                                quote: r.get(3)?,
+                                timeframe: r.get(4)?,
+                                first_time: r.get(5)?,
+                                last_time: r.get(6)?,
+                                count: r.get::<_, i64>(7)?.max(0) as u64,
+                                price_precision: r.get(8)?,
+                            })
+                        })?;
+                        rows.collect()
+                    })
+                })
+                .await
+            })
+            .await?)
+    }
+}
