@@ -174,10 +174,9 @@ async fn import_source<S: CandleStore>(
     };
     if opts.on_invalid == OnInvalid::Fail {
         // A first pass that writes nothing, so an invalid file changes nothing.
-        let mut rx = spawn_parser(source.clone(), tf, opts.batch_rows);
+        let mut parser = spawn_parser(source.clone(), tf, opts.batch_rows);
         let (mut count, mut first) = (0u64, None);
-        while let Some(batch) = rx.recv().await {
-            let batch = batch?;
+        while let Some(batch) = parser.next().await? {
             count += batch.rejected;
             if first.is_none() {
                 first = batch.rejects.into_iter().next();
@@ -191,9 +190,8 @@ async fn import_source<S: CandleStore>(
             });
         }
     }
-    let mut rx = spawn_parser(source.clone(), tf, opts.batch_rows);
-    while let Some(batch) = rx.recv().await {
-        let batch = batch?;
+    let mut parser = spawn_parser(source.clone(), tf, opts.batch_rows);
+    while let Some(batch) = parser.next().await? {
         report.read += batch.read;
         report.rejected += batch.rejected;
         let room = KEEP_REJECTS.saturating_sub(report.rejects.len());
@@ -214,13 +212,10 @@ async fn import_source<S: CandleStore>(
 }
 
 /// Parses on a blocking thread, so reading and writing overlap; at most two batches wait.
-fn spawn_parser(
-    source: Arc<parse::Source>,
-    tf: Timeframe,
-    batch_rows: usize,
-) -> tokio::sync::mpsc::Receiver<Result<Batch>> {
+fn spawn_parser(source: Arc<parse::Source>, tf: Timeframe, batch_rows: usize) -> Parser {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
-    tokio::task::spawn_blocking(move || {
+    let name = source.name.clone();
+    let handle = tokio::task::spawn_blocking(move || {
         let empty = || Batch {
             candles: Vec::with_capacity(batch_rows),
             read: 0,
@@ -257,7 +252,32 @@ fn spawn_parser(
             }
         }
     });
-    rx
+    Parser { rx, handle, name }
+}
+
+/// The receiving end of a parser thread.
+struct Parser {
+    rx: tokio::sync::mpsc::Receiver<Result<Batch>>,
+    handle: tokio::task::JoinHandle<()>,
+    name: String,
+}
+
+impl Parser {
+    /// Returns the next batch; when the parser is done, checks that it ended normally,
+    /// so a parser that died is an error and not a short import.
+    async fn next(&mut self) -> Result<Option<Batch>> {
+        match self.rx.recv().await {
+            Some(b) => b.map(Some),
+            None => match (&mut self.handle).await {
+                Ok(()) => Ok(None),
+                Err(e) => Err(Error::Malformed {
+                    file: self.name.clone(),
+                    location: "reading".into(),
+                    reason: format!("the reader failed: {e}"),
+                }),
+            },
+        }
+    }
 }
 
 fn reject(batch: &mut Batch, location: String, reason: String) {

@@ -559,3 +559,29 @@ impl CandleStore for SqliteStore {
             .await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_range_query_uses_the_primary_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(query_opt::DbConfig::new(dir.path().join("t.db")), None)
+            .await
+            .unwrap();
+        let plan = db.analyze(RANGE_SQL).await.unwrap();
+        assert!(
+            plan.steps.iter().any(|s| s.contains(
+                "USING PRIMARY KEY (symbol_id=? AND timeframe=? AND open_time>? AND open_time<?)"
+            )),
+            "{plan:?}"
+        );
+        assert!(plan.full_scans.is_empty() && !plan.temp_btree, "{plan:?}");
+        let count = db.analyze(COUNT_SQL).await.unwrap();
+        assert!(
+            count.uses_index() && count.full_scans.is_empty(),
+            "{count:?}"
+        );
+    }
+}

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type, UInt64Type,
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatchReader};
 use arrow_schema::{DataType, TimeUnit};
@@ -579,15 +581,18 @@ fn arrow_time(a: &dyn Array, r: usize) -> std::result::Result<i64, String> {
         return Err("time is null".into());
     }
     let t = match a.data_type() {
-        DataType::Timestamp(unit, _) => {
-            let v = a.as_primitive::<Int64Type>().value(r);
-            match unit {
-                TimeUnit::Second => v * 1000,
-                TimeUnit::Millisecond => v,
-                TimeUnit::Microsecond => v.div_euclid(1000),
-                TimeUnit::Nanosecond => v.div_euclid(1_000_000),
-            }
-        }
+        DataType::Timestamp(unit, _) => match unit {
+            TimeUnit::Second => a.as_primitive::<TimestampSecondType>().value(r) * 1000,
+            TimeUnit::Millisecond => a.as_primitive::<TimestampMillisecondType>().value(r),
+            TimeUnit::Microsecond => a
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(r)
+                .div_euclid(1000),
+            TimeUnit::Nanosecond => a
+                .as_primitive::<TimestampNanosecondType>()
+                .value(r)
+                .div_euclid(1_000_000),
+        },
         DataType::Int64 => epoch_to_ms(a.as_primitive::<Int64Type>().value(r)),
         DataType::Date32 => i64::from(a.as_primitive::<Date32Type>().value(r)) * DAY_MS,
         DataType::Utf8 => parse_time(a.as_string::<i32>().value(r)).map_err(|e| e.to_string())?,
