@@ -152,12 +152,11 @@ async fn freqtrade_json_reads_back_to_the_same_floats() {
         .unwrap();
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(times.value(i), row[0] as i64);
-        for k in 1..6 {
+        for (k, want) in row.iter().enumerate().skip(1).take(5) {
             let got = col(k).value(i);
             assert!(
-                (got - row[k]).abs() <= row[k].abs() * 1e-12,
-                "row {i} col {k}: {got} vs {}",
-                row[k]
+                (got - want).abs() <= want.abs() * 1e-12,
+                "row {i} col {k}: {got} vs {want}"
             );
         }
     }
