@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod demo;
+mod storage;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -28,4 +29,24 @@ pub(crate) fn binary() -> PathBuf {
         dir.join(format!("candlecache{}", std::env::consts::EXE_SUFFIX))
     })
     .clone()
+}
+
+/// Runs the binary with `args` against the database `db`; returns (status, stdout, stderr).
+pub(crate) fn run(db: &std::path::Path, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let out = Command::new(binary())
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The path of a market fixture.
+pub(crate) fn fixture(name: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/market").join(name)
 }
