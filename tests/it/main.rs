@@ -32,7 +32,10 @@ pub(crate) fn binary() -> PathBuf {
 }
 
 /// Runs the binary with `args` against the database `db`; returns (status, stdout, stderr).
-pub(crate) fn run(db: &std::path::Path, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+pub(crate) fn run(
+    db: &std::path::Path,
+    args: &[&str],
+) -> (std::process::ExitStatus, String, String) {
     let out = Command::new(binary())
         .arg("--db")
         .arg(db)
@@ -48,5 +51,7 @@ pub(crate) fn run(db: &std::path::Path, args: &[&str]) -> (std::process::ExitSta
 
 /// The path of a market fixture.
 pub(crate) fn fixture(name: &str) -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/market").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/market")
+        .join(name)
 }

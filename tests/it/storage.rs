@@ -22,13 +22,19 @@ fn import_markets_export_round_trip_through_the_cli() {
     let db = dir.path().join("c.db");
     let one = fixture("XRPETH-1m.csv");
     let json = fixture("XRP_USDT_USDT-1h-futures.json");
-    let (st, out, err) = run(&db, &["import", one.to_str().unwrap(), json.to_str().unwrap()]);
+    let (st, out, err) = run(
+        &db,
+        &["import", one.to_str().unwrap(), json.to_str().unwrap()],
+    );
     assert!(st.success(), "{err}");
     assert!(out.contains("XRPETH 1m: read 2469, inserted 2469"), "{out}");
     assert!(out.contains("XRPUSDT 1h: read 100, inserted 100"), "{out}");
     let (st, out, _) = run(&db, &["import", one.to_str().unwrap()]);
     assert!(st.success());
-    assert!(out.contains("inserted 0, updated 0, duplicates 2469"), "{out}");
+    assert!(
+        out.contains("inserted 0, updated 0, duplicates 2469"),
+        "{out}"
+    );
 
     let (st, out, _) = run(&db, &["markets", "--json"]);
     assert!(st.success());
@@ -38,11 +44,43 @@ fn import_markets_export_round_trip_through_the_cli() {
     assert_eq!(markets[0]["count"], 2469);
 
     let out_csv = dir.path().join("x.csv");
-    let (st, _, err) = run(&db, &["export", "--symbol", "xrpeth", "--timeframe", "1m", "--format", "binance", out_csv.to_str().unwrap()]);
+    let (st, _, err) = run(
+        &db,
+        &[
+            "export",
+            "--symbol",
+            "xrpeth",
+            "--timeframe",
+            "1m",
+            "--format",
+            "binance",
+            out_csv.to_str().unwrap(),
+        ],
+    );
     assert!(st.success(), "{err}");
-    assert_eq!(std::fs::read(&out_csv).unwrap(), std::fs::read(&one).unwrap(), "byte-identical round trip");
+    assert_eq!(
+        std::fs::read(&out_csv).unwrap(),
+        std::fs::read(&one).unwrap(),
+        "byte-identical round trip"
+    );
 
-    let (st, out, _) = run(&db, &["export", "--symbol", "XRPETH", "--timeframe", "1m", "--start", "2019-10-11T00:01:00Z", "--end", "1570752180000", "--format", "csv", "-"]);
+    let (st, out, _) = run(
+        &db,
+        &[
+            "export",
+            "--symbol",
+            "XRPETH",
+            "--timeframe",
+            "1m",
+            "--start",
+            "2019-10-11T00:01:00Z",
+            "--end",
+            "1570752180000",
+            "--format",
+            "csv",
+            "-",
+        ],
+    );
     assert!(st.success());
     assert_eq!(out.lines().count(), 3, "a header and two candles: {out}");
 }
@@ -55,19 +93,78 @@ fn bad_input_is_refused_with_a_reason_and_a_nonzero_exit() {
     std::fs::write(&bad, "1570752000000,0.1,0.2,0.1,0.1,5,0,0,0,0,0,0\n1570752060000,0.3,0.2,0.1,0.1,5,0,0,0,0,0,0\n").unwrap();
     let (st, _, err) = run(&db, &["import", bad.to_str().unwrap()]);
     assert!(!st.success());
-    assert!(err.contains("line 2") && err.contains("open 0.3 is outside"), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("open 0.3 is outside"),
+        "{err}"
+    );
     assert_eq!(query(&db, "SELECT count(*) FROM candles"), 0);
-    let (st, _, err) = run(&db, &["import", "--on-invalid", "skip", bad.to_str().unwrap()]);
+    let (st, _, err) = run(
+        &db,
+        &["import", "--on-invalid", "skip", bad.to_str().unwrap()],
+    );
     assert!(st.success());
     assert!(err.contains("skipped line 2"), "{err}");
     assert_eq!(query(&db, "SELECT count(*) FROM candles"), 1);
 
     for (args, needle) in [
-        (vec!["export", "--symbol", "BTC/USDT", "--timeframe", "1m", "--format", "csv", "-"], "invalid symbol"),
-        (vec!["export", "--symbol", "XRPETH", "--timeframe", "7m", "--format", "csv", "-"], "invalid timeframe"),
-        (vec!["export", "--symbol", "XRPETH", "--timeframe", "1m", "--format", "xls", "-"], "unknown format"),
-        (vec!["export", "--symbol", "XRPETH", "--timeframe", "1m", "--start", "yesterday", "--format", "csv", "-"], "invalid time"),
-        (vec!["import", "--timeframe", "1m", "/nonexistent/x.csv"], "/nonexistent/x.csv"),
+        (
+            vec![
+                "export",
+                "--symbol",
+                "BTC/USDT",
+                "--timeframe",
+                "1m",
+                "--format",
+                "csv",
+                "-",
+            ],
+            "invalid symbol",
+        ),
+        (
+            vec![
+                "export",
+                "--symbol",
+                "XRPETH",
+                "--timeframe",
+                "7m",
+                "--format",
+                "csv",
+                "-",
+            ],
+            "invalid timeframe",
+        ),
+        (
+            vec![
+                "export",
+                "--symbol",
+                "XRPETH",
+                "--timeframe",
+                "1m",
+                "--format",
+                "xls",
+                "-",
+            ],
+            "unknown format",
+        ),
+        (
+            vec![
+                "export",
+                "--symbol",
+                "XRPETH",
+                "--timeframe",
+                "1m",
+                "--start",
+                "yesterday",
+                "--format",
+                "csv",
+                "-",
+            ],
+            "invalid time",
+        ),
+        (
+            vec!["import", "--timeframe", "1m", "/nonexistent/x.csv"],
+            "/nonexistent/x.csv",
+        ),
     ] {
         let (st, _, err) = run(&db, &args);
         assert!(!st.success(), "{args:?}");
@@ -95,20 +192,42 @@ fn a_killed_import_leaves_whole_batches_and_resumes_exactly() {
             price += (i * 7919 % 41) - 20;
             let (o, c) = (price, price + (i % 13) - 6);
             let (h, l) = (o.max(c) + 5, o.min(c) - 5);
-            writeln!(w, "{t},{}.{:02},{}.{:02},{}.{:02},{}.{:02},1.{:05},{},0,0,0,0,0", o / 100, o % 100, h / 100, h % 100, l / 100, l % 100, c / 100, c % 100, i % 99_999, t + 59_999).unwrap();
+            writeln!(
+                w,
+                "{t},{}.{:02},{}.{:02},{}.{:02},{}.{:02},1.{:05},{},0,0,0,0,0",
+                o / 100,
+                o % 100,
+                h / 100,
+                h % 100,
+                l / 100,
+                l % 100,
+                c / 100,
+                c % 100,
+                i % 99_999,
+                t + 59_999
+            )
+            .unwrap();
         }
     }
     let mut child = Command::new(binary())
         .arg("--db")
         .arg(&db)
-        .args(["import", "--batch-rows", &BATCH.to_string(), file.to_str().unwrap()])
+        .args([
+            "import",
+            "--batch-rows",
+            &BATCH.to_string(),
+            file.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let started = Instant::now();
     loop {
-        assert!(started.elapsed() < Duration::from_secs(60), "the import never wrote a batch");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the import never wrote a batch"
+        );
         if db.exists() {
             let c = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
             let n: i64 = c
@@ -124,16 +243,35 @@ fn a_killed_import_leaves_whole_batches_and_resumes_exactly() {
     child.wait().unwrap();
 
     let c = Connection::open(&db).unwrap();
-    let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(ok, "ok");
-    let n: i64 = c.query_row("SELECT count(*) FROM candles", [], |r| r.get(0)).unwrap();
-    assert!(n < ROWS, "the import finished before the kill; make the file larger");
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM candles", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        n < ROWS,
+        "the import finished before the kill; make the file larger"
+    );
     assert_eq!(n % BATCH, 0, "only whole batches: {n}");
-    let series: i64 = c.query_row("SELECT coalesce(sum(count), 0) FROM series", [], |r| r.get(0)).unwrap();
+    let series: i64 = c
+        .query_row("SELECT coalesce(sum(count), 0) FROM series", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     assert_eq!(series, n, "the metadata agrees with the rows");
     drop(c);
 
-    let (st, out, err) = run(&db, &["import", "--batch-rows", &BATCH.to_string(), file.to_str().unwrap()]);
+    let (st, out, err) = run(
+        &db,
+        &[
+            "import",
+            "--batch-rows",
+            &BATCH.to_string(),
+            file.to_str().unwrap(),
+        ],
+    );
     assert!(st.success(), "{err}");
     assert!(out.contains(&format!("inserted {}", ROWS - n)), "{out}");
     assert_eq!(query(&db, "SELECT count(*) FROM candles"), ROWS);

@@ -208,3 +208,6 @@ fn write_section(name: &str, body: &str) -> Result<()> {
     std::fs::write(&path, new)?;
     Ok(())
 }
+pub(crate) fn storage(_args: &[&str]) -> Result<()> {
+    anyhow::bail!("not yet")
+}

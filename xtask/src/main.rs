@@ -3,6 +3,7 @@
 //! Kept dependency-light on purpose: it shells out to cargo and reads `cargo metadata`.
 
 mod bench;
+mod gen;
 mod layers;
 
 use std::process::Command;
@@ -17,6 +18,10 @@ tasks:
   layers                  check that crates depend on each other only along the allowed edges
   bench cache [--seconds S]
                           cache-core against moka and quick_cache; writes docs/BENCHMARKS.md
+  bench storage [--rows N]
+                          import and range reads against sqlite3 .import and DuckDB (installs
+                          the peers: sqlite3 from Debian, duckdb from PyPI into target/bench)
+  gen-data --rows N OUT   writes a deterministic Binance 1m kline CSV
 ";
 
 fn main() -> std::process::ExitCode {
@@ -40,7 +45,14 @@ fn run() -> Result<()> {
             Ok(())
         }
         ["bench", "cache", rest @ ..] => bench::cache(rest),
-        ["bench", ..] => bail!("unknown benchmark; available: cache\n\n{USAGE}"),
+        ["bench", "storage", rest @ ..] => bench::storage(rest),
+        ["bench", ..] => bail!("unknown benchmark; available: cache, storage\n\n{USAGE}"),
+        ["gen-data", "--rows", n, out] => {
+            let rows: u64 = n
+                .parse()
+                .with_context(|| format!("--rows `{n}` is not a count"))?;
+            gen::binance_1m(std::path::Path::new(out), rows, 42)
+        }
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             Ok(())

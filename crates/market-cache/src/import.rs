@@ -280,10 +280,13 @@ impl Parser {
     }
 }
 
-fn reject(batch: &mut Batch, location: String, reason: String) {
+fn reject(batch: &mut Batch, location: parse::Loc, reason: String) {
     batch.rejected += 1;
     if batch.rejects.len() < KEEP_REJECTS {
-        batch.rejects.push(Reject { location, reason });
+        batch.rejects.push(Reject {
+            location: location.to_string(),
+            reason,
+        });
     }
 }
 

@@ -298,6 +298,38 @@ fn lookup(s: &mut Session<'_>, name: &str) -> query_opt::Result<Option<(i64, Sca
     })
 }
 
+/// Candles per multi-row upsert statement (12 parameters each, far below SQLite's limit).
+const UPSERT_ROWS: usize = 64;
+
+/// [`UPSERT_SQL`] with [`UPSERT_ROWS`] rows of values.
+fn upsert_many_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let (head, tail) = UPSERT_SQL
+            .split_once(" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+            .expect("the upsert has one row of values");
+        let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        format!("{head} VALUES {}{tail}", vec![row; UPSERT_ROWS].join(", "))
+    })
+}
+
+/// Binds one row's 12 values starting after parameter `offset` (parameters count from 1).
+fn bind_row(
+    stmt: &mut conn_pool::rusqlite::CachedStatement<'_>,
+    offset: usize,
+    id: i64,
+    tf: &str,
+    r: &StoredRow,
+) -> conn_pool::rusqlite::Result<()> {
+    stmt.raw_bind_parameter(offset + 1, id)?;
+    stmt.raw_bind_parameter(offset + 2, tf)?;
+    stmt.raw_bind_parameter(offset + 3, r.open_time)?;
+    for (i, v) in r.values.iter().enumerate() {
+        stmt.raw_bind_parameter(offset + 4 + i, to_value(*v))?;
+    }
+    Ok(())
+}
+
 /// Raises a symbol's scales: every stored value of a column whose scale grows is
 /// multiplied by the power of ten it grows by, so it keeps its value.
 fn rescale(s: &mut Session<'_>, id: i64, have: Scales, want: Scales) -> query_opt::Result<()> {
@@ -413,24 +445,21 @@ impl CandleStore for SqliteStore {
                     let before = count(s)?;
                     let n = rows.len() as u64;
                     let written = s.time(UPSERT_SQL, n, |c| {
-                        let mut stmt = c.prepare_cached(UPSERT_SQL)?;
+                        // Many rows a statement: one VDBE run per 64 candles instead of per
+                        // candle, which is most of the per-row cost left besides the b-tree.
                         let mut written = 0u64;
-                        for r in &rows {
-                            let v = r.values.map(to_value);
-                            written += stmt.execute(params![
-                                id,
-                                tf,
-                                r.open_time,
-                                v[0],
-                                v[1],
-                                v[2],
-                                v[3],
-                                v[4],
-                                v[5],
-                                v[6],
-                                v[7],
-                                v[8]
-                            ])? as u64;
+                        let mut chunks = rows.chunks_exact(UPSERT_ROWS);
+                        let mut stmt = c.prepare_cached(upsert_many_sql())?;
+                        for chunk in &mut chunks {
+                            for (k, r) in chunk.iter().enumerate() {
+                                bind_row(&mut stmt, k * 12, id, tf, r)?;
+                            }
+                            written += stmt.raw_execute()? as u64;
+                        }
+                        let mut one = c.prepare_cached(UPSERT_SQL)?;
+                        for r in chunks.remainder() {
+                            bind_row(&mut one, 0, id, tf, r)?;
+                            written += one.raw_execute()? as u64;
                         }
                         Ok(written)
                     })?;

@@ -54,7 +54,21 @@ pub(crate) struct Source {
 }
 
 /// A row's location and candle, or its location and what is wrong.
-pub(crate) type Row = std::result::Result<(String, Candle), (String, String)>;
+pub(crate) type Row = std::result::Result<(Loc, Candle), (Loc, String)>;
+
+/// Where a row is: `line N` in text files, `row N` in JSON and Parquet. Turned into text
+/// only for rejected rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Loc {
+    kind: &'static str,
+    n: u64,
+}
+
+impl std::fmt::Display for Loc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind, self.n)
+    }
+}
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
@@ -241,10 +255,13 @@ impl Source {
                 );
                 continue;
             };
-            let loc = format!("line {number}");
+            let loc = Loc {
+                kind: "line",
+                n: number as u64,
+            };
             let row = c
                 .parse(text)
-                .map(|candle| (loc.clone(), candle))
+                .map(|candle| (loc, candle))
                 .map_err(|r| (loc, r));
             if !f(row, done) {
                 return Ok(done);
@@ -266,10 +283,11 @@ impl Source {
         })?;
         let total = data.len() as u64;
         for (i, v) in rows.iter().enumerate() {
-            let loc = format!("row {}", i + 1);
-            let row = json_candle(v)
-                .map(|c| (loc.clone(), c))
-                .map_err(|r| (loc, r));
+            let loc = Loc {
+                kind: "row",
+                n: i as u64 + 1,
+            };
+            let row = json_candle(v).map(|c| (loc, c)).map_err(|r| (loc, r));
             if !f(row, total * (i as u64 + 1) / rows.len() as u64) {
                 break;
             }
@@ -299,10 +317,13 @@ impl Source {
             let col = |i: usize| batch.column(i).clone();
             for r in 0..batch.num_rows() {
                 row_number += 1;
-                let loc = format!("row {row_number}");
+                let loc = Loc {
+                    kind: "row",
+                    n: row_number,
+                };
                 let row = cols
                     .parquet_candle(&col, r)
-                    .map(|c| (loc.clone(), c))
+                    .map(|c| (loc, c))
                     .map_err(|e| (loc, e));
                 if !f(row, total) {
                     return Ok(total);
@@ -395,16 +416,23 @@ impl Columns {
     }
 
     fn parse(&self, line: &str) -> std::result::Result<Candle, String> {
-        let fields: Vec<&str> = line
-            .split(',')
-            .map(|s| s.trim().trim_matches('"'))
-            .collect();
+        // Fields beyond the 16th are never candle values; a fixed array avoids an
+        // allocation per line.
+        let mut buf = [""; 16];
+        let mut n = 0;
+        for f in line.split(',') {
+            if n < buf.len() {
+                buf[n] = clean(f);
+            }
+            n += 1;
+        }
+        let fields = &buf[..n.min(buf.len())];
         let get = |i: usize, what: &str| -> std::result::Result<&str, String> {
             fields
                 .get(i)
                 .copied()
                 .filter(|s| !s.is_empty())
-                .ok_or_else(|| format!("{} fields, no {what}", fields.len()))
+                .ok_or_else(|| format!("{n} fields, no {what}"))
         };
         let dec = |i: usize, what: &str| -> std::result::Result<Decimal, String> {
             let s = get(i, what)?;
@@ -488,6 +516,17 @@ impl Columns {
             taker_base: optional(self.taker_base)?,
             taker_quote: optional(self.taker_quote)?,
         })
+    }
+}
+
+/// Trims spaces and quotes, touching only fields that have any.
+fn clean(f: &str) -> &str {
+    let b = f.as_bytes();
+    let edge = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_whitespace() || *c == b'"');
+    if edge(b.first()) || edge(b.last()) {
+        f.trim().trim_matches('"').trim()
+    } else {
+        f
     }
 }
 
