@@ -186,7 +186,7 @@ fn a_killed_import_leaves_whole_batches_and_resumes_exactly() {
     let file = dir.path().join("BTCUSDT-1m-gen.csv");
     {
         let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-        let mut price = 40_000_00i64;
+        let mut price = 4_000_000_i64; // cents
         for i in 0..ROWS {
             let t = 1_704_067_200_000 + i * 60_000;
             price += (i * 7919 % 41) - 20;
