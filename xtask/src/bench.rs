@@ -208,6 +208,229 @@ fn write_section(name: &str, body: &str) -> Result<()> {
     std::fs::write(&path, new)?;
     Ok(())
 }
-pub(crate) fn storage(_args: &[&str]) -> Result<()> {
-    anyhow::bail!("not yet")
+
+/// Runs a command, failing with its stderr if it fails; returns stdout.
+fn sh(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Wall time of a command, in seconds.
+fn timed(cmd: &mut Command) -> Result<f64> {
+    let t = std::time::Instant::now();
+    sh(cmd)?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Makes sure the peers are here: the sqlite3 CLI from Debian, duckdb from PyPI in a
+/// virtualenv under target/bench. Returns the virtualenv's python.
+fn install_peers(bench: &Path) -> Result<std::path::PathBuf> {
+    if Command::new("sqlite3").arg("--version").output().is_err() {
+        eprintln!("xtask: installing sqlite3 (apt-get)");
+        sh(Command::new("apt-get").arg("update"))?;
+        sh(Command::new("apt-get").args(["install", "-y", "sqlite3"]))?;
+    }
+    let venv = bench.join("venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        eprintln!("xtask: creating {} with duckdb", venv.display());
+        sh(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    let have = Command::new(&python)
+        .args(["-c", "import duckdb, duckdb_ext"])
+        .output()?;
+    if !have.status.success() {
+        sh(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "duckdb==1.4.4",
+            "duckdb-ext-sqlite==1.4.4.20260205",
+            "pyarrow",
+        ]))?;
+    }
+    Ok(python)
+}
+
+pub(crate) fn storage(args: &[&str]) -> Result<()> {
+    let rows: u64 = match args {
+        [] => 10_000_000,
+        ["--rows", n] => n
+            .parse()
+            .with_context(|| format!("--rows `{n}` is not a count"))?,
+        other => {
+            bail!("unexpected arguments {other:?}; usage: cargo xtask bench storage [--rows N]")
+        }
+    };
+    let bench = root().join("target/bench");
+    let data = bench.join(format!("data/BTCUSDT-1m-{rows}.csv"));
+    if !data.exists() {
+        eprintln!(
+            "xtask: generating {rows} 1m candles into {}",
+            data.display()
+        );
+        crate::gen::binance_1m(&data, rows, 42)?;
+    }
+    let python = install_peers(&bench)?;
+    crate::cargo(&["build", "--release", "-p", "candlecache"], &[])?;
+    let bin = root().join("target/release/candlecache");
+    let fresh = |name: &str| -> Result<std::path::PathBuf> {
+        let p = bench.join(name);
+        for ext in ["", "-wal", "-shm"] {
+            let f = std::path::PathBuf::from(format!("{}{ext}", p.display()));
+            if f.exists() {
+                std::fs::remove_file(&f)?;
+            }
+        }
+        Ok(p)
+    };
+
+    // Import: ours in both modes, then sqlite3's .import of the same file into a plain table.
+    let db = fresh("storage.db")?;
+    let ours_fail = timed(
+        Command::new(&bin)
+            .arg("--db")
+            .arg(&db)
+            .arg("import")
+            .arg(&data),
+    )?;
+    let db_skip = fresh("storage-skip.db")?;
+    let ours_skip = timed(
+        Command::new(&bin)
+            .arg("--db")
+            .arg(&db_skip)
+            .args(["import", "--on-invalid", "skip"])
+            .arg(&data),
+    )?;
+    std::fs::remove_file(&db_skip).ok();
+    let plain = fresh("sqlite3-import.db")?;
+    let ddl = "CREATE TABLE kl(open_time INTEGER, open REAL, high REAL, low REAL, close REAL, volume REAL, close_time INTEGER, qav REAL, trades INTEGER, tbb REAL, tbq REAL, ign INTEGER);";
+    let sqlite3_import = timed(Command::new("sqlite3").arg(&plain).args([
+        ddl,
+        ".mode csv",
+        &format!(".import {} kl", data.display()),
+    ]))?;
+    let counted: u64 = sh(Command::new("sqlite3")
+        .arg(&plain)
+        .arg("SELECT count(*) FROM kl"))?
+    .trim()
+    .parse()?;
+    std::fs::remove_file(&plain).ok();
+    let sqlite3_version = sh(Command::new("sqlite3").arg("--version"))?;
+    let sqlite3_version = sqlite3_version
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+
+    // Range reads into Arrow: ours, and DuckDB's sqlite scanner on the same file.
+    let mut reads = Vec::new();
+    for n in [100_000u64, 1_000_000] {
+        if n > rows {
+            continue;
+        }
+        let out = sh(
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(root())
+                .args([
+                    "bench",
+                    "--quiet",
+                    "-p",
+                    "market-cache",
+                    "--bench",
+                    "range",
+                    "--",
+                    "--db",
+                ])
+                .arg(&db)
+                .args([
+                    "--symbol",
+                    "BTCUSDT",
+                    "--timeframe",
+                    "1m",
+                    "--rows",
+                    &n.to_string(),
+                    "--repeat",
+                    "5",
+                ]),
+        )?;
+        let ours: Value = serde_json::from_str(out.trim()).context("range bench output")?;
+        let (start, end) = (
+            ours["start"].as_i64().unwrap_or(0),
+            ours["end"].as_i64().unwrap_or(0),
+        );
+        let script = root().join("xtask/scripts/duckdb_range.py");
+        let out = sh(Command::new(&python).arg(&script).arg(&db).args([
+            "BTCUSDT",
+            "1m",
+            &start.to_string(),
+            &end.to_string(),
+            "5",
+        ]))?;
+        let duck: Value = serde_json::from_str(out.trim()).context("duckdb output")?;
+        let secs = |v: &Value| {
+            median(
+                v["seconds"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                    .unwrap_or_default(),
+            )
+        };
+        if ours["rows"] != duck["rows"] {
+            bail!("ours read {} rows, DuckDB {}", ours["rows"], duck["rows"]);
+        }
+        reads.push((
+            n,
+            ours["rows"].as_u64().unwrap_or(0),
+            secs(&ours),
+            secs(&duck),
+            duck["duckdb"].as_str().unwrap_or("?").to_owned(),
+        ));
+    }
+
+    let per_s = |n: u64, s: f64| n as f64 / s;
+    let mut s = String::new();
+    writeln!(s, "## Storage: import and range reads\n")?;
+    writeln!(
+        s,
+        "Command: `cargo xtask bench storage{}`  ",
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", args.join(" "))
+        }
+    )?;
+    writeln!(s, "Run: {}  ", machine())?;
+    writeln!(s, "Data: {rows} generated BTCUSDT 1m candles as a Binance kline CSV ({:.0} MB, `cargo xtask gen-data`).\n", std::fs::metadata(&data)?.len() as f64 / 1e6)?;
+    writeln!(
+        s,
+        "| import of the CSV into a fresh database | seconds | rows/s | vs sqlite3 .import |"
+    )?;
+    writeln!(s, "|---|---|---|---|")?;
+    writeln!(s, "| sqlite3 {sqlite3_version} CLI `.import` into a plain table (no key, no validation; {counted} rows) | {sqlite3_import:.2} | {} | 1.00x |", si(per_s(rows, sqlite3_import)))?;
+    writeln!(s, "| `candlecache import --on-invalid skip` (one pass: parse, validate, exact decimals, keyed upsert) | {ours_skip:.2} | {} | {:.2}x |", si(per_s(rows, ours_skip)), sqlite3_import / ours_skip)?;
+    writeln!(s, "| `candlecache import` (default `fail`: a validation pass first, so a bad file changes nothing) | {ours_fail:.2} | {} | {:.2}x |", si(per_s(rows, ours_fail)), sqlite3_import / ours_fail)?;
+    writeln!(s, "\n| range read into Arrow (same file, a range in the middle, median of 5) | rows | candlecache s | DuckDB s | candlecache rows/s | DuckDB rows/s | vs DuckDB |")?;
+    writeln!(s, "|---|---|---|---|---|---|---|")?;
+    for (n, got, ours, duck, ver) in &reads {
+        writeln!(s, "| {n} candles, DuckDB {ver} `sqlite_scan` | {got} | {ours:.4} | {duck:.4} | {} | {} | {:.2}x |", si(per_s(*got, *ours)), si(per_s(*got, *duck)), duck / ours)?;
+    }
+    write_section("storage", &s)?;
+    println!("{s}");
+    println!("written to docs/BENCHMARKS.md");
+    Ok(())
 }

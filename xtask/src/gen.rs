@@ -23,7 +23,7 @@ pub(crate) fn binance_1m(path: &Path, rows: u64, seed: u64) -> Result<()> {
         x ^= x << 17;
         x
     };
-    let mut price: i64 = 7_000_00;
+    let mut price: i64 = 700_000; // cents
     let start = 1_577_836_800_000i64;
     for i in 0..rows as i64 {
         let t = start + i * 60_000;

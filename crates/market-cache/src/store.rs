@@ -241,6 +241,9 @@ pub struct SqliteStore {
 
 pub(crate) const RANGE_SQL: &str = "SELECT open_time, open, high, low, close, volume, quote_volume, trades, taker_base, taker_quote FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time >= ?3 AND open_time < ?4 ORDER BY open_time";
 const UPSERT_SQL: &str = "INSERT INTO candles (symbol_id, timeframe, open_time, open, high, low, close, volume, quote_volume, trades, taker_base, taker_quote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (symbol_id, timeframe, open_time) DO UPDATE SET open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume, quote_volume = excluded.quote_volume, trades = excluded.trades, taker_base = excluded.taker_base, taker_quote = excluded.taker_quote WHERE (open, high, low, close, volume, quote_volume, trades, taker_base, taker_quote) IS NOT (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume, excluded.quote_volume, excluded.trades, excluded.taker_base, excluded.taker_quote)";
+const BOUNDS_SQL: &str = "SELECT min(open_time), max(open_time) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time >= ?3 AND open_time < ?4";
+/// Ranges with at least this many candles are read in two halves at once.
+const PARALLEL_MIN_ROWS: usize = 65_536;
 const COUNT_SQL: &str = "SELECT count(*) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time BETWEEN ?3 AND ?4";
 const SYMBOL_SQL: &str = "SELECT id, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale FROM symbols WHERE symbol = ?1";
 const NEW_SYMBOL_SQL: &str = "INSERT INTO symbols (symbol, exchange, base, quote, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -277,6 +280,59 @@ impl SqliteStore {
             .db
             .run(move |s| s.time(RANGE_SQL, 1, |c| f(c, id, scales)))
             .await?)
+    }
+}
+
+impl SqliteStore {
+    /// Reads one range into a batch; `capacity` is a hint of the rows to expect.
+    async fn read_part(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        start: i64,
+        end: i64,
+        capacity: usize,
+    ) -> Result<RecordBatch> {
+        let capacity = capacity.min(1 << 22);
+        let tf_name = tf.as_str();
+        let columns = self
+            .range(symbol, move |c, id, sc| {
+                let div = sc.columns().map(|s| 10_f64.powi(i32::from(s)));
+                let mut time = Int64Builder::with_capacity(capacity);
+                let mut prices: [Float64Builder; 5] =
+                    std::array::from_fn(|_| Float64Builder::with_capacity(capacity));
+                let mut optional: [Float64Builder; 3] =
+                    std::array::from_fn(|_| Float64Builder::with_capacity(capacity));
+                let mut trades = UInt64Builder::with_capacity(capacity);
+                let mut stmt = c.prepare_cached(RANGE_SQL)?;
+                let mut rows = stmt.query(params![id, tf_name, start, end])?;
+                while let Some(r) = rows.next()? {
+                    time.append_value(match r.get_ref_unwrap(0) {
+                        ValueRef::Integer(t) => t,
+                        _ => 0,
+                    });
+                    for (i, b) in prices.iter_mut().enumerate() {
+                        b.append_value(float(r.get_ref_unwrap(i + 1), div[i]).unwrap_or(0.0));
+                    }
+                    optional[0].append_option(float(r.get_ref_unwrap(6), div[5]));
+                    trades.append_option(r.get::<_, Option<i64>>(7)?.map(|t| t.max(0) as u64));
+                    optional[1].append_option(float(r.get_ref_unwrap(8), div[7]));
+                    optional[2].append_option(float(r.get_ref_unwrap(9), div[8]));
+                }
+                let mut cols: Vec<ArrayRef> = vec![Arc::new(time.finish())];
+                cols.extend(prices.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+                let [mut qv, mut tb, mut tq] = optional;
+                cols.push(Arc::new(qv.finish()));
+                cols.push(Arc::new(trades.finish()));
+                cols.push(Arc::new(tb.finish()));
+                cols.push(Arc::new(tq.finish()));
+                Ok(cols)
+            })
+            .await?;
+        RecordBatch::try_new(candle_schema(), columns).map_err(|e| Error::Encode {
+            what: "arrow",
+            message: e.to_string(),
+        })
     }
 }
 
@@ -523,39 +579,36 @@ impl CandleStore for SqliteStore {
         start: i64,
         end: i64,
     ) -> Result<RecordBatch> {
+        let Some(len) = tf.fixed_ms() else {
+            return self.read_part(symbol, tf, start, end, 0).await;
+        };
+        // Large ranges are read as two halves on two connections at once: decoding rows
+        // is CPU-bound in SQLite, and this splits it over two cores.
         let tf_name = tf.as_str();
-        let columns = self
-            .range(symbol, move |c, id, sc| {
-                let div = sc.columns().map(|s| 10_f64.powi(i32::from(s)));
-                let mut time = Int64Builder::new();
-                let mut prices: [Float64Builder; 5] = Default::default();
-                let mut optional: [Float64Builder; 3] = Default::default();
-                let mut trades = UInt64Builder::new();
-                let mut stmt = c.prepare_cached(RANGE_SQL)?;
-                let mut rows = stmt.query(params![id, tf_name, start, end])?;
-                while let Some(r) = rows.next()? {
-                    time.append_value(r.get(0)?);
-                    for (i, b) in prices.iter_mut().enumerate() {
-                        b.append_value(float(r.get_ref_unwrap(i + 1), div[i]).unwrap_or(0.0));
-                    }
-                    optional[0].append_option(float(r.get_ref_unwrap(6), div[5]));
-                    trades.append_option(r.get::<_, Option<i64>>(7)?.map(|t| t.max(0) as u64));
-                    optional[1].append_option(float(r.get_ref_unwrap(8), div[7]));
-                    optional[2].append_option(float(r.get_ref_unwrap(9), div[8]));
-                }
-                let mut cols: Vec<ArrayRef> = vec![Arc::new(time.finish())];
-                cols.extend(prices.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-                let [mut qv, mut tb, mut tq] = optional;
-                cols.push(Arc::new(qv.finish()));
-                cols.push(Arc::new(trades.finish()));
-                cols.push(Arc::new(tb.finish()));
-                cols.push(Arc::new(tq.finish()));
-                Ok(cols)
+        let bounds = self
+            .range(symbol, move |c, id, _| {
+                c.query_row(BOUNDS_SQL, params![id, tf_name, start, end], |r| {
+                    Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?))
+                })
             })
             .await?;
-        RecordBatch::try_new(candle_schema(), columns).map_err(|e| Error::Encode {
-            what: "arrow",
-            message: e.to_string(),
+        let (Some(first), Some(last)) = bounds else {
+            return self.read_part(symbol, tf, start, end, 0).await;
+        };
+        let rows = ((last - first) / len + 1) as usize;
+        if rows < PARALLEL_MIN_ROWS {
+            return self.read_part(symbol, tf, first, last + 1, rows).await;
+        }
+        let mid = tf.floor(first + (last - first) / 2);
+        let (a, b) = tokio::join!(
+            self.read_part(symbol, tf, first, mid, rows / 2 + 1),
+            self.read_part(symbol, tf, mid, last + 1, rows / 2 + 1)
+        );
+        arrow_select::concat::concat_batches(&candle_schema(), [&a?, &b?]).map_err(|e| {
+            Error::Encode {
+                what: "arrow",
+                message: e.to_string(),
+            }
         })
     }
 
