@@ -511,3 +511,38 @@ async fn exports_write_every_format() {
     .unwrap_err();
     assert!(matches!(err, Error::UnknownSymbol(_)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_zero_threshold_the_slow_log_sees_the_store_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = DbConfig::new(dir.path().join("t.db"));
+    cfg.slow_query_ms = 0;
+    let s = SqliteStore::new(Db::open(cfg, None).await.unwrap());
+    import(&s, &fixture("XRPETH-5m.csv"), &ImportOptions::default())
+        .await
+        .unwrap();
+    s.read_batch(&sym("XRPETH"), Timeframe::M5, 0, i64::MAX)
+        .await
+        .unwrap();
+    let slow: Vec<String> = s.db().log().slow().into_iter().map(|q| q.pattern).collect();
+    assert!(
+        slow.iter().any(|p| p.starts_with("INSERT INTO candles")),
+        "{slow:?}"
+    );
+    assert!(
+        slow.iter()
+            .any(|p| p.starts_with("SELECT open_time, open, high")),
+        "{slow:?}"
+    );
+    let upsert = s
+        .db()
+        .log()
+        .patterns()
+        .into_iter()
+        .find(|p| p.pattern.starts_with("INSERT INTO candles"))
+        .unwrap();
+    assert_eq!(
+        upsert.count, 706,
+        "every candle is counted as one execution"
+    );
+}
