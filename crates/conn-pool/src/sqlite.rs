@@ -271,25 +271,29 @@ mod tests {
         assert_eq!(got, ("wal".into(), 1, 10_000, 2, 268_435_456, 5_000));
     }
 
+    /// Takes a connection and keeps it until the returned sender sends.
+    async fn hold(p: &SqlitePool) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let p = p.clone();
+        let held = tokio::spawn(async move {
+            p.with(move |_| {
+                started_tx.send(()).unwrap();
+                rx.recv().unwrap();
+            })
+            .await
+            .unwrap()
+        });
+        started_rx.await.unwrap();
+        (tx, held)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stats_move_as_connections_are_taken_and_returned() {
         let dir = tempfile::tempdir().unwrap();
         let p = pool(&dir, 2);
         assert_eq!(p.stats().size, 0);
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let held = {
-            let p = p.clone();
-            tokio::spawn(async move {
-                p.with(move |_| {
-                    started_tx.send(()).unwrap();
-                    rx.recv().unwrap();
-                })
-                .await
-                .unwrap()
-            })
-        };
-        started_rx.await.unwrap();
+        let (tx, held) = hold(&p).await;
         let s = p.stats();
         assert_eq!((s.size, s.in_use, s.idle), (1, 1, 0));
         assert!((s.utilization - 0.5).abs() < 1e-9);
@@ -303,20 +307,7 @@ mod tests {
     async fn an_exhausted_pool_says_so_and_recovers() {
         let dir = tempfile::tempdir().unwrap();
         let p = pool(&dir, 1);
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let held = {
-            let p = p.clone();
-            tokio::spawn(async move {
-                p.with(move |_| {
-                    started_tx.send(()).unwrap();
-                    rx.recv().unwrap();
-                })
-                .await
-                .unwrap()
-            })
-        };
-        started_rx.await.unwrap();
+        let (tx, held) = hold(&p).await;
         let err = p.with(|_| ()).await.unwrap_err();
         assert!(matches!(err, Error::Exhausted { max_size: 1, .. }), "{err}");
         assert!(err.to_string().contains("no database connection free"));
