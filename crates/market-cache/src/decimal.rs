@@ -95,6 +95,20 @@ impl Decimal {
     }
 }
 
+/// The sum, at the larger of the two scales.
+impl std::ops::Add for Decimal {
+    type Output = Decimal;
+
+    fn add(self, o: Decimal) -> Decimal {
+        let s = self.scale.max(o.scale);
+        match (self.at_scale(s), o.at_scale(s)) {
+            (Some(a), Some(b)) if a.checked_add(b).is_some() => Decimal::new(a + b, s),
+            // Beyond 38 digits: no candle volume gets there; keep the float's precision.
+            _ => Decimal::from_f64(self.to_f64() + o.to_f64(), s).unwrap_or(self),
+        }
+    }
+}
+
 /// Equal by value: `1.50 == 1.5`.
 impl PartialEq for Decimal {
     fn eq(&self, other: &Self) -> bool {

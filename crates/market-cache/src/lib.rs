@@ -12,8 +12,11 @@
 //!   and rejects reported with their line.
 //! - [`export`]: CSV, Binance kline CSV, one Parquet file, or a hive-partitioned dataset.
 //!
-//! Later issues add the chunked read path over `cache-core`, resampling, gaps and
-//! backfill from an upstream exchange.
+//! - [`resample`] to coarser timeframes (Monday weeks, calendar months), [`gaps`] and
+//!   [`fill_previous`].
+//!
+//! Later issues add the chunked read path over `cache-core` and backfill from an
+//! upstream exchange.
 //!
 //! # Example
 //! ```
@@ -28,6 +31,7 @@ mod decimal;
 mod error;
 pub mod export;
 pub mod import;
+mod resample;
 mod store;
 mod symbol;
 mod time;
@@ -36,6 +40,7 @@ mod timeframe;
 pub use candle::Candle;
 pub use decimal::{Decimal, MAX_SCALE};
 pub use error::{Error, Result};
+pub use resample::{fill_previous, gaps, resample};
 pub use store::{candle_schema, CandleStore, Market, MarketMeta, Scales, SqliteStore, WriteReport};
 pub use symbol::Symbol;
 pub use time::{epoch_to_ms, format_time, parse_time};

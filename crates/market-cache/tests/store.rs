@@ -546,3 +546,43 @@ async fn with_a_zero_threshold_the_slow_log_sees_the_store_queries() {
         "every candle is counted as one execution"
     );
 }
+
+/// The 5m fixture is the 5-minute aggregation of the same trades as the 1m fixture, so
+/// resampling the stored 1m candles must give it back exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resampling_1m_reproduces_the_exchange_5m_candles() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    import(&s, &fixture("XRPETH-1m.csv"), &ImportOptions::default())
+        .await
+        .unwrap();
+    import(&s, &fixture("XRPETH-5m.csv"), &ImportOptions::default())
+        .await
+        .unwrap();
+    let x = sym("XRPETH");
+    let one = s.read(&x, Timeframe::M1, 0, i64::MAX).await.unwrap();
+    let five = s.read(&x, Timeframe::M5, 0, i64::MAX).await.unwrap();
+    let mine = market_cache::resample(&one, Timeframe::M5);
+    assert_eq!(mine.len(), five.len());
+    for (a, b) in mine.iter().zip(&five) {
+        assert_eq!(
+            (a.open_time, a.open, a.high, a.low, a.close, a.volume),
+            (b.open_time, b.open, b.high, b.low, b.close, b.volume),
+            "at {}",
+            a.open_time
+        );
+    }
+    // The 1m file has 3,560 slots, 2,469 candles, 676 gaps (shared/data/README).
+    let (first, last) = (one[0].open_time, one.last().unwrap().open_time);
+    let gaps = market_cache::gaps(
+        one.iter().map(|c| c.open_time),
+        Timeframe::M1,
+        first,
+        last + 60_000,
+    );
+    assert_eq!(gaps.len(), 676);
+    let missing: i64 = gaps.iter().map(|(a, b)| (b - a) / 60_000).sum();
+    assert_eq!(missing, 3_560 - 2_469);
+    let filled = market_cache::fill_previous(&one, Timeframe::M1, last + 60_000);
+    assert_eq!(filled.len(), 3_560);
+}
