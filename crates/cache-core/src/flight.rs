@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -56,6 +57,38 @@ impl NamespaceCache {
         Fut: Future<Output = std::result::Result<Bytes, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.load_through(key, None, load).await
+    }
+
+    /// As [`NamespaceCache::get_or_load`], caching the loaded value with its own TTL.
+    ///
+    /// # Errors
+    /// [`Error::Load`] wrapping the loader's error.
+    pub async fn get_or_load_with_ttl<F, Fut, E>(
+        &self,
+        key: &[u8],
+        ttl: Duration,
+        load: F,
+    ) -> Result<Bytes>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<Bytes, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.load_through(key, Some(ttl), load).await
+    }
+
+    async fn load_through<F, Fut, E>(
+        &self,
+        key: &[u8],
+        ttl: Option<Duration>,
+        load: F,
+    ) -> Result<Bytes>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<Bytes, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let mut load = Some(load);
         loop {
             if let Some(v) = self.get(key) {
@@ -85,7 +118,10 @@ impl NamespaceCache {
                         Ok(v) => {
                             // Insert before the flight ends so later callers hit the cache.
                             // An entry too large to cache is still handed out.
-                            let _ = self.insert(key, v.clone());
+                            let _ = match ttl {
+                                Some(ttl) => self.insert_with_ttl(key, v.clone(), ttl),
+                                None => self.insert(key, v.clone()),
+                            };
                             leader.tx.send_replace(Some(Ok(v.clone())));
                             Ok(v)
                         }
@@ -112,8 +148,42 @@ impl NamespaceCache {
         Fut: Future<Output = std::result::Result<T, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.load_typed(key, None, load).await
+    }
+
+    /// As [`NamespaceCache::get_or_load_typed`], caching the loaded value with its own TTL.
+    ///
+    /// # Errors
+    /// As [`NamespaceCache::get_or_load_typed`].
+    pub async fn get_or_load_typed_with_ttl<T, F, Fut, E>(
+        &self,
+        key: &[u8],
+        ttl: Duration,
+        load: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.load_typed(key, Some(ttl), load).await
+    }
+
+    async fn load_typed<T, F, Fut, E>(
+        &self,
+        key: &[u8],
+        ttl: Option<Duration>,
+        load: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let bytes = self
-            .get_or_load(key, || async {
+            .load_through(key, ttl, || async {
                 let value = load().await.map_err(Into::into)?;
                 codec::encode(&value)
                     .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)

@@ -1,7 +1,7 @@
 use crate::{Decimal, Timeframe};
 
 /// One candle as the exchange reports it; prices and volumes are exact decimals.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Candle {
     /// Open time, epoch ms.
     pub open_time: i64,

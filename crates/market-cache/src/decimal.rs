@@ -7,7 +7,7 @@ use crate::Error;
 ///
 /// Exchanges send prices and volumes as decimal strings; keeping them as mantissa and
 /// scale (never through a float) is how they round-trip exactly.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Decimal {
     mantissa: i128,
     scale: u8,

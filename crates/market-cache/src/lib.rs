@@ -31,6 +31,7 @@ mod decimal;
 mod error;
 pub mod export;
 pub mod import;
+pub mod read;
 mod resample;
 mod store;
 mod symbol;

@@ -186,34 +186,34 @@ impl StoredRow {
 }
 
 /// Where candles live. SQLite is the first backend; others can come behind this trait.
-#[allow(async_fn_in_trait)]
+/// The futures are `Send` so callers can run them on any runtime thread.
 pub trait CandleStore {
     /// Writes candles idempotently in one transaction: a candle stored twice changes
     /// nothing, a changed one is updated. A new symbol is created with `meta`.
-    async fn write(
+    fn write(
         &self,
         meta: &MarketMeta,
         tf: Timeframe,
         candles: Vec<Candle>,
-    ) -> Result<WriteReport>;
+    ) -> impl std::future::Future<Output = Result<WriteReport>> + Send;
     /// Returns the exact candles with `start <= open_time < end`, in time order.
-    async fn read(
+    fn read(
         &self,
         symbol: &Symbol,
         tf: Timeframe,
         start: i64,
         end: i64,
-    ) -> Result<Vec<Candle>>;
+    ) -> impl std::future::Future<Output = Result<Vec<Candle>>> + Send;
     /// Returns the same range as an Arrow batch of [`candle_schema`].
-    async fn read_batch(
+    fn read_batch(
         &self,
         symbol: &Symbol,
         tf: Timeframe,
         start: i64,
         end: i64,
-    ) -> Result<RecordBatch>;
+    ) -> impl std::future::Future<Output = Result<RecordBatch>> + Send;
     /// Lists every stored series.
-    async fn markets(&self) -> Result<Vec<Market>>;
+    fn markets(&self) -> impl std::future::Future<Output = Result<Vec<Market>>> + Send;
 }
 
 /// The Arrow schema of candle batches: time as int64 ms, prices and volumes as float64,

@@ -735,3 +735,21 @@ proptest! {
         }
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_loaded_value_can_carry_its_own_ttl() {
+    let clock = Arc::new(ManualClock::new());
+    let cache = small(4, 100, &clock).build().unwrap();
+    let ns = cache.namespace(NS).unwrap();
+    let v = ns
+        .get_or_load_with_ttl(b"k", Duration::from_secs(5), || async {
+            Ok::<_, std::io::Error>(Bytes::from_static(b"forming"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, Bytes::from_static(b"forming"));
+    clock.advance(Duration::from_secs(4));
+    assert!(ns.get(b"k").is_some());
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(ns.get(b"k"), None, "5 s, not the namespace's 60 s");
+}

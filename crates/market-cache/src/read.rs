@@ -1,0 +1,412 @@
+//! The read path: ranges split into grid-aligned chunks cached in `cache-core`, so
+//! overlapping queries share chunks; coarser timeframes resampled from the finest stored
+//! one; gaps reported or filled.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_core::{ns, Cache, NamespaceCache};
+use serde::Serialize;
+
+use crate::resample::{fill_previous, gaps, resample};
+use crate::store::CandleStore;
+use crate::{Candle, Error, Result, Symbol, Timeframe};
+
+/// Candles of the stored timeframe per cached chunk.
+pub const CHUNK_CANDLES: i64 = 1000;
+/// Default and largest number of candles one answer holds.
+pub const DEFAULT_LIMIT: usize = 10_000;
+/// The largest `limit` a request may ask for.
+pub const MAX_LIMIT: usize = 100_000;
+
+/// How to treat slots without candles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fill {
+    /// Leave them out and report them in [`Answer::gaps`].
+    None,
+    /// Fill them with flat candles at the previous close and zero volume.
+    Previous,
+}
+
+/// A request for candles of one series: `start <= open time < end`.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The symbol.
+    pub symbol: Symbol,
+    /// The timeframe wanted (stored or resampled).
+    pub timeframe: Timeframe,
+    /// First open time, epoch ms; a start inside a candle begins at the next one.
+    pub start: i64,
+    /// End of the range, exclusive, epoch ms.
+    pub end: i64,
+    /// At most this many candles; the rest is announced by [`Answer::next_start`].
+    pub limit: usize,
+    /// Gap treatment.
+    pub fill: Fill,
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Every chunk was in memory.
+    Cache,
+    /// Every chunk was read from the store.
+    Store,
+    /// Some of each.
+    Mixed,
+}
+
+/// The candles of a request and what is known about them.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The candles, in time order.
+    pub candles: Vec<Candle>,
+    /// Where they came from.
+    pub source: Source,
+    /// The stored timeframe they were resampled from, if they were.
+    pub resampled_from: Option<Timeframe>,
+    /// `[start, end)` ranges of the returned span that hold no candles.
+    pub gaps: Vec<(i64, i64)>,
+    /// Whether the last candle is still forming.
+    pub partial_last: bool,
+    /// Where the next page starts, when `limit` cut the answer short.
+    pub next_start: Option<i64>,
+}
+
+/// Counters of the read path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReadStats {
+    /// Chunks found in memory.
+    pub chunk_hits: u64,
+    /// Chunks read from the store.
+    pub chunk_loads: u64,
+    /// Neighbouring chunks loaded ahead of need after a miss.
+    pub prefetches: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    chunk_hits: AtomicU64,
+    chunk_loads: AtomicU64,
+    prefetches: AtomicU64,
+}
+
+/// A clock in epoch ms; injectable so tests decide what "now" is.
+pub type Now = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The read path over a store. Cloning is cheap and shares it.
+pub struct ReadPath<S> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for ReadPath<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<S> {
+    store: S,
+    history: NamespaceCache,
+    recent: NamespaceCache,
+    now: Now,
+    counters: Counters,
+    /// Prefetches running at once are bounded so they never crowd out requests.
+    prefetch_slots: tokio::sync::Semaphore,
+}
+
+/// How long a chunk that holds the still-forming candle may be served from memory.
+pub fn forming_ttl(tf: Timeframe) -> Duration {
+    use Timeframe::*;
+    Duration::from_secs(match tf {
+        S1 => 1,
+        M1 => 60,
+        M3 => 180,
+        M5 => 300,
+        M15 => 600,
+        M30 => 900,
+        H1 => 1800,
+        H2 | H4 => 3600,
+        H6 | H8 | H12 => 7200,
+        D1 => 14_400,
+        D3 => 28_800,
+        W1 | Mo1 => 86_400,
+    })
+}
+
+fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
+    /// A read path over `store`, caching closed chunks in `historical_data` and chunks
+    /// that hold the forming candle in `market_data_ohlcv`.
+    ///
+    /// # Errors
+    /// If `cache` lacks either namespace.
+    pub fn new(store: S, cache: &Cache) -> Result<Self> {
+        Self::with_clock(store, cache, Arc::new(wall_clock))
+    }
+
+    /// As [`ReadPath::new`] with a clock of its own.
+    ///
+    /// # Errors
+    /// If `cache` lacks either namespace.
+    pub fn with_clock(store: S, cache: &Cache, now: Now) -> Result<Self> {
+        let ns = |name| {
+            cache.namespace(name).map_err(|e| Error::Encode {
+                what: "cache",
+                message: e.to_string(),
+            })
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                history: ns(ns::HISTORICAL_DATA)?,
+                recent: ns(ns::MARKET_DATA_OHLCV)?,
+                now,
+                counters: Counters::default(),
+                prefetch_slots: tokio::sync::Semaphore::new(2),
+            }),
+        })
+    }
+
+    /// Returns the store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// Returns the counters.
+    pub fn stats(&self) -> ReadStats {
+        let c = &self.inner.counters;
+        ReadStats {
+            chunk_hits: c.chunk_hits.load(Ordering::Relaxed),
+            chunk_loads: c.chunk_loads.load(Ordering::Relaxed),
+            prefetches: c.prefetches.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Answers a request from cached chunks, loading the missing ones from the store.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSymbol`] if the store has no series for the symbol, [`Error::Db`]
+    /// if reading fails.
+    pub async fn get(&self, req: &Request) -> Result<Answer> {
+        let tf = req.timeframe;
+        let start = if tf.is_aligned(req.start) {
+            req.start
+        } else {
+            tf.next(req.start)
+        };
+        let limit = req.limit.clamp(1, MAX_LIMIT);
+        let markets = self.inner.store.markets().await?;
+        let stored: Vec<Timeframe> = markets
+            .iter()
+            .filter(|m| m.symbol == req.symbol.as_str())
+            .filter_map(|m| m.timeframe.parse().ok())
+            .collect();
+        if stored.is_empty() {
+            return Err(Error::UnknownSymbol(req.symbol.to_string()));
+        }
+        // The stored timeframe itself, else the finest stored one finer than it.
+        let source_tf = if stored.contains(&tf) {
+            tf
+        } else {
+            stored
+                .iter()
+                .copied()
+                .filter(|s| *s < tf)
+                .min()
+                .ok_or_else(|| {
+                    Error::UnknownSymbol(format!("{} has no timeframe finer than {tf}", req.symbol))
+                })?
+        };
+        let mut candles = Vec::new();
+        let (mut hits, mut loads) = (0u32, 0u32);
+        let mut chunk = chunk_start(source_tf, start);
+        // Read chunk by chunk until the range or the limit is covered.
+        while chunk < req.end {
+            let next = chunk_end(source_tf, chunk);
+            let (part, hit) = self.chunk(&req.symbol, source_tf, chunk, next).await?;
+            if hit {
+                hits += 1
+            } else {
+                loads += 1;
+                self.prefetch(&req.symbol, source_tf, chunk, next)
+            }
+            candles.extend(
+                part.iter()
+                    .filter(|c| c.open_time >= start && c.open_time < req.end)
+                    .cloned(),
+            );
+            // One candle more than the limit tells whether there is a next page; for
+            // resampling, whole buckets must be complete first.
+            let enough = if source_tf == tf {
+                candles.len() > limit
+            } else {
+                candles
+                    .last()
+                    .is_some_and(|l| tf.floor(l.open_time) >= tf.floor(start))
+                    && resampled_len(&candles, tf) > limit + 1
+            };
+            if enough {
+                break;
+            }
+            chunk = next;
+        }
+        let mut out = if source_tf == tf {
+            candles
+        } else {
+            resample(&candles, tf)
+        };
+        let next_start = if out.len() > limit {
+            let n = out[limit].open_time;
+            out.truncate(limit);
+            Some(n)
+        } else {
+            None
+        };
+        let span_end = next_start.unwrap_or(req.end);
+        let gap_list = gaps(out.iter().map(|c| c.open_time), tf, start, span_end);
+        if req.fill == Fill::Previous {
+            out = fill_previous(&out, tf, span_end);
+        }
+        let now = (self.inner.now)();
+        let partial_last = out.last().is_some_and(|c| tf.next(c.open_time) > now);
+        Ok(Answer {
+            candles: out,
+            source: match (hits, loads) {
+                (_, 0) => Source::Cache,
+                (0, _) => Source::Store,
+                _ => Source::Mixed,
+            },
+            resampled_from: (source_tf != tf).then_some(source_tf),
+            gaps: gap_list,
+            partial_last,
+            next_start,
+        })
+    }
+
+    /// One chunk, from memory or the store; says whether it was in memory.
+    async fn chunk(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        start: i64,
+        end: i64,
+    ) -> Result<(Arc<Vec<Candle>>, bool)> {
+        let key = format!("{symbol}/{tf}/{start}");
+        let now = (self.inner.now)();
+        // The chunk holding the forming candle (or the future) changes; the rest does not.
+        let forming = end > now;
+        let ns = if forming {
+            &self.inner.recent
+        } else {
+            &self.inner.history
+        };
+        if let Ok(Some(v)) = ns.get_typed::<Vec<Candle>>(key.as_bytes()) {
+            self.inner
+                .counters
+                .chunk_hits
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok((Arc::new(v), true));
+        }
+        // Single-flight: a request and a prefetch of the same chunk read the store once.
+        let counters = &self.inner.counters;
+        let load = || async {
+            counters.chunk_loads.fetch_add(1, Ordering::Relaxed);
+            self.inner.store.read(symbol, tf, start, end).await
+        };
+        let loaded = if forming {
+            ns.get_or_load_typed_with_ttl(key.as_bytes(), forming_ttl(tf), load)
+                .await
+        } else {
+            ns.get_or_load_typed(key.as_bytes(), load).await
+        };
+        match loaded {
+            Ok(v) => Ok((Arc::new(v), false)),
+            Err(cache_core::Error::Load(e)) => Err(match e.downcast_ref::<Error>() {
+                Some(Error::UnknownSymbol(s)) => Error::UnknownSymbol(s.clone()),
+                _ => Error::Db(query_opt::Error::Unusable(e.to_string())),
+            }),
+            Err(e) => Err(Error::Encode {
+                what: "chunk",
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// After a miss, loads the neighbouring chunks in the background if they are not in
+    /// memory: range queries tend to move along. Never blocks; skipped when two
+    /// prefetches are already running.
+    fn prefetch(&self, symbol: &Symbol, tf: Timeframe, start: i64, end: i64) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let prev = chunk_start(tf, start - 1);
+        for (s, e) in [(end, chunk_end(tf, end)), (prev, start)] {
+            if s < 0 || s >= e {
+                continue;
+            }
+            let this = self.clone();
+            let symbol = symbol.clone();
+            let Ok(permit) = this.inner.prefetch_slots.try_acquire() else {
+                return;
+            };
+            permit.forget();
+            handle.spawn(async move {
+                let key = format!("{symbol}/{tf}/{s}");
+                let cached = this.inner.history.get(key.as_bytes()).is_some()
+                    || this.inner.recent.get(key.as_bytes()).is_some();
+                if !cached && this.chunk(&symbol, tf, s, e).await.is_ok() {
+                    this.inner
+                        .counters
+                        .prefetches
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                this.inner.prefetch_slots.add_permits(1);
+            });
+        }
+    }
+}
+
+fn resampled_len(candles: &[Candle], tf: Timeframe) -> usize {
+    let mut n = 0;
+    let mut last = None;
+    for c in candles {
+        let b = tf.floor(c.open_time);
+        if last != Some(b) {
+            n += 1;
+            last = Some(b);
+        }
+    }
+    n
+}
+
+/// The open time of the chunk holding `t`: chunks are [`CHUNK_CANDLES`] candles on the
+/// timeframe's own grid (months: a thousand months, so one chunk).
+fn chunk_start(tf: Timeframe, t: i64) -> i64 {
+    match tf.fixed_ms() {
+        Some(len) => {
+            let span = len * CHUNK_CANDLES;
+            // Weeks open on Mondays, so their chunks count from the first Monday.
+            let origin = if tf == Timeframe::W1 { tf.next(0) } else { 0 };
+            origin + (t - origin).div_euclid(span) * span
+        }
+        None => 0,
+    }
+}
+
+fn chunk_end(tf: Timeframe, start: i64) -> i64 {
+    match tf.fixed_ms() {
+        Some(len) => start + len * CHUNK_CANDLES,
+        None => i64::MAX,
+    }
+}

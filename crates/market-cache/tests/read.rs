@@ -1,0 +1,239 @@
+//! The read path on a real store with the real fixtures.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cache_core::{Cache, CacheConfig};
+use market_cache::import::{import_path, ImportOptions};
+use market_cache::read::{Fill, ReadPath, Request, Source};
+use market_cache::{parse_time, CandleStore, Error, SqliteStore, Symbol, Timeframe};
+use query_opt::{Db, DbConfig};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/market")
+        .join(name)
+}
+
+/// A store holding only the 1m fixture, a cache, and a read path whose clock is fixed in
+/// 2024 (so all of 2019 is closed history).
+async fn setup(dir: &tempfile::TempDir, now: i64) -> (ReadPath<SqliteStore>, Cache) {
+    let store = SqliteStore::new(
+        Db::open(DbConfig::new(dir.path().join("t.db")), None)
+            .await
+            .unwrap(),
+    );
+    import_path(
+        &store,
+        &fixture("XRPETH-1m.csv"),
+        &ImportOptions::default(),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let cache = Cache::new(CacheConfig::default()).unwrap();
+    let rp = ReadPath::with_clock(store, &cache, Arc::new(move || now)).unwrap();
+    (rp, cache)
+}
+
+fn req(tf: Timeframe, start: i64, end: i64, limit: usize) -> Request {
+    Request {
+        symbol: "XRPETH".parse().unwrap(),
+        timeframe: tf,
+        start,
+        end,
+        limit,
+        fill: Fill::None,
+    }
+}
+
+const FIRST: i64 = 1_570_752_000_000; // 2019-10-11 00:00
+const END: i64 = FIRST + 3_560 * 60_000; // after the last candle
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_and_overlapping_reads_come_from_cached_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rp, _cache) = setup(&dir, parse_time("2024-01-01").unwrap()).await;
+    let a = rp
+        .get(&req(Timeframe::M1, FIRST, END, 10_000))
+        .await
+        .unwrap();
+    let stored = rp
+        .store()
+        .read(&"XRPETH".parse().unwrap(), Timeframe::M1, 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(a.candles, stored);
+    // The first chunk is a miss; the later ones may already have been prefetched.
+    assert!(
+        matches!(a.source, Source::Store | Source::Mixed),
+        "{:?}",
+        a.source
+    );
+    assert!(!a.partial_last);
+    let loads = rp.stats().chunk_loads;
+    // A range inside the first: every chunk is in memory now.
+    let b = rp
+        .get(&req(
+            Timeframe::M1,
+            FIRST + 500 * 60_000,
+            FIRST + 2_500 * 60_000,
+            10_000,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(b.source, Source::Cache);
+    assert_eq!(rp.stats().chunk_loads, loads, "no chunk read twice");
+    let (lo, hi) = (FIRST + 500 * 60_000, FIRST + 2_500 * 60_000);
+    let expected: Vec<_> = a
+        .candles
+        .iter()
+        .filter(|c| c.open_time >= lo && c.open_time < hi)
+        .cloned()
+        .collect();
+    assert_eq!(b.candles, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weeks_and_months_are_aggregated_from_the_1m_candles() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rp, _cache) = setup(&dir, parse_time("2024-01-01").unwrap()).await;
+    // Computed here from the file's text, independently of the resampler.
+    let text = std::fs::read_to_string(fixture("XRPETH-1m.csv")).unwrap();
+    let rows: Vec<Vec<f64>> = text
+        .lines()
+        .map(|l| l.split(',').take(6).map(|v| v.parse().unwrap()).collect())
+        .collect();
+    let high = rows.iter().map(|r| r[2]).fold(f64::MIN, f64::max);
+    let low = rows.iter().map(|r| r[3]).fold(f64::MAX, f64::min);
+    let volume: f64 = rows.iter().map(|r| r[5]).sum();
+    for (tf, open) in [
+        (Timeframe::W1, "2019-10-07"),
+        (Timeframe::Mo1, "2019-10-01"),
+    ] {
+        let a = rp
+            .get(&req(
+                tf,
+                parse_time("2019-09-01").unwrap(),
+                parse_time("2019-12-01").unwrap(),
+                100,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(a.resampled_from, Some(Timeframe::M1));
+        assert_eq!(a.candles.len(), 1, "{tf}");
+        let c = &a.candles[0];
+        assert_eq!(
+            c.open_time,
+            parse_time(open).unwrap(),
+            "{tf} opens on {open}"
+        );
+        assert_eq!(c.open.to_f64(), rows[0][1]);
+        assert_eq!(c.close.to_f64(), rows.last().unwrap()[4]);
+        assert_eq!((c.high.to_f64(), c.low.to_f64()), (high, low));
+        assert!((c.volume.to_f64() - volume).abs() < 1e-6);
+    }
+    // 5m is not stored: it is resampled, and matches the exchange's own 5m file.
+    let five = rp
+        .get(&req(Timeframe::M5, FIRST, END, 10_000))
+        .await
+        .unwrap();
+    assert_eq!(five.candles.len(), 706);
+    let exchange = std::fs::read_to_string(fixture("XRPETH-5m.csv")).unwrap();
+    for (c, line) in five.candles.iter().zip(exchange.lines()) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(
+            vec![
+                c.open_time.to_string(),
+                c.open.to_string(),
+                c.high.to_string(),
+                c.low.to_string(),
+                c.close.to_string(),
+                c.volume.to_string()
+            ],
+            f[..6].to_vec()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gaps_fill_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rp, _cache) = setup(&dir, parse_time("2024-01-01").unwrap()).await;
+    let a = rp
+        .get(&req(Timeframe::M1, FIRST, END, 10_000))
+        .await
+        .unwrap();
+    assert_eq!(a.gaps.len(), 676);
+    let mut filled = req(Timeframe::M1, FIRST, END, 10_000);
+    filled.fill = Fill::Previous;
+    assert_eq!(rp.get(&filled).await.unwrap().candles.len(), 3_560);
+
+    // Pages of 1000 put together are the whole.
+    let mut start = FIRST;
+    let mut all = Vec::new();
+    loop {
+        let page = rp.get(&req(Timeframe::M1, start, END, 1000)).await.unwrap();
+        assert!(page.candles.len() <= 1000);
+        all.extend(page.candles);
+        match page.next_start {
+            Some(n) => start = n,
+            None => break,
+        }
+    }
+    assert_eq!(all, a.candles);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forming_candle_is_marked_and_cached_briefly() {
+    let dir = tempfile::tempdir().unwrap();
+    // "Now" is 30 s into the last stored candle.
+    let last = END - 60_000;
+    let (rp, cache) = setup(&dir, last + 30_000).await;
+    let a = rp
+        .get(&req(Timeframe::M1, last - 600_000, END, 100))
+        .await
+        .unwrap();
+    assert!(a.partial_last);
+    let recent = &cache.stats().namespaces[cache_core::ns::MARKET_DATA_OHLCV];
+    assert_eq!(
+        recent.inserts, 1,
+        "the chunk holding the forming candle lives in the short-lived namespace"
+    );
+    assert_eq!(recent.ttl_ms, 300_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_prefetches_the_next_chunk_and_unknown_symbols_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rp, _cache) = setup(&dir, parse_time("2024-01-01").unwrap()).await;
+    rp.get(&req(Timeframe::M1, FIRST, FIRST + 60_000, 10))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    while rp.stats().prefetches == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no prefetch happened"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let loads = rp.stats().chunk_loads;
+    let b = rp
+        .get(&req(
+            Timeframe::M1,
+            FIRST + 1000 * 60_000,
+            FIRST + 1001 * 60_000,
+            10,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(b.source, Source::Cache, "the next chunk was loaded ahead");
+    assert_eq!(rp.stats().chunk_loads, loads);
+
+    let mut nope = req(Timeframe::M1, FIRST, END, 10);
+    nope.symbol = "NOPE".parse::<Symbol>().unwrap();
+    assert!(matches!(rp.get(&nope).await, Err(Error::UnknownSymbol(_))));
+}
