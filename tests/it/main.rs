@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod demo;
+mod http;
 mod storage;
 
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! The candlecache binary: command line and wiring only.
 
 mod demo;
+mod serve;
 mod store_cmds;
 
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ enum Command {
     Export(store_cmds::ExportArgs),
     /// Lists what the database holds: symbols, timeframes, ranges and counts.
     Markets(store_cmds::MarketsArgs),
+    /// Serves candles over HTTP (JSON, CSV, Arrow) from the cache and the database.
+    /// Prints `listening on http://ADDR` once it accepts connections.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Import(args) => store_cmds::import(&cli.db, &args),
         Command::Export(args) => store_cmds::export(&cli.db, &args),
         Command::Markets(args) => store_cmds::markets(&cli.db, &args),
+        Command::Serve(args) => serve::run(&cli.db, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -83,14 +83,14 @@ fn parse_format(s: &str) -> Result<ExportFormat, String> {
     s.parse()
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-async fn open_store(db: &Path, must_exist: bool) -> Result<SqliteStore> {
+pub(crate) async fn open_store(db: &Path, must_exist: bool) -> Result<SqliteStore> {
     if must_exist && !db.exists() {
         bail!(
             "database {} does not exist; import candles first (candlecache import FILE)",

@@ -1,9 +1,25 @@
-//! The HTTP face of candlecache.
+//! The HTTP face of candlecache: a hyper 1.x server with the routes and envelopes of the
+//! design.
 //!
-//! This crate will own the hyper 1.x server: the routes and envelopes of the design
-//! (`/api/crypto/ohlc`, `/api/v3/klines` and the other Binance-compatible calls,
-//! `/api/performance/*`, `/metrics`, `/healthz`, `/openapi.json`), format negotiation
-//! (JSON, CSV, Arrow IPC, gzip), request limits, error mapping in one place, access logs
-//! and graceful shutdown.
+//! # Overview
+//! [`serve`] answers on a bound listener until its shutdown future completes, then lets
+//! requests in flight finish. Routes: `/api/crypto/ohlc` (JSON, CSV or Arrow IPC by
+//! `format` or `Accept`, gzip for large bodies), `/api/crypto/markets`,
+//! `/api/performance/stats`, `/api/performance/cache`, `POST /api/performance/cache/clear`,
+//! `POST /api/performance/optimize`, `/metrics` (Prometheus text), `/healthz`,
+//! `/openapi.json`. Errors use one envelope and one status mapping ([`Error::status`]).
+//! Limits: URL 8 KiB (414), head 64 KiB (431), body 64 KiB (413), headers within 10 s.
+//! A repeated `/api/crypto/ohlc` request is a lookup of ready bytes in `api_responses`.
 //!
-//! It may depend on every library crate; it never runs SQL itself.
+//! It never runs SQL itself: candles come from `market_cache::read::ReadPath`.
+
+mod app;
+mod encode;
+mod error;
+mod metrics;
+mod openapi;
+mod query;
+mod server;
+
+pub use error::{Error, Result};
+pub use server::{serve, HttpConfig};

@@ -37,6 +37,7 @@ mod store;
 mod symbol;
 mod time;
 mod timeframe;
+mod wire;
 
 pub use candle::Candle;
 pub use decimal::{Decimal, MAX_SCALE};
@@ -46,3 +47,4 @@ pub use store::{candle_schema, CandleStore, Market, MarketMeta, Scales, SqliteSt
 pub use symbol::Symbol;
 pub use time::{epoch_to_ms, format_time, parse_time};
 pub use timeframe::Timeframe;
+pub use wire::arrow_ipc;

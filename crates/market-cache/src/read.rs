@@ -37,8 +37,9 @@ pub struct Request {
     pub symbol: Symbol,
     /// The timeframe wanted (stored or resampled).
     pub timeframe: Timeframe,
-    /// First open time, epoch ms; a start inside a candle begins at the next one.
-    pub start: i64,
+    /// First open time, epoch ms; a start inside a candle begins at the next one. `None`
+    /// starts at the first stored candle.
+    pub start: Option<i64>,
     /// End of the range, exclusive, epoch ms.
     pub end: i64,
     /// At most this many candles; the rest is announced by [`Answer::next_start`].
@@ -200,11 +201,6 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     /// if reading fails.
     pub async fn get(&self, req: &Request) -> Result<Answer> {
         let tf = req.timeframe;
-        let start = if tf.is_aligned(req.start) {
-            req.start
-        } else {
-            tf.next(req.start)
-        };
         let limit = req.limit.clamp(1, MAX_LIMIT);
         let markets = self.inner.store.markets().await?;
         let stored: Vec<Timeframe> = markets
@@ -227,6 +223,16 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 .ok_or_else(|| {
                     Error::UnknownSymbol(format!("{} has no timeframe finer than {tf}", req.symbol))
                 })?
+        };
+        let first_stored = markets
+            .iter()
+            .find(|m| m.symbol == req.symbol.as_str() && m.timeframe == source_tf.as_str())
+            .and_then(|m| m.first_time)
+            .unwrap_or(0);
+        let start = match req.start {
+            None => tf.floor(first_stored),
+            Some(s) if tf.is_aligned(s) => s,
+            Some(s) => tf.next(s),
         };
         let mut candles = Vec::new();
         let (mut hits, mut loads) = (0u32, 0u32);

@@ -42,7 +42,7 @@ fn req(tf: Timeframe, start: i64, end: i64, limit: usize) -> Request {
     Request {
         symbol: "XRPETH".parse().unwrap(),
         timeframe: tf,
-        start,
+        start: Some(start),
         end,
         limit,
         fill: Fill::None,

@@ -1,0 +1,114 @@
+//! `candlecache serve`: wiring the store, the cache, the read path and the server.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use cache_core::{Cache, CacheConfig};
+use http_api::HttpConfig;
+use market_cache::import::{import_path, ImportOptions};
+use market_cache::read::ReadPath;
+use market_cache::CandleStore;
+
+use crate::store_cmds::{open_store, runtime};
+
+/// Options of `candlecache serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, env = "CANDLECACHE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Bearer token for the mutating endpoints (needed when listening beyond loopback).
+    #[arg(long, env = "CANDLECACHE_TOKEN")]
+    token: Option<String>,
+    /// Memory budget of the cache, in MB.
+    #[arg(long, env = "CANDLECACHE_CACHE_MB", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    cache_mb: u64,
+    /// The most candles one answer may hold.
+    #[arg(long, env = "CANDLECACHE_MAX_ROWS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_rows: u64,
+    /// Load the bundled real candles (XRPETH 1m and 5m, XRP/USDT 1h) into an empty
+    /// database first, so there is something to look at.
+    #[arg(long)]
+    demo: bool,
+}
+
+/// The bundled samples, for `--demo`.
+const SAMPLES: &[(&str, &[u8])] = &[
+    (
+        "XRPETH-1m.csv",
+        include_bytes!("../../../tests/fixtures/market/XRPETH-1m.csv"),
+    ),
+    (
+        "XRPETH-5m.csv",
+        include_bytes!("../../../tests/fixtures/market/XRPETH-5m.csv"),
+    ),
+    (
+        "XRP_USDT_USDT-1h-futures.json",
+        include_bytes!("../../../tests/fixtures/market/XRP_USDT_USDT-1h-futures.json"),
+    ),
+];
+
+pub(crate) fn run(db: &Path, args: &Args) -> Result<()> {
+    runtime()?.block_on(async {
+        let store = open_store(db, false).await?;
+        if args.demo && store.markets().await?.is_empty() {
+            let dir = std::env::temp_dir().join(format!("candlecache-demo-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            for (name, bytes) in SAMPLES {
+                let path = dir.join(name);
+                std::fs::write(&path, bytes)?;
+                for r in import_path(&store, &path, &ImportOptions::default(), &|_| {}).await? {
+                    eprintln!(
+                        "demo: loaded {} {} candles of {}",
+                        r.inserted, r.timeframe, r.symbol
+                    );
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let cache = Cache::new(CacheConfig {
+            budget_bytes: args.cache_mb * 1_000_000,
+            ..CacheConfig::default()
+        })?;
+        let read = ReadPath::new(store, &cache)?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let config = HttpConfig {
+            listen: addr,
+            max_rows: args.max_rows as usize,
+            token: args.token.clone(),
+            ..HttpConfig::default()
+        };
+        println!("listening on http://{addr}");
+        std::io::stdout().flush()?;
+        http_api::serve(listener, config, read, cache, shutdown_signal()).await?;
+        eprintln!("candlecache: stopped");
+        Ok(())
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

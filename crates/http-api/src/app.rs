@@ -1,0 +1,430 @@
+//! The routes and their handlers.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_core::{ns, Cache, NamespaceCache, Reclaim, Scope};
+use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use market_cache::read::{Fill, ReadPath, Request as ReadRequest, DEFAULT_LIMIT};
+use market_cache::{format_time, parse_time, CandleStore, SqliteStore, Symbol, Timeframe};
+use serde_json::json;
+
+use crate::metrics::Metrics;
+use crate::query::Params;
+use crate::{Error, Result};
+
+/// Bodies larger than this are gzipped for clients that accept it.
+const GZIP_MIN_BYTES: usize = 1024;
+
+/// What the handlers share.
+pub(crate) struct App {
+    pub(crate) read: ReadPath<SqliteStore>,
+    pub(crate) cache: Cache,
+    pub(crate) responses: NamespaceCache,
+    pub(crate) metrics: Metrics,
+    pub(crate) max_rows: usize,
+    pub(crate) token: Option<String>,
+}
+
+/// A response body with its content type, and the timings for Server-Timing.
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) content_type: &'static str,
+    pub(crate) body: Bytes,
+    pub(crate) gzip: bool,
+    pub(crate) timing: String,
+    pub(crate) from_cache: bool,
+}
+
+impl Reply {
+    fn json(v: serde_json::Value) -> Self {
+        Self {
+            status: StatusCode::OK,
+            content_type: "application/json",
+            body: Bytes::from(v.to_string()),
+            gzip: false,
+            timing: String::new(),
+            from_cache: false,
+        }
+    }
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    format_time(ms)
+}
+
+/// The error envelope, with the status the error maps to.
+pub(crate) fn error_response(e: &Error) -> Response<http_body_util::Full<Bytes>> {
+    let body = json!({
+        "success": false,
+        "error": {"code": e.code(), "message": e.to_string()},
+        "timestamp": now_rfc3339(),
+    });
+    let mut r = Response::new(http_body_util::Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = e.status();
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Error::MethodNotAllowed { allow, .. } = e {
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    r
+}
+
+/// The routes: path, allowed methods, and the route name used in metrics.
+const ROUTES: &[(&str, &str)] = &[
+    ("/api/crypto/ohlc", "GET"),
+    ("/api/crypto/markets", "GET"),
+    ("/api/performance/stats", "GET"),
+    ("/api/performance/cache", "GET"),
+    ("/api/performance/cache/clear", "POST"),
+    ("/api/performance/optimize", "POST"),
+    ("/metrics", "GET"),
+    ("/healthz", "GET"),
+    ("/openapi.json", "GET"),
+];
+
+/// Returns the route name for metrics: the path if it is a route, else `other`.
+pub(crate) fn route_name(path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or("other", |(p, _)| p)
+}
+
+impl App {
+    pub(crate) async fn handle<B>(self: &Arc<Self>, req: &Request<B>) -> Result<Reply> {
+        let path = req.uri().path();
+        let Some((_, allow)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+            return Err(Error::NotFound(path.chars().take(200).collect()));
+        };
+        let method = req.method();
+        let allowed = method.as_str() == *allow || (*allow == "GET" && method == Method::HEAD);
+        if !allowed {
+            return Err(Error::MethodNotAllowed {
+                method: method.to_string(),
+                allow,
+            });
+        }
+        let params = Params::parse(req.uri().query())?;
+        if *allow == "POST" {
+            self.authorize(req)?;
+        }
+        match path {
+            "/api/crypto/ohlc" => self.ohlc(req, &params).await,
+            "/api/crypto/markets" => self.markets().await,
+            "/api/performance/stats" => self.stats().await,
+            "/api/performance/cache" => Ok(Reply::json(envelope(json!(self.cache.stats()), None))),
+            "/api/performance/cache/clear" => self.clear(&params),
+            "/api/performance/optimize" => self.optimize().await,
+            "/metrics" => Ok(Reply {
+                content_type: "text/plain; version=0.0.4",
+                body: Bytes::from(self.metrics.render(&self.cache, self.read.store().db())),
+                ..Reply::json(json!(null))
+            }),
+            "/healthz" => Ok(Reply::json(envelope(json!({"status": "ok"}), None))),
+            _ => Ok(Reply {
+                body: Bytes::from_static(crate::openapi::DOCUMENT.as_bytes()),
+                ..Reply::json(json!(null))
+            }),
+        }
+    }
+
+    fn authorize<B>(&self, req: &Request<B>) -> Result<()> {
+        let Some(token) = &self.token else {
+            return Ok(());
+        };
+        let given = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Constant-time: the comparison does not stop at the first differing byte.
+        let same = given.len() == token.len()
+            && given
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if same {
+            Ok(())
+        } else {
+            Err(Error::Unauthorized)
+        }
+    }
+
+    async fn ohlc<B>(&self, req: &Request<B>, p: &Params) -> Result<Reply> {
+        let symbol: Symbol = p.require("symbol")?.parse()?;
+        let timeframe: Timeframe = p.require("timeframe")?.parse()?;
+        let start = p.get("start").map(parse_time).transpose()?;
+        let end = match p.get("end") {
+            Some(e) => parse_time(e)?,
+            None => timeframe.next(wall_ms()),
+        };
+        if start.is_some_and(|s| s >= end) {
+            return Err(Error::InvalidRange);
+        }
+        let limit = match p.get("limit") {
+            None => DEFAULT_LIMIT.min(self.max_rows),
+            Some(l) => {
+                let n: usize = l
+                    .parse()
+                    .map_err(|_| Error::InvalidLimit { max: self.max_rows })?;
+                if n == 0 {
+                    return Err(Error::InvalidLimit { max: self.max_rows });
+                }
+                if n > self.max_rows {
+                    return Err(Error::RangeTooLarge {
+                        asked: n,
+                        max: self.max_rows,
+                    });
+                }
+                n
+            }
+        };
+        let fill = match p.get("fill").unwrap_or("none") {
+            "none" => Fill::None,
+            "previous" => Fill::Previous,
+            other => {
+                return Err(Error::InvalidFormat(format!(
+                    "fill `{}` is not none or previous",
+                    clip(other)
+                )))
+            }
+        };
+        let accept = req
+            .headers()
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let format = match p.get("format") {
+            Some(f @ ("json" | "csv" | "arrow")) => f,
+            Some(other) => {
+                return Err(Error::InvalidFormat(format!(
+                    "format `{}` is not json, csv or arrow",
+                    clip(other)
+                )))
+            }
+            None if accept.contains("text/csv") => "csv",
+            None if accept.contains("application/vnd.apache.arrow") => "arrow",
+            None => "json",
+        };
+        let gzip = accepts_gzip(req);
+        // A repeated request is a lookup of ready bytes.
+        let key =
+            format!("ohlc|{symbol}|{timeframe}|{start:?}|{end}|{limit}|{fill:?}|{format}|{gzip}");
+        if let Some(hit) = self.responses.get(key.as_bytes()) {
+            let (content_type, body) = split_cached(&hit);
+            return Ok(Reply {
+                status: StatusCode::OK,
+                content_type,
+                body,
+                gzip,
+                timing: "cache;dur=0".into(),
+                from_cache: true,
+            });
+        }
+        let t = Instant::now();
+        let answer = self
+            .read
+            .get(&ReadRequest {
+                symbol: symbol.clone(),
+                timeframe,
+                start,
+                end,
+                limit,
+                fill,
+            })
+            .await?;
+        let read_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let t = Instant::now();
+        let (content_type, body) = match format {
+            "csv" => ("text/csv", crate::encode::csv(&answer.candles)),
+            "arrow" => (
+                "application/vnd.apache.arrow.stream",
+                market_cache::arrow_ipc(&answer.candles)?,
+            ),
+            _ => (
+                "application/json",
+                crate::encode::json(&symbol, timeframe, &answer),
+            ),
+        };
+        let mut body = Bytes::from(body);
+        let gzip = gzip && body.len() >= GZIP_MIN_BYTES;
+        if gzip {
+            body = gzip_bytes(&body);
+        }
+        let encode_ms = t.elapsed().as_secs_f64() * 1000.0;
+        // Answers that hold the forming candle change soon; cache them no longer than it.
+        let ttl = if answer.partial_last {
+            market_cache::read::forming_ttl(timeframe).min(Duration::from_secs(60))
+        } else {
+            Duration::from_secs(60)
+        };
+        let _ =
+            self.responses
+                .insert_with_ttl(key.as_bytes(), join_cached(content_type, &body), ttl);
+        let source = format!("{:?}", answer.source).to_lowercase();
+        Ok(Reply {
+            status: StatusCode::OK,
+            content_type,
+            body,
+            gzip,
+            timing: format!("{source};dur={read_ms:.2}, encode;dur={encode_ms:.2}"),
+            from_cache: false,
+        })
+    }
+
+    async fn markets(&self) -> Result<Reply> {
+        let markets = self.read.store().markets().await?;
+        Ok(Reply::json(envelope(json!(markets), None)))
+    }
+
+    async fn stats(&self) -> Result<Reply> {
+        let db = self.read.store().db();
+        let data = json!({
+            "cache": self.cache.stats(),
+            "pools": {"sqlite": db.pool().stats()},
+            "queries": {"patterns": db.log().patterns(), "slow": db.log().slow()},
+            "read_path": self.read.stats(),
+            "http": self.metrics.summary(),
+        });
+        Ok(Reply::json(envelope(data, None)))
+    }
+
+    fn clear(&self, p: &Params) -> Result<Reply> {
+        let freed = match p.get("namespace") {
+            None | Some("") => self.cache.clear(Scope::All),
+            Some(name) => self.cache.clear(Scope::Namespace(name)),
+        }
+        .map_err(|e| Error::InvalidFormat(e.to_string()))?;
+        Ok(Reply::json(envelope(json!({"bytes_freed": freed}), None)))
+    }
+
+    async fn optimize(&self) -> Result<Reply> {
+        let db = self.read.store().db();
+        let report = db
+            .optimize()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let advice = db
+            .recommendations()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Reply::json(envelope(
+            json!({"optimize": report, "recommendations": advice}),
+            None,
+        )))
+    }
+}
+
+/// `{"success": true, "data": ..., "meta": ..., "timestamp": ...}`.
+pub(crate) fn envelope(
+    data: serde_json::Value,
+    meta: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut v = json!({"success": true, "data": data, "timestamp": now_rfc3339()});
+    if let Some(m) = meta {
+        v["meta"] = m;
+    }
+    v
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+fn accepts_gzip<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|e| e.trim().split(';').next() == Some("gzip") && !e.contains("q=0"))
+        })
+}
+
+fn gzip_bytes(b: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut enc =
+        flate2::write::GzEncoder::new(Vec::with_capacity(b.len() / 4), flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(b);
+    Bytes::from(enc.finish().unwrap_or_default())
+}
+
+/// Cached responses are stored as `content-type \n body`.
+fn join_cached(content_type: &str, body: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(content_type.len() + 1 + body.len());
+    v.extend_from_slice(content_type.as_bytes());
+    v.push(b'\n');
+    v.extend_from_slice(body);
+    Bytes::from(v)
+}
+
+fn split_cached(v: &Bytes) -> (&'static str, Bytes) {
+    let nl = v.iter().position(|b| *b == b'\n').unwrap_or(0);
+    let ct = match &v[..nl] {
+        b"text/csv" => "text/csv",
+        b"application/vnd.apache.arrow.stream" => "application/vnd.apache.arrow.stream",
+        _ => "application/json",
+    };
+    // The body is shared, not copied.
+    (ct, v.slice(nl + 1..))
+}
+
+/// Builds the HTTP response of a reply, with its headers.
+pub(crate) fn response(reply: Reply, head_only: bool) -> Response<http_body_util::Full<Bytes>> {
+    let len = reply.body.len();
+    let body = if head_only { Bytes::new() } else { reply.body };
+    let mut r = Response::new(http_body_util::Full::new(body));
+    *r.status_mut() = reply.status;
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    if reply.gzip {
+        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    h.insert("vary", HeaderValue::from_static("accept, accept-encoding"));
+    h.insert(
+        "x-cache",
+        HeaderValue::from_static(if reply.from_cache { "hit" } else { "miss" }),
+    );
+    if !reply.timing.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&reply.timing) {
+            h.insert("server-timing", v);
+        }
+    }
+    if head_only {
+        let mut s = String::new();
+        let _ = write!(s, "{len}");
+        if let Ok(v) = HeaderValue::from_str(&s) {
+            h.insert(hyper::header::CONTENT_LENGTH, v);
+        }
+    }
+    r
+}
+
+/// Names the namespace that holds whole responses.
+pub(crate) const RESPONSES: &str = ns::API_RESPONSES;
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("max_rows", &self.max_rows)
+            .finish()
+    }
+}

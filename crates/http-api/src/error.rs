@@ -1,0 +1,122 @@
+use hyper::StatusCode;
+
+/// Errors of `http-api`: what a request did wrong, or what failed serving it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A required query parameter is missing.
+    #[error("missing parameter `{0}`")]
+    MissingParameter(&'static str),
+    /// A query parameter appears twice.
+    #[error("parameter `{0}` is given more than once")]
+    DuplicateParameter(String),
+    /// The symbol is malformed.
+    #[error("{0}")]
+    InvalidSymbol(String),
+    /// The store does not know the symbol.
+    #[error("{0}")]
+    UnknownSymbol(String),
+    /// The timeframe is not one of the 16 supported.
+    #[error("{0}")]
+    InvalidTimeframe(String),
+    /// A time cannot be read.
+    #[error("{0}")]
+    InvalidTime(String),
+    /// start is not before end.
+    #[error("start must be before end")]
+    InvalidRange,
+    /// limit is not a positive count.
+    #[error("limit must be a whole number from 1 to {max}")]
+    InvalidLimit {
+        /// The largest limit.
+        max: usize,
+    },
+    /// limit is above the maximum.
+    #[error("limit {asked} is above the maximum of {max} rows an answer may hold")]
+    RangeTooLarge {
+        /// The limit asked for.
+        asked: usize,
+        /// The largest limit.
+        max: usize,
+    },
+    /// The format (or another enumerated parameter) is not one of the accepted values.
+    #[error("{0}")]
+    InvalidFormat(String),
+    /// No route has this path.
+    #[error("no such endpoint: {0}")]
+    NotFound(String),
+    /// The route exists but not for this method.
+    #[error("method {method} is not allowed here; use {allow}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The methods the route accepts.
+        allow: &'static str,
+    },
+    /// The URL is longer than the limit.
+    #[error("the URL is longer than {0} bytes")]
+    UriTooLong(usize),
+    /// The body is larger than the limit.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// A mutating endpoint was called without the configured bearer token.
+    #[error("this endpoint needs the bearer token")]
+    Unauthorized,
+    /// Something failed on our side; details are in the log.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl Error {
+    /// The status code this error is answered with; the one place that decides it.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownSymbol(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The stable snake_case code of the error envelope.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingParameter(_) => "missing_parameter",
+            Self::DuplicateParameter(_) => "duplicate_parameter",
+            Self::InvalidSymbol(_) => "invalid_symbol",
+            Self::UnknownSymbol(_) => "unknown_symbol",
+            Self::InvalidTimeframe(_) => "invalid_timeframe",
+            Self::InvalidTime(_) => "invalid_time",
+            Self::InvalidRange => "invalid_range",
+            Self::InvalidLimit { .. } => "invalid_limit",
+            Self::RangeTooLarge { .. } => "range_too_large",
+            Self::InvalidFormat(_) => "invalid_format",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::UriTooLong(_) => "uri_too_long",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Unauthorized => "unauthorized",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<market_cache::Error> for Error {
+    fn from(e: market_cache::Error) -> Self {
+        match e {
+            market_cache::Error::UnknownSymbol(s) => {
+                Self::UnknownSymbol(format!("unknown symbol `{s}`"))
+            }
+            market_cache::Error::InvalidSymbol(_) => Self::InvalidSymbol(e.to_string()),
+            market_cache::Error::InvalidTimeframe(_) => Self::InvalidTimeframe(e.to_string()),
+            market_cache::Error::InvalidTime { .. } => Self::InvalidTime(e.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The result type of `http-api`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,163 @@
+//! The accept loop: HTTP/1.1 with limits, an access log line per request, graceful
+//! shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_core::Cache;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use market_cache::read::ReadPath;
+use market_cache::SqliteStore;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+use crate::app::{error_response, response, route_name, App, RESPONSES};
+use crate::Error;
+
+/// URLs longer than this are refused with 414.
+const MAX_URL_BYTES: usize = 8 * 1024;
+/// Request heads larger than this are refused with 431.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Bodies larger than this are refused with 413; no endpoint needs one.
+const MAX_BODY_BYTES: u64 = 64 * 1024;
+
+/// Configuration of the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The most candles one answer may hold.
+    pub max_rows: usize,
+    /// Headers must arrive within this many seconds.
+    pub header_timeout_secs: u64,
+    /// Bearer token for the mutating endpoints; required when listening beyond loopback.
+    pub token: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_rows: market_cache::read::MAX_LIMIT,
+            header_timeout_secs: 10,
+            token: None,
+        }
+    }
+}
+
+/// Serves until `shutdown` completes, then lets requests in flight finish (up to 10 s).
+///
+/// # Errors
+/// [`Error::Internal`] if the configuration is unusable (no token beyond loopback).
+pub async fn serve(
+    listener: TcpListener,
+    config: HttpConfig,
+    read: ReadPath<SqliteStore>,
+    cache: Cache,
+    shutdown: impl Future<Output = ()>,
+) -> crate::Result<()> {
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    if !local.ip().is_loopback() && config.token.is_none() {
+        return Err(Error::Internal(format!(
+            "listening on {local} (beyond loopback) needs a token for the mutating endpoints"
+        )));
+    }
+    let responses = cache
+        .namespace(RESPONSES)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let app = Arc::new(App {
+        read,
+        cache,
+        responses,
+        metrics: Default::default(),
+        max_rows: config.max_rows,
+        token: config.token.clone(),
+    });
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(config.header_timeout_secs))
+        .max_buf_size(MAX_HEAD_BYTES);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of descriptors or a reset before accept: keep serving the others.
+                Err(_) => continue,
+            },
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(&app, req, peer).await) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that goes away mid-request is not our error.
+            let _ = conn.await;
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    Ok(())
+}
+
+async fn handle(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<http_body_util::Full<Bytes>> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path: String = req.uri().path().chars().take(200).collect();
+    let uri_len = req.uri().to_string().len();
+    let body_len = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let result = if uri_len > MAX_URL_BYTES {
+        Err(Error::UriTooLong(MAX_URL_BYTES))
+    } else if body_len > MAX_BODY_BYTES {
+        Err(Error::PayloadTooLarge(MAX_BODY_BYTES as usize))
+    } else {
+        let (parts, _body) = req.into_parts();
+        let head_only = parts.method == Method::HEAD;
+        let head = Request::from_parts(parts, ());
+        let app = app.clone();
+        // Its own task, so a panic in a handler becomes a 500 for this request only.
+        match tokio::spawn(async move { app.handle(&head).await }).await {
+            Ok(r) => r.map(|reply| response(reply, head_only)),
+            Err(e) => Err(Error::Internal(format!("handler failed: {e}"))),
+        }
+    };
+    let resp = result.unwrap_or_else(|e| {
+        if let Error::Internal(detail) = &e {
+            eprintln!("candlecache: internal error on {method} {path}: {detail}");
+        }
+        error_response(&e)
+    });
+    let took = started.elapsed();
+    app.metrics
+        .record(route_name(&path), resp.status().as_u16(), took);
+    eprintln!(
+        "{peer} {method} {path} {} {}B {:.2}ms",
+        resp.status().as_u16(),
+        http_body::Body::size_hint(resp.body()).exact().unwrap_or(0),
+        took.as_secs_f64() * 1000.0
+    );
+    resp
+}

@@ -1,0 +1,502 @@
+//! The real server, started by the real binary on a free loopback port, asked by a plain
+//! HTTP/1.1 client over TCP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{binary, fixture};
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `candlecache serve --demo` on port 0 with a fresh database.
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(binary())
+        .arg("--db")
+        .arg(dir.path().join("c.db"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server said where it listens");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    Server {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Sends raw bytes and reads the whole answer (the request asks to close).
+fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text_end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP head came back");
+    let head = String::from_utf8_lossy(&buf[..text_end]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: buf[text_end + 4..].to_vec(),
+    }
+}
+
+fn request(addr: SocketAddr, method: &str, target: &str, extra: &str) -> Reply {
+    raw(
+        addr,
+        format!(
+            "{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra}\r\n"
+        )
+        .as_bytes(),
+    )
+}
+
+fn get(addr: SocketAddr, target: &str) -> Reply {
+    request(addr, "GET", target, "")
+}
+
+const OHLC: &str =
+    "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&start=1570752000000&end=1570773600000";
+
+#[test]
+fn formats_aggregates_caching_and_errors_over_http() {
+    let srv = start();
+    let a = srv.addr;
+    let lines: Vec<String> = std::fs::read_to_string(fixture("XRPETH-1m.csv"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let in_range: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.split(',').next().unwrap().parse::<i64>().unwrap() < 1_570_773_600_000)
+        .collect();
+
+    // JSON.
+    let r = get(a, OHLC);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-cache"), Some("miss"));
+    assert!(r.header("server-timing").is_some());
+    let v = r.json();
+    assert_eq!(v["success"], true);
+    let rows = v["data"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), in_range.len());
+    assert_eq!(rows[0][0], 1_570_752_000_000i64);
+    assert_eq!(rows[0][1].as_f64().unwrap(), 0.00141342);
+    assert_eq!(v["meta"]["rows"], in_range.len());
+    assert!(!v["meta"]["gaps"].as_array().unwrap().is_empty());
+    // The same request again is a lookup.
+    assert_eq!(get(a, OHLC).header("x-cache"), Some("hit"));
+
+    // CSV, values exactly as the exchange wrote them.
+    let r = get(a, &format!("{OHLC}&format=csv"));
+    assert_eq!(r.header("content-type"), Some("text/csv"));
+    let csv = String::from_utf8(r.body).unwrap();
+    let mut csv_lines = csv.lines();
+    assert_eq!(csv_lines.next(), Some("time,open,high,low,close,volume"));
+    for (got, want) in csv_lines.zip(&in_range) {
+        assert_eq!(got, want.split(',').take(6).collect::<Vec<_>>().join(","));
+    }
+
+    // Arrow IPC, parsed back.
+    let r = request(
+        a,
+        "GET",
+        OHLC,
+        "Accept: application/vnd.apache.arrow.stream\r\n",
+    );
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.apache.arrow.stream")
+    );
+    let reader =
+        arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(r.body), None).unwrap();
+    let schema = reader.schema();
+    assert_eq!(
+        schema.field(0).data_type(),
+        &arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, Some("UTC".into()))
+    );
+    let n: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(n, in_range.len());
+
+    // gzip for clients that accept it.
+    let r = request(
+        a,
+        "GET",
+        &format!("{OHLC}&limit=500"),
+        "Accept-Encoding: gzip\r\n",
+    );
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+
+    // A week opens on Monday and a month on the 1st; both equal aggregates computed here.
+    let rows: Vec<Vec<f64>> = lines
+        .iter()
+        .map(|l| l.split(',').take(6).map(|x| x.parse().unwrap()).collect())
+        .collect();
+    let high = rows.iter().map(|r| r[2]).fold(f64::MIN, f64::max);
+    let low = rows.iter().map(|r| r[3]).fold(f64::MAX, f64::min);
+    let vol: f64 = rows.iter().map(|r| r[5]).sum();
+    for (tf, open) in [("1w", 1_570_406_400_000i64), ("1M", 1_569_888_000_000)] {
+        let v = get(
+            a,
+            &format!(
+                "/api/crypto/ohlc?symbol=XRPETH&timeframe={tf}&start=2019-09-01&end=2019-12-01"
+            ),
+        )
+        .json();
+        let c = &v["data"]["rows"][0];
+        assert_eq!(c[0], open, "{tf}");
+        assert_eq!(
+            (c[1].as_f64().unwrap(), c[4].as_f64().unwrap()),
+            (rows[0][1], rows.last().unwrap()[4])
+        );
+        assert_eq!(
+            (c[2].as_f64().unwrap(), c[3].as_f64().unwrap()),
+            (high, low)
+        );
+        assert!((c[5].as_f64().unwrap() - vol).abs() < 1e-6);
+    }
+
+    // Gaps filled with the previous close.
+    let v = get(a, &format!("{OHLC}&fill=previous")).json();
+    assert_eq!(v["data"]["rows"].as_array().unwrap().len(), 360);
+
+    // Markets, stats, cache, metrics, OpenAPI, health.
+    let v = get(a, "/api/crypto/markets").json();
+    assert_eq!(v["data"].as_array().unwrap().len(), 3);
+    let v = get(a, "/api/performance/stats").json();
+    assert!(v["data"]["cache"]["total"]["hits"].as_u64().unwrap() > 0);
+    assert!(v["data"]["queries"]["patterns"].as_array().unwrap().len() > 1);
+    let v = get(a, "/api/performance/cache").json();
+    assert!(
+        v["data"]["namespaces"]["api_responses"]["entries"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let metrics = String::from_utf8(get(a, "/metrics").body).unwrap();
+    for m in [
+        "candlecache_http_requests_total{route=\"/api/crypto/ohlc\",status=\"200\"}",
+        "candlecache_cache_hits_total",
+        "candlecache_http_request_duration_seconds_bucket",
+        "candlecache_sqlite_pool_connections",
+    ] {
+        assert!(metrics.contains(m), "{m}");
+    }
+    let doc = get(a, "/openapi.json").json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/crypto/ohlc"]["get"]["parameters"].is_array());
+
+    // Clearing the cache forgets the ready answer; the store keeps the candles.
+    let r = request(
+        a,
+        "POST",
+        "/api/performance/cache/clear",
+        "Content-Length: 0\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.json()["data"]["bytes_freed"].as_u64().unwrap() > 0);
+    let r = get(a, OHLC);
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("miss")));
+    let r = request(
+        a,
+        "POST",
+        "/api/performance/optimize",
+        "Content-Length: 0\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["data"]["optimize"]["ran"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Malformed requests: 4xx with the envelope, and the server stays healthy.
+    let long = format!("/api/crypto/ohlc?symbol={}", "A".repeat(9000));
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "GET",
+            "/api/crypto/ohlc?timeframe=1m".into(),
+            400,
+            "missing_parameter",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH".into(),
+            400,
+            "missing_parameter",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=BTC%2FUSDT&timeframe=1m".into(),
+            400,
+            "invalid_symbol",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=NOPE&timeframe=1m".into(),
+            404,
+            "unknown_symbol",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1H".into(),
+            400,
+            "invalid_timeframe",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&start=yesterday".into(),
+            400,
+            "invalid_time",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&start=-5".into(),
+            400,
+            "invalid_time",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&end=2024-02-30".into(),
+            400,
+            "invalid_time",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&start=2024-01-02&end=2024-01-01".into(),
+            400,
+            "invalid_range",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&limit=0".into(),
+            400,
+            "invalid_limit",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&limit=ten".into(),
+            400,
+            "invalid_limit",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&limit=-1".into(),
+            400,
+            "invalid_limit",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&limit=1000001".into(),
+            400,
+            "range_too_large",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&format=xml".into(),
+            400,
+            "invalid_format",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&fill=zero".into(),
+            400,
+            "invalid_format",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH&symbol=BTCUSDT&timeframe=1m".into(),
+            400,
+            "duplicate_parameter",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=XRPETH'%20OR%201=1--&timeframe=1m".into(),
+            400,
+            "invalid_symbol",
+        ),
+        (
+            "GET",
+            "/api/crypto/ohlc?symbol=%ZZ&timeframe=1m".into(),
+            400,
+            "invalid_format",
+        ),
+        ("GET", "/../../etc/passwd".into(), 404, "not_found"),
+        ("GET", "/api/crypto/nothing".into(), 404, "not_found"),
+        (
+            "POST",
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m".into(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "DELETE",
+            "/api/performance/cache".into(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "GET",
+            "/api/performance/cache/clear".into(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "POST",
+            "/api/performance/cache/clear?namespace=nope".into(),
+            400,
+            "invalid_format",
+        ),
+        ("GET", long, 414, "uri_too_long"),
+    ];
+    for (method, target, status, code) in &cases {
+        let extra = if *method == "POST" {
+            "Content-Length: 0\r\n"
+        } else {
+            ""
+        };
+        let r = request(a, method, target, extra);
+        assert_eq!(
+            r.status,
+            *status,
+            "{method} {}",
+            &target[..target.len().min(80)]
+        );
+        let v = r.json();
+        assert_eq!(
+            (v["success"].as_bool(), v["error"]["code"].as_str()),
+            (Some(false), Some(*code)),
+            "{method} {target:.80}"
+        );
+        if *status == 405 {
+            assert!(r.header("allow").is_some());
+        }
+    }
+    let r = request(
+        a,
+        "POST",
+        "/api/performance/optimize",
+        &format!("Content-Length: {}\r\n", 1 << 20),
+    );
+    assert_eq!(r.status, 413);
+    // Protocol-level junk gets a 4xx from the HTTP layer, never a 5xx or a hang.
+    for junk in [
+        b"GARBAGE\r\n\r\n".to_vec(),
+        format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(70_000)
+        )
+        .into_bytes(),
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_vec(),
+    ] {
+        let mut s = TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let _ = s.write_all(&junk);
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        let head = String::from_utf8_lossy(&buf);
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(400);
+        assert!((400..500).contains(&status), "{head:.80}");
+    }
+    assert_eq!(raw(a, b"GET /healthz HTTP/1.0\r\n\r\n").status, 200);
+    assert_eq!(get(a, "/healthz").json()["data"]["status"], "ok");
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut srv = start();
+    assert_eq!(get(srv.addr, "/healthz").status, 200);
+    let status = Command::new("kill")
+        .args(["-TERM", &srv.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(code) = srv.child.try_wait().unwrap() {
+            assert!(code.success(), "{code}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
