@@ -25,8 +25,19 @@ impl Drop for Server {
 
 /// Starts `candlecache serve --demo` on port 0 with a fresh database.
 fn start() -> Server {
+    start_with(None)
+}
+
+/// As [`start`], with a configuration file holding `toml`.
+fn start_with(toml: Option<&str>) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(binary())
+    let mut cmd = Command::new(binary());
+    if let Some(t) = toml {
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, t).unwrap();
+        cmd.arg("--config").arg(p);
+    }
+    let mut child = cmd
         .arg("--db")
         .arg(dir.path().join("c.db"))
         .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
@@ -499,4 +510,33 @@ fn sigterm_stops_the_server_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_configuration_file_is_applied_and_a_bad_one_refused_by_key() {
+    let srv = start_with(Some(
+        "[server]\nmax_rows = 5\n\n[cache]\nbudget_bytes = 50000000\n",
+    ));
+    let r = get(
+        srv.addr,
+        "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&limit=6",
+    );
+    assert_eq!(r.json()["error"]["code"], "range_too_large");
+    let v = get(srv.addr, "/api/performance/cache").json();
+    assert_eq!(v["data"]["budget_bytes"], 50_000_000);
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[cache]\nwarm_max_share = 2.0\n").unwrap();
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(&bad)
+        .arg("--db")
+        .arg(dir.path().join("c.db"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warm_max_share"), "{err}");
 }

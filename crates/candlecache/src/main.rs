@@ -1,5 +1,6 @@
 //! The candlecache binary: command line and wiring only.
 
+mod config;
 mod demo;
 mod serve;
 mod store_cmds;
@@ -21,6 +22,10 @@ struct Cli {
         default_value = "candlecache.db"
     )]
     db: PathBuf,
+    /// A TOML configuration file for `serve` ([server], [cache], [database]); flags and
+    /// environment variables override it.
+    #[arg(long, global = true, env = "CANDLECACHE_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,7 +59,7 @@ fn main() -> ExitCode {
         Command::Import(args) => store_cmds::import(&cli.db, &args),
         Command::Export(args) => store_cmds::export(&cli.db, &args),
         Command::Markets(args) => store_cmds::markets(&cli.db, &args),
-        Command::Serve(args) => serve::run(&cli.db, &args),
+        Command::Serve(args) => serve::run(&cli.db, cli.config.as_deref(), &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,23 +11,24 @@ use market_cache::import::{import_path, ImportOptions};
 use market_cache::read::ReadPath;
 use market_cache::CandleStore;
 
-use crate::store_cmds::{open_store, runtime};
+use crate::config::FileConfig;
+use crate::store_cmds::{open_store_with, runtime};
 
 /// Options of `candlecache serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Address to listen on; port 0 picks a free one.
-    #[arg(long, env = "CANDLECACHE_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Address to listen on (default 127.0.0.1:8080); port 0 picks a free one.
+    #[arg(long, env = "CANDLECACHE_LISTEN")]
+    listen: Option<SocketAddr>,
     /// Bearer token for the mutating endpoints (needed when listening beyond loopback).
     #[arg(long, env = "CANDLECACHE_TOKEN")]
     token: Option<String>,
-    /// Memory budget of the cache, in MB.
-    #[arg(long, env = "CANDLECACHE_CACHE_MB", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    cache_mb: u64,
-    /// The most candles one answer may hold.
-    #[arg(long, env = "CANDLECACHE_MAX_ROWS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
-    max_rows: u64,
+    /// Memory budget of the cache, in MB (default 500).
+    #[arg(long, env = "CANDLECACHE_CACHE_MB", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    cache_mb: Option<u64>,
+    /// The most candles one answer may hold (default 100000).
+    #[arg(long, env = "CANDLECACHE_MAX_ROWS", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_rows: Option<u64>,
     /// Load the bundled real candles (XRPETH 1m and 5m, XRP/USDT 1h) into an empty
     /// database first, so there is something to look at.
     #[arg(long)]
@@ -50,9 +51,10 @@ const SAMPLES: &[(&str, &[u8])] = &[
     ),
 ];
 
-pub(crate) fn run(db: &Path, args: &Args) -> Result<()> {
+pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
+    let file = FileConfig::load(config)?;
     runtime()?.block_on(async {
-        let store = open_store(db, false).await?;
+        let store = open_store_with(file.db(db), false).await?;
         if args.demo && store.markets().await?.is_empty() {
             let dir = std::env::temp_dir().join(format!("candlecache-demo-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
@@ -68,20 +70,22 @@ pub(crate) fn run(db: &Path, args: &Args) -> Result<()> {
             }
             let _ = std::fs::remove_dir_all(&dir);
         }
-        let cache = Cache::new(CacheConfig {
-            budget_bytes: args.cache_mb * 1_000_000,
-            ..CacheConfig::default()
-        })?;
+        let mut cache_config: CacheConfig = file.cache.clone();
+        if let Some(mb) = args.cache_mb {
+            cache_config.budget_bytes = mb * 1_000_000;
+        }
+        let cache = Cache::new(cache_config)?;
         let read = ReadPath::new(store, &cache)?;
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listen = args.listen.unwrap_or(file.server.listen);
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         let config = HttpConfig {
             listen: addr,
-            max_rows: args.max_rows as usize,
-            token: args.token.clone(),
-            ..HttpConfig::default()
+            max_rows: args.max_rows.map_or(file.server.max_rows, |m| m as usize),
+            token: args.token.clone().or(file.server.token.clone()),
+            header_timeout_secs: file.server.header_timeout_secs,
         };
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;

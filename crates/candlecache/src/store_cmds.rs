@@ -90,7 +90,14 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-pub(crate) async fn open_store(db: &Path, must_exist: bool) -> Result<SqliteStore> {
+async fn open_store(db: &Path, must_exist: bool) -> Result<SqliteStore> {
+    open_store_with(DbConfig::new(db), must_exist).await
+}
+
+/// Opens the store with a database configuration; refuses a missing file if asked to.
+pub(crate) async fn open_store_with(config: DbConfig, must_exist: bool) -> Result<SqliteStore> {
+    let db = config.pool.path.clone();
+    let db = db.as_path();
     if must_exist && !db.exists() {
         bail!(
             "database {} does not exist; import candles first (candlecache import FILE)",
@@ -99,7 +106,7 @@ pub(crate) async fn open_store(db: &Path, must_exist: bool) -> Result<SqliteStor
     }
     let cache = Cache::new(CacheConfig::default())?;
     let results = cache.namespace(ns::STRATEGY_RESULTS)?;
-    let db = Db::open(DbConfig::new(db), Some(results))
+    let db = Db::open(config, Some(results))
         .await
         .with_context(|| format!("cannot open database {}", db.display()))?;
     Ok(SqliteStore::new(db))

@@ -1,0 +1,106 @@
+//! The TOML configuration file of `serve`: defaults, then the file, then environment and
+//! flags (which win).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use cache_core::CacheConfig;
+use http_api::HttpConfig;
+use serde::Deserialize;
+
+/// The file's sections. Unknown keys are refused, naming the key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    /// `[server]`: listen, max_rows, header_timeout_secs, token.
+    pub(crate) server: HttpConfig,
+    /// `[cache]`: budget_bytes, shards, min_compression_saving, warm_max_share,
+    /// promote_after_warm_hits, and `[[cache.namespaces]]`.
+    pub(crate) cache: CacheConfig,
+    /// `[database]`: slow_query_ms, slow_query_keep, and `[database.pool]`.
+    pub(crate) database: DatabaseSection,
+}
+
+/// `[database]`; the file's path itself comes from `--db` / `CANDLECACHE_DB`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct DatabaseSection {
+    pub(crate) slow_query_ms: u64,
+    pub(crate) slow_query_keep: usize,
+    pub(crate) pool: PoolSection,
+}
+
+/// `[database.pool]`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct PoolSection {
+    pub(crate) max_size: usize,
+    pub(crate) wait_timeout_ms: u64,
+    pub(crate) busy_timeout_ms: u64,
+    pub(crate) idle_timeout_ms: u64,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        let d = query_opt::DbConfig::default();
+        Self {
+            slow_query_ms: d.slow_query_ms,
+            slow_query_keep: d.slow_query_keep,
+            pool: PoolSection::default(),
+        }
+    }
+}
+
+impl Default for PoolSection {
+    fn default() -> Self {
+        let d = query_opt::DbConfig::default().pool;
+        Self {
+            max_size: d.max_size,
+            wait_timeout_ms: d.wait_timeout_ms,
+            busy_timeout_ms: d.busy_timeout_ms,
+            idle_timeout_ms: d.idle_timeout_ms,
+        }
+    }
+}
+
+impl FileConfig {
+    /// Reads and checks the file; errors name the file and the key.
+    pub(crate) fn load(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration {}", path.display()))?;
+        let cfg: FileConfig = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("configuration {}: {}", path.display(), e.to_string().trim())
+        })?;
+        cfg.cache
+            .validate()
+            .map_err(|e| anyhow::anyhow!("configuration {}: [cache] {e}", path.display()))?;
+        if cfg.server.max_rows == 0 {
+            bail!(
+                "configuration {}: [server] `max_rows` must be greater than 0",
+                path.display()
+            );
+        }
+        if cfg.server.header_timeout_secs == 0 {
+            bail!(
+                "configuration {}: [server] `header_timeout_secs` must be greater than 0",
+                path.display()
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// The database configuration for the file at `db`.
+    pub(crate) fn db(&self, db: &Path) -> query_opt::DbConfig {
+        let mut c = query_opt::DbConfig::new(db);
+        c.slow_query_ms = self.database.slow_query_ms;
+        c.slow_query_keep = self.database.slow_query_keep;
+        c.pool.max_size = self.database.pool.max_size;
+        c.pool.wait_timeout_ms = self.database.pool.wait_timeout_ms;
+        c.pool.busy_timeout_ms = self.database.pool.busy_timeout_ms;
+        c.pool.idle_timeout_ms = self.database.pool.idle_timeout_ms;
+        c
+    }
+}
