@@ -56,3 +56,77 @@ pub(crate) fn binance_1m(path: &Path, rows: u64, seed: u64) -> Result<()> {
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
+
+/// Aggregates a generated 1m file (as written by [`binance_1m`]) into 1h candles in the
+/// same layout, so every server in the HTTP benchmark holds the same 1h rows.
+pub(crate) fn derive_1h(src: &Path, dst: &Path) -> Result<()> {
+    use std::io::BufRead;
+    let input = std::io::BufReader::new(std::fs::File::open(src).with_context(|| format!("cannot read {}", src.display()))?);
+    let mut w = BufWriter::new(std::fs::File::create(dst)?);
+    struct Hour {
+        t: i64,
+        open: String,
+        high: (f64, String),
+        low: (f64, String),
+        close: String,
+        volume: f64,
+        quote: f64,
+        trades: u64,
+        taker: f64,
+    }
+    let flush = |w: &mut BufWriter<std::fs::File>, h: &Hour| -> Result<()> {
+        writeln!(
+            w,
+            "{},{},{},{},{},{:.5},{},{:.2},{},{:.5},0,0",
+            h.t, h.open, h.high.1, h.low.1, h.close, h.volume, h.t + 3_599_999, h.quote, h.trades, h.taker
+        )?;
+        Ok(())
+    };
+    let mut cur: Option<Hour> = None;
+    for line in input.lines() {
+        let line = line?;
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 10 {
+            continue;
+        }
+        let t: i64 = f[0].parse()?;
+        let bucket = t - t.rem_euclid(3_600_000);
+        let num = |i: usize| f[i].parse::<f64>().unwrap_or(0.0);
+        match cur.as_mut() {
+            Some(h) if h.t == bucket => {
+                if num(2) > h.high.0 {
+                    h.high = (num(2), f[2].to_owned());
+                }
+                if num(3) < h.low.0 {
+                    h.low = (num(3), f[3].to_owned());
+                }
+                h.close = f[4].to_owned();
+                h.volume += num(5);
+                h.quote += num(7);
+                h.trades += f[8].parse::<u64>().unwrap_or(0);
+                h.taker += num(9);
+            }
+            _ => {
+                if let Some(h) = cur.take() {
+                    flush(&mut w, &h)?;
+                }
+                cur = Some(Hour {
+                    t: bucket,
+                    open: f[1].to_owned(),
+                    high: (num(2), f[2].to_owned()),
+                    low: (num(3), f[3].to_owned()),
+                    close: f[4].to_owned(),
+                    volume: num(5),
+                    quote: num(7),
+                    trades: f[8].parse().unwrap_or(0),
+                    taker: num(9),
+                });
+            }
+        }
+    }
+    if let Some(h) = cur {
+        flush(&mut w, &h)?;
+    }
+    w.flush()?;
+    Ok(())
+}

@@ -21,6 +21,9 @@ tasks:
   bench storage [--rows N]
                           import and range reads against sqlite3 .import and DuckDB (installs
                           the peers: sqlite3 from Debian, duckdb from PyPI into target/bench)
+  bench http [--seconds S]
+                          a cached hit of 1,000 1h candles against nginx (same bytes) and the
+                          Flask baseline of ../shared/baselines (installs wrk, nginx, Flask)
   gen-data --rows N OUT   writes a deterministic Binance 1m kline CSV
 ";
 
@@ -46,7 +49,8 @@ fn run() -> Result<()> {
         }
         ["bench", "cache", rest @ ..] => bench::cache(rest),
         ["bench", "storage", rest @ ..] => bench::storage(rest),
-        ["bench", ..] => bail!("unknown benchmark; available: cache, storage\n\n{USAGE}"),
+        ["bench", "http", rest @ ..] => bench::http(rest),
+        ["bench", ..] => bail!("unknown benchmark; available: cache, storage, http\n\n{USAGE}"),
         ["gen-data", "--rows", n, out] => {
             let rows: u64 = n
                 .parse()
