@@ -440,7 +440,9 @@ struct Started(std::process::Child);
 
 impl Drop for Started {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
         for _ in 0..50 {
             if matches!(self.0.try_wait(), Ok(Some(_))) {
                 return;
@@ -454,7 +456,11 @@ impl Drop for Started {
 
 fn wait_http(url: &str) -> Result<()> {
     for _ in 0..300 {
-        if Command::new("curl").args(["-sf", "-o", "/dev/null", url]).status()?.success() {
+        if Command::new("curl")
+            .args(["-sf", "-o", "/dev/null", url])
+            .status()?
+            .success()
+        {
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -465,7 +471,17 @@ fn wait_http(url: &str) -> Result<()> {
 /// One bounded wrk run (2 s warm-up, then `secs`), parsed.
 fn wrk(url: &str, secs: u32) -> Result<(f64, String, String, u64)> {
     let _ = sh(Command::new("wrk").args(["-t2", "-c32", "-d2s", "--timeout", "10s", url]));
-    let out = sh(Command::new("timeout").args(["120", "wrk", "-t2", "-c32", &format!("-d{secs}s"), "--timeout", "10s", "--latency", url]))?;
+    let out = sh(Command::new("timeout").args([
+        "120",
+        "wrk",
+        "-t2",
+        "-c32",
+        &format!("-d{secs}s"),
+        "--timeout",
+        "10s",
+        "--latency",
+        url,
+    ]))?;
     let field = |prefix: &str, idx: usize| {
         out.lines()
             .find(|l| l.trim_start().starts_with(prefix))
@@ -487,16 +503,23 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
     let secs: u32 = match args {
         [] => 10,
         ["--seconds", s] => s.parse().context("--seconds takes a whole number")?,
-        other => bail!("unexpected arguments {other:?}; usage: cargo xtask bench http [--seconds S]"),
+        other => {
+            bail!("unexpected arguments {other:?}; usage: cargo xtask bench http [--seconds S]")
+        }
     };
     let shared = root().join("../shared/baselines");
     if !shared.join("flask_seed/app.py").exists() {
-        bail!("the Flask baseline is expected in {} (the project's shared/baselines)", shared.display());
+        bail!(
+            "the Flask baseline is expected in {} (the project's shared/baselines)",
+            shared.display()
+        );
     }
     let bench = root().join("target/bench/http");
     std::fs::create_dir_all(&bench)?;
     // Peers: wrk and nginx from Debian, Flask/gunicorn/pandas from PyPI.
-    if Command::new("wrk").arg("--version").output().is_err() || Command::new("nginx").arg("-v").output().is_err() {
+    if Command::new("wrk").arg("--version").output().is_err()
+        || Command::new("nginx").arg("-v").output().is_err()
+    {
         eprintln!("xtask: installing wrk and nginx (apt-get)");
         sh(Command::new("apt-get").arg("update"))?;
         sh(Command::new("apt-get").args(["install", "-y", "wrk", "nginx", "curl"]))?;
@@ -506,9 +529,19 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
     if !python.exists() {
         sh(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
     }
-    if !Command::new(&python).args(["-c", "import flask, gunicorn, pandas"]).output()?.status.success() {
-        eprintln!("xtask: installing flask, gunicorn, pandas into {}", venv.display());
-        sh(Command::new(&python).args(["-m", "pip", "install", "--quiet", "flask", "gunicorn", "pandas"]))?;
+    if !Command::new(&python)
+        .args(["-c", "import flask, gunicorn, pandas"])
+        .output()?
+        .status
+        .success()
+    {
+        eprintln!(
+            "xtask: installing flask, gunicorn, pandas into {}",
+            venv.display()
+        );
+        sh(Command::new(&python).args([
+            "-m", "pip", "install", "--quiet", "flask", "gunicorn", "pandas",
+        ]))?;
     }
     // The same rows for everyone: 1M generated 1m candles and their 1h aggregation.
     let m1 = bench.join("BTCUSDT-1m.csv");
@@ -531,14 +564,22 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
     let bin = root().join("target/release/candlecache");
     let ours_db = bench.join("candlecache.db");
     if !ours_db.exists() {
-        sh(Command::new(&bin).arg("--db").arg(&ours_db).arg("import").arg(&m1).arg(&h1))?;
+        sh(Command::new(&bin)
+            .arg("--db")
+            .arg(&ours_db)
+            .arg("import")
+            .arg(&m1)
+            .arg(&h1))?;
     }
     // 1000 hourly candles, 100 days in; the Flask app's end is inclusive, ours is not.
     let first_1h = 1_577_836_800_000i64;
     let start = first_1h + 2400 * 3_600_000;
     let end = start + 1000 * 3_600_000;
     let ours_q = format!("/api/crypto/ohlc?symbol=BTCUSDT&timeframe=1h&start={start}&end={end}");
-    let flask_q = format!("/api/crypto/ohlc?symbol=BTCUSDT&timeframe=1h&start={start}&end={}", end - 3_600_000);
+    let flask_q = format!(
+        "/api/crypto/ohlc?symbol=BTCUSDT&timeframe=1h&start={start}&end={}",
+        end - 3_600_000
+    );
 
     let mut rows = Vec::new();
     let ours = {
@@ -555,7 +596,11 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
         let body = bench.join("ours.json");
         sh(Command::new("curl").args(["-s", "-o"]).arg(&body).arg(&url))?;
         let r = wrk(&url, secs)?;
-        rows.push(("candlecache (cached hit)", r, std::fs::metadata(&body)?.len()));
+        rows.push((
+            "candlecache (cached hit)",
+            r,
+            std::fs::metadata(&body)?.len(),
+        ));
         body
     };
     {
@@ -578,11 +623,27 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
         let url = format!("http://127.0.0.1:18282{ours_q}");
         wait_http(&url)?;
         let r = wrk(&url, secs)?;
-        rows.push(("nginx, the same bytes as a static file", r, std::fs::metadata(&ours)?.len()));
+        rows.push((
+            "nginx, the same bytes as a static file",
+            r,
+            std::fs::metadata(&ours)?.len(),
+        ));
     }
     {
         let child = Command::new(&python)
-            .args(["-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "4", "-b", "127.0.0.1:18283", "app:app"])
+            .args([
+                "-m",
+                "gunicorn",
+                "-w",
+                "2",
+                "-k",
+                "gthread",
+                "--threads",
+                "4",
+                "-b",
+                "127.0.0.1:18283",
+                "app:app",
+            ])
             .current_dir(shared.join("flask_seed"))
             .env("OHLCV_DB", &flask_db)
             .stdout(std::process::Stdio::null())
@@ -593,19 +654,38 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
         let url = format!("http://127.0.0.1:18283{flask_q}");
         let body = sh(Command::new("curl").args(["-s", &url]))?;
         let r = wrk(&url, secs)?;
-        rows.push(("Flask baseline on gunicorn (its cache hit)", r, body.len() as u64));
+        rows.push((
+            "Flask baseline on gunicorn (its cache hit)",
+            r,
+            body.len() as u64,
+        ));
     }
 
     let ours_rps = rows[0].1 .0;
     let mut s = String::new();
     writeln!(s, "## HTTP: a cached hit of 1,000 1h candles as JSON\n")?;
-    writeln!(s, "Command: `cargo xtask bench http{}`  ", if args.is_empty() { String::new() } else { format!(" {}", args.join(" ")) })?;
+    writeln!(
+        s,
+        "Command: `cargo xtask bench http{}`  ",
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", args.join(" "))
+        }
+    )?;
     writeln!(s, "Run: {}  ", machine())?;
     writeln!(s, "Load: `wrk -t2 -c32 -d{secs}s --latency` after a 2 s warm-up, on loopback; wrk and the servers share the same 2 cores. Same rows everywhere: 1M generated 1m candles and their 1h aggregation.\n")?;
-    writeln!(s, "| server | requests/s | p50 | p99 | body bytes | non-2xx | candlecache is |")?;
+    writeln!(
+        s,
+        "| server | requests/s | p50 | p99 | body bytes | non-2xx | candlecache is |"
+    )?;
     writeln!(s, "|---|---|---|---|---|---|---|")?;
     for (name, (rps, p50, p99, non2xx), bytes) in &rows {
-        writeln!(s, "| {name} | {rps:.0} | {p50} | {p99} | {bytes} | {non2xx} | {:.2}x |", ours_rps / rps.max(1.0))?;
+        writeln!(
+            s,
+            "| {name} | {rps:.0} | {p50} | {p99} | {bytes} | {non2xx} | {:.2}x |",
+            ours_rps / rps.max(1.0)
+        )?;
     }
     write_section("http", &s)?;
     println!("{s}");

@@ -61,7 +61,9 @@ pub(crate) fn binance_1m(path: &Path, rows: u64, seed: u64) -> Result<()> {
 /// same layout, so every server in the HTTP benchmark holds the same 1h rows.
 pub(crate) fn derive_1h(src: &Path, dst: &Path) -> Result<()> {
     use std::io::BufRead;
-    let input = std::io::BufReader::new(std::fs::File::open(src).with_context(|| format!("cannot read {}", src.display()))?);
+    let input = std::io::BufReader::new(
+        std::fs::File::open(src).with_context(|| format!("cannot read {}", src.display()))?,
+    );
     let mut w = BufWriter::new(std::fs::File::create(dst)?);
     struct Hour {
         t: i64,
@@ -78,7 +80,16 @@ pub(crate) fn derive_1h(src: &Path, dst: &Path) -> Result<()> {
         writeln!(
             w,
             "{},{},{},{},{},{:.5},{},{:.2},{},{:.5},0,0",
-            h.t, h.open, h.high.1, h.low.1, h.close, h.volume, h.t + 3_599_999, h.quote, h.trades, h.taker
+            h.t,
+            h.open,
+            h.high.1,
+            h.low.1,
+            h.close,
+            h.volume,
+            h.t + 3_599_999,
+            h.quote,
+            h.trades,
+            h.taker
         )?;
         Ok(())
     };
