@@ -22,7 +22,7 @@ struct Cli {
         default_value = "candlecache.db"
     )]
     db: PathBuf,
-    /// A TOML configuration file for `serve` ([server], [cache], [database]); flags and
+    /// A TOML configuration file for `serve` (sections `[server]`, `[cache]`, `[database]`); flags and
     /// environment variables override it.
     #[arg(long, global = true, env = "CANDLECACHE_CONFIG")]
     config: Option<PathBuf>,
