@@ -358,7 +358,8 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         };
         let prev = chunk_start(tf, start - 1);
         for (s, e) in [(end, chunk_end(tf, end)), (prev, start)] {
-            if s < 0 || s >= e {
+            // Nothing to fetch before the epoch or in the future.
+            if s < 0 || s >= e || s > (self.inner.now)() {
                 continue;
             }
             let this = self.clone();
