@@ -24,6 +24,8 @@ tasks:
   bench http [--seconds S]
                           a cached hit of 1,000 1h candles against nginx (same bytes) and the
                           Flask baseline of ../shared/baselines (installs wrk, nginx, Flask)
+  bench resample [--rows N]
+                          1m to 1h and 1w against polars and pandas, results checked equal
   gen-data --rows N OUT   writes a deterministic Binance 1m kline CSV
 ";
 
@@ -50,7 +52,10 @@ fn run() -> Result<()> {
         ["bench", "cache", rest @ ..] => bench::cache(rest),
         ["bench", "storage", rest @ ..] => bench::storage(rest),
         ["bench", "http", rest @ ..] => bench::http(rest),
-        ["bench", ..] => bail!("unknown benchmark; available: cache, storage, http\n\n{USAGE}"),
+        ["bench", "resample", rest @ ..] => bench::resample(rest),
+        ["bench", ..] => {
+            bail!("unknown benchmark; available: cache, storage, http, resample\n\n{USAGE}")
+        }
         ["gen-data", "--rows", n, out] => {
             let rows: u64 = n
                 .parse()

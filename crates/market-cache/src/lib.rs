@@ -42,7 +42,7 @@ mod wire;
 pub use candle::Candle;
 pub use decimal::{Decimal, MAX_SCALE};
 pub use error::{Error, Result};
-pub use resample::{fill_previous, gaps, resample};
+pub use resample::{fill_previous, gaps, resample, resample_batch};
 pub use store::{candle_schema, CandleStore, Market, MarketMeta, Scales, SqliteStore, WriteReport};
 pub use symbol::Symbol;
 pub use time::{epoch_to_ms, format_time, parse_time};

@@ -1,6 +1,118 @@
 //! Resampling to coarser timeframes, gap reporting and gap filling.
 
-use crate::{Candle, Decimal, Timeframe};
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, Int64Builder, UInt64Builder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+
+use crate::store::candle_schema;
+use crate::{Candle, Decimal, Error, Result, Timeframe};
+
+/// Resamples a time-ordered batch of [`candle_schema`] into `to` buckets, column by
+/// column: the same rules as [`resample`] on floats, for large ranges and analytics.
+///
+/// Each row costs a comparison with the next bucket boundary and the running max, min
+/// and sums; bucket boundaries (and their calendar arithmetic for weeks and months) are
+/// computed once per bucket.
+///
+/// # Errors
+/// [`Error::Encode`] if the batch does not have the candle schema.
+pub fn resample_batch(batch: &RecordBatch, to: Timeframe) -> Result<RecordBatch> {
+    let bad = || Error::Encode {
+        what: "arrow",
+        message: "not a candle batch".into(),
+    };
+    if batch.schema().fields().len() != candle_schema().fields().len() {
+        return Err(bad());
+    }
+    let time = batch
+        .column(0)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(bad)?;
+    let f = |i: usize| {
+        batch
+            .column(i)
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(bad)
+    };
+    let (open, high, low, close, volume) = (f(1)?, f(2)?, f(3)?, f(4)?, f(5)?);
+    let optional = [f(6)?, f(8)?, f(9)?];
+    let trades = batch
+        .column(7)
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or_else(bad)?;
+    let t = time.values();
+    // Bucket bounds first (a binary search per bucket, the calendar work once per bucket),
+    // then the reductions over contiguous slices, split over two threads for large inputs.
+    let mut bounds = Vec::new();
+    let mut i = 0;
+    while i < t.len() {
+        let bucket = to.floor(t[i]);
+        let next = to.next(bucket);
+        // Galloping, not a binary search over the rest: buckets are short, and a search
+        // over the whole remaining array would touch cold memory at every step.
+        let mut step = 1;
+        while i + step < t.len() && t[i + step] < next {
+            step *= 2;
+        }
+        let lo = i + step / 2;
+        let hi = (i + step).min(t.len());
+        let end = lo + t[lo..hi].partition_point(|x| *x < next);
+        bounds.push((i, end, bucket));
+        i = end;
+    }
+    let cols = Columns {
+        o: open.values(),
+        h: high.values(),
+        l: low.values(),
+        c: close.values(),
+        v: volume.values(),
+        optional: &optional,
+        trades,
+    };
+    let parts: Vec<Reduced> = if t.len() >= 1 << 18 && bounds.len() >= 2 {
+        let (left, right) = bounds.split_at(bounds.len() / 2);
+        std::thread::scope(|s| {
+            let r = s.spawn(|| cols.reduce(right));
+            let l = cols.reduce(left);
+            vec![l, r.join().expect("the reducing thread does not panic")]
+        })
+    } else {
+        vec![cols.reduce(&bounds)]
+    };
+    let mut out_time = Int64Builder::with_capacity(bounds.len());
+    let mut out: [Float64Builder; 5] =
+        std::array::from_fn(|_| Float64Builder::with_capacity(bounds.len()));
+    let mut out_opt: [Float64Builder; 3] = Default::default();
+    let mut out_trades = UInt64Builder::new();
+    for p in &parts {
+        out_time.append_slice(&p.time);
+        for (b, values) in out.iter_mut().zip(&p.values) {
+            b.append_slice(values);
+        }
+        for (b, values) in out_opt.iter_mut().zip(&p.optional) {
+            for v in values {
+                b.append_option(*v);
+            }
+        }
+        for v in &p.trades {
+            out_trades.append_option(*v);
+        }
+    }
+    let [mut qv, mut tb, mut tq] = out_opt;
+    let mut cols: Vec<ArrayRef> = vec![Arc::new(out_time.finish())];
+    cols.extend(out.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    cols.push(Arc::new(qv.finish()));
+    cols.push(Arc::new(out_trades.finish()));
+    cols.push(Arc::new(tb.finish()));
+    cols.push(Arc::new(tq.finish()));
+    RecordBatch::try_new(candle_schema(), cols).map_err(|e| Error::Encode {
+        what: "arrow",
+        message: e.to_string(),
+    })
+}
 
 /// Aggregates time-ordered candles into `to` buckets: open of the first, highest high,
 /// lowest low, close of the last, and sums of volumes and trades. Buckets without source
@@ -28,6 +140,86 @@ pub fn resample(candles: &[Candle], to: Timeframe) -> Vec<Candle> {
                 ..c.clone()
             }),
         }
+    }
+    out
+}
+
+/// The input columns of [`resample_batch`].
+struct Columns<'a> {
+    o: &'a [f64],
+    h: &'a [f64],
+    l: &'a [f64],
+    c: &'a [f64],
+    v: &'a [f64],
+    optional: &'a [&'a arrow_array::Float64Array; 3],
+    trades: &'a arrow_array::UInt64Array,
+}
+
+/// The output rows of some buckets.
+#[derive(Default)]
+struct Reduced {
+    time: Vec<i64>,
+    values: [Vec<f64>; 5],
+    optional: [Vec<Option<f64>>; 3],
+    trades: Vec<Option<u64>>,
+}
+
+impl Columns<'_> {
+    fn reduce(&self, bounds: &[(usize, usize, i64)]) -> Reduced {
+        let mut r = Reduced::default();
+        for &(a, b, bucket) in bounds {
+            r.time.push(bucket);
+            r.values[0].push(self.o[a]);
+            r.values[1].push(fold8(&self.h[a..b], f64::NEG_INFINITY, |x, y| {
+                if y > x {
+                    y
+                } else {
+                    x
+                }
+            }));
+            r.values[2].push(fold8(&self.l[a..b], f64::INFINITY, |x, y| {
+                if y < x {
+                    y
+                } else {
+                    x
+                }
+            }));
+            r.values[3].push(self.c[b - 1]);
+            r.values[4].push(self.v[a..b].iter().sum());
+            for (k, col) in self.optional.iter().enumerate() {
+                // A sum of an optional column exists only if every candle has the value.
+                let s = if col.null_count() == 0 {
+                    Some(col.values()[a..b].iter().sum())
+                } else {
+                    (a..b).try_fold(0.0, |acc, i| (!col.is_null(i)).then(|| acc + col.value(i)))
+                };
+                r.optional[k].push(s);
+            }
+            let t = self.trades;
+            r.trades.push(if t.null_count() == 0 {
+                Some(t.values()[a..b].iter().sum())
+            } else {
+                (a..b).try_fold(0u64, |acc, i| (!t.is_null(i)).then(|| acc + t.value(i)))
+            });
+        }
+        r
+    }
+}
+
+/// Folds with eight independent accumulators, which the compiler turns into vector
+/// max/min instructions; a single accumulator would wait on each comparison in turn.
+fn fold8(v: &[f64], init: f64, f: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut acc = [init; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for j in 0..8 {
+            acc[j] = f(acc[j], c[j]);
+        }
+    }
+    let mut out = acc.into_iter().fold(init, &f);
+    for x in rest {
+        out = f(out, *x);
     }
     out
 }

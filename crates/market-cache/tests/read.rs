@@ -237,3 +237,56 @@ async fn a_miss_prefetches_the_next_chunk_and_unknown_symbols_are_errors() {
     nope.symbol = "NOPE".parse::<Symbol>().unwrap();
     assert!(matches!(rp.get(&nope).await, Err(Error::UnknownSymbol(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_columnar_resampler_agrees_with_the_exact_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rp, _cache) = setup(&dir, parse_time("2024-01-01").unwrap()).await;
+    let sym: Symbol = "XRPETH".parse().unwrap();
+    let candles = rp
+        .store()
+        .read(&sym, Timeframe::M1, 0, i64::MAX)
+        .await
+        .unwrap();
+    let batch = rp
+        .store()
+        .read_batch(&sym, Timeframe::M1, 0, i64::MAX)
+        .await
+        .unwrap();
+    for tf in [
+        Timeframe::M5,
+        Timeframe::H1,
+        Timeframe::D1,
+        Timeframe::W1,
+        Timeframe::Mo1,
+    ] {
+        let exact = market_cache::resample(&candles, tf);
+        let cols = market_cache::resample_batch(&batch, tf).unwrap();
+        assert_eq!(cols.num_rows(), exact.len(), "{tf}");
+        let time = cols
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::Int64Array>()
+            .unwrap();
+        let f = |i: usize| {
+            cols.column(i)
+                .as_any()
+                .downcast_ref::<arrow_array::Float64Array>()
+                .unwrap()
+                .clone()
+        };
+        for (r, c) in exact.iter().enumerate() {
+            assert_eq!(time.value(r), c.open_time);
+            for (k, d) in [c.open, c.high, c.low, c.close, c.volume]
+                .iter()
+                .enumerate()
+            {
+                let got = f(k + 1).value(r);
+                assert!(
+                    (got - d.to_f64()).abs() <= d.to_f64().abs() * 1e-12,
+                    "{tf} row {r} col {k}"
+                );
+            }
+        }
+    }
+}
