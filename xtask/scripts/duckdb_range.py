@@ -1,7 +1,8 @@
 """DuckDB reading a candlecache SQLite file: the same range as market-cache's range bench,
 as an Arrow table with the same columns (prices and volumes divided by their scales).
 
-Usage: duckdb_range.py DB SYMBOL TIMEFRAME START END REPEAT   -> one JSON line
+Usage: duckdb_range.py DB SYMBOL TIMEFRAME START END REPEAT [PARQUET]   -> one JSON line
+With PARQUET, DuckDB reads the same range from that Parquet export instead (read_parquet).
 """
 import json
 import os
@@ -34,6 +35,9 @@ def main():
            f"taker_quote / {tq} AS taker_buy_quote "
            f"FROM sqlite_scan('{db}', 'candles') WHERE symbol_id = {sid} AND timeframe = '{tf}' "
            f"AND open_time >= {start} AND open_time < {end} ORDER BY open_time")
+    if len(sys.argv) > 7:
+        sql = (f"SELECT * FROM read_parquet('{sys.argv[7]}') WHERE time >= epoch_ms({start}) "
+               f"AND time < epoch_ms({end}) ORDER BY time")
     secs, rows = [], 0
     for _ in range(repeat):
         t = time.perf_counter()

@@ -339,6 +339,7 @@ pub(crate) fn storage(args: &[&str]) -> Result<()> {
 
     // Range reads into Arrow: ours, and DuckDB's sqlite scanner on the same file.
     let mut reads = Vec::new();
+    let mut parquet_first = None;
     for n in [100_000u64, 1_000_000] {
         if n > rows {
             continue;
@@ -400,6 +401,39 @@ pub(crate) fn storage(args: &[&str]) -> Result<()> {
             secs(&duck),
             duck["duckdb"].as_str().unwrap_or("?").to_owned(),
         ));
+        if n == 100_000 {
+            // The same range from a Parquet export of the same candles, first (uncached)
+            // reads on both sides: the first sample of each run.
+            let pq = bench.join("storage.parquet");
+            if !pq.exists() {
+                sh(Command::new(&bin)
+                    .arg("--db")
+                    .arg(&db)
+                    .args([
+                        "export",
+                        "--symbol",
+                        "BTCUSDT",
+                        "--timeframe",
+                        "1m",
+                        "--format",
+                        "parquet",
+                    ])
+                    .arg(&pq))?;
+            }
+            let out = sh(Command::new(&python)
+                .arg(&script)
+                .arg(&db)
+                .args(["BTCUSDT", "1m", &start.to_string(), &end.to_string(), "5"])
+                .arg(&pq))?;
+            let pduck: Value = serde_json::from_str(out.trim()).context("duckdb parquet output")?;
+            let first = |v: &Value| v["seconds"][0].as_f64().unwrap_or(0.0);
+            parquet_first = Some((
+                first(&ours),
+                first(&pduck),
+                secs(&pduck),
+                pduck["rows"].as_u64().unwrap_or(0),
+            ));
+        }
     }
 
     let per_s = |n: u64, s: f64| n as f64 / s;
@@ -428,6 +462,19 @@ pub(crate) fn storage(args: &[&str]) -> Result<()> {
     writeln!(s, "|---|---|---|---|---|---|---|")?;
     for (n, got, ours, duck, ver) in &reads {
         writeln!(s, "| {n} candles, DuckDB {ver} `sqlite_scan` | {got} | {ours:.4} | {duck:.4} | {} | {} | {:.2}x |", si(per_s(*got, *ours)), si(per_s(*got, *duck)), duck / ours)?;
+    }
+    if let Some((ours_first, duck_first, duck_median, duck_rows)) = parquet_first {
+        writeln!(
+            s,
+            "\n| first (uncached) read of 100,000 1m candles into Arrow | seconds | vs DuckDB |"
+        )?;
+        writeln!(s, "|---|---|---|")?;
+        writeln!(
+            s,
+            "| candlecache from its SQLite file (a fresh process) | {ours_first:.4} | {:.2}x |",
+            duck_first / ours_first
+        )?;
+        writeln!(s, "| DuckDB `read_parquet` of a Parquet export of the same candles ({duck_rows} rows; median of 5: {duck_median:.4} s) | {duck_first:.4} | 1.00x |")?;
     }
     write_section("storage", &s)?;
     println!("{s}");
