@@ -404,7 +404,8 @@ pub(crate) fn storage(args: &[&str]) -> Result<()> {
         if n == 100_000 {
             // The same range from a Parquet export of the same candles, first (uncached)
             // reads on both sides: the first sample of each run.
-            let pq = bench.join("storage.parquet");
+            // Named by the row count: a file from a run on other data must not be reused.
+            let pq = bench.join(format!("storage-{rows}.parquet"));
             if !pq.exists() {
                 sh(Command::new(&bin)
                     .arg("--db")
@@ -426,6 +427,13 @@ pub(crate) fn storage(args: &[&str]) -> Result<()> {
                 .args(["BTCUSDT", "1m", &start.to_string(), &end.to_string(), "5"])
                 .arg(&pq))?;
             let pduck: Value = serde_json::from_str(out.trim()).context("duckdb parquet output")?;
+            if pduck["rows"] != ours["rows"] {
+                bail!(
+                    "ours read {} rows, DuckDB from Parquet {}",
+                    ours["rows"],
+                    pduck["rows"]
+                );
+            }
             let first = |v: &Value| v["seconds"][0].as_f64().unwrap_or(0.0);
             parquet_first = Some((
                 first(&ours),
