@@ -15,7 +15,10 @@ pub(crate) const DOCUMENT: &str = r##"{
       "BadRequest": {"description": "Invalid parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "NotFound": {"description": "Unknown symbol or path", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "MethodNotAllowed": {"description": "Wrong method", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "Unauthorized": {"description": "Bearer token missing or wrong", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+      "Unauthorized": {"description": "Bearer token missing or wrong", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "PayloadTooLarge": {"description": "Body over 64 KiB", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "UriTooLong": {"description": "URL over 8 KiB", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "HeadersTooLarge": {"description": "Request head over 64 KiB (answered by the HTTP layer, without an envelope)"}
     }
   },
   "paths": {
@@ -34,7 +37,10 @@ pub(crate) const DOCUMENT: &str = r##"{
         "200": {"description": "Candles", "content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.arrow.stream": {}}},
         "400": {"$ref": "#/components/responses/BadRequest"},
         "404": {"$ref": "#/components/responses/NotFound"},
-        "405": {"$ref": "#/components/responses/MethodNotAllowed"}
+        "405": {"$ref": "#/components/responses/MethodNotAllowed"},
+        "413": {"$ref": "#/components/responses/PayloadTooLarge"},
+        "414": {"$ref": "#/components/responses/UriTooLong"},
+        "431": {"$ref": "#/components/responses/HeadersTooLarge"}
       }}},
     "/api/crypto/markets": {"get": {"summary": "Stored series", "responses": {"200": {"description": "Markets"}, "405": {"$ref": "#/components/responses/MethodNotAllowed"}}}},
     "/api/performance/stats": {"get": {"summary": "Cache, pool, query and HTTP figures", "responses": {"200": {"description": "Stats"}}}},
