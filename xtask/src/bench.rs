@@ -49,16 +49,8 @@ pub(crate) fn cache(args: &[&str]) -> Result<()> {
     )?;
     let results: Value = serde_json::from_slice(&std::fs::read(&out)?)
         .context("the cache benchmark wrote invalid JSON")?;
-    let command = if args.is_empty() {
-        "cargo xtask bench cache".to_owned()
-    } else {
-        format!("cargo xtask bench cache {}", args.join(" "))
-    };
-    let section = render_cache(&results, &command)?;
-    write_section("cache", &section)?;
-    println!("{section}");
-    println!("written to docs/BENCHMARKS.md");
-    Ok(())
+    let section = render_cache(&results, &provenance("cache", args))?;
+    publish("cache", &section)
 }
 
 fn machine() -> String {
@@ -97,7 +89,7 @@ fn machine() -> String {
     format!("{date}, {cores} cores ({cpu}), {rustc}, commit {commit}")
 }
 
-fn render_cache(r: &Value, command: &str) -> Result<String> {
+fn render_cache(r: &Value, provenance: &str) -> Result<String> {
     let cases = r["cases"].as_array().context("no cases in results")?;
     let find = |w: &str, size: u64, threads: u64, cache: &str| {
         cases.iter().find(|c| {
@@ -109,8 +101,7 @@ fn render_cache(r: &Value, command: &str) -> Result<String> {
     };
     let mut s = String::new();
     writeln!(s, "## cache-core against moka and quick_cache\n")?;
-    writeln!(s, "Command: `{command}`  ")?;
-    writeln!(s, "Run: {}  ", machine())?;
+    s.push_str(provenance);
     writeln!(
         s,
         "Each case runs {} s after an uncounted warm-up, in one process, every cache with the same byte capacity and the same per-entry charge (key + value + 128 B).\n",
@@ -187,6 +178,51 @@ fn si(v: f64) -> String {
     } else {
         format!("{v:.0}")
     }
+}
+
+/// The two lines every table starts with: the command that produced it, and where and
+/// when it ran.
+fn provenance(bench: &str, args: &[&str]) -> String {
+    let mut command = format!("cargo xtask bench {bench}");
+    for a in args {
+        command.push(' ');
+        command.push_str(a);
+    }
+    format!("Command: `{command}`  \nRun: {}  \n", machine())
+}
+
+/// Writes a table into docs/BENCHMARKS.md and prints it.
+fn publish(name: &str, body: &str) -> Result<()> {
+    write_section(name, body)?;
+    println!("{body}");
+    println!("written to docs/BENCHMARKS.md");
+    Ok(())
+}
+
+/// Parses `[--rows N]` (default 10M).
+fn rows_arg(args: &[&str], bench: &str) -> Result<u64> {
+    match args {
+        [] => Ok(10_000_000),
+        ["--rows", n] => n
+            .parse()
+            .with_context(|| format!("--rows `{n}` is not a count")),
+        other => {
+            bail!("unexpected arguments {other:?}; usage: cargo xtask bench {bench} [--rows N]")
+        }
+    }
+}
+
+/// The generated 1m candle file of `rows` rows, made once and reused by every bench.
+fn generated(rows: u64) -> Result<std::path::PathBuf> {
+    let data = root().join(format!("target/bench/data/BTCUSDT-1m-{rows}.csv"));
+    if !data.exists() {
+        eprintln!(
+            "xtask: generating {rows} 1m candles into {}",
+            data.display()
+        );
+        crate::gen::binance_1m(&data, rows, 42)?;
+    }
+    Ok(data)
 }
 
 /// Replaces (or appends) the section between `<!-- bench:NAME:start -->` and
@@ -267,24 +303,9 @@ fn install_peers(bench: &Path) -> Result<std::path::PathBuf> {
 }
 
 pub(crate) fn storage(args: &[&str]) -> Result<()> {
-    let rows: u64 = match args {
-        [] => 10_000_000,
-        ["--rows", n] => n
-            .parse()
-            .with_context(|| format!("--rows `{n}` is not a count"))?,
-        other => {
-            bail!("unexpected arguments {other:?}; usage: cargo xtask bench storage [--rows N]")
-        }
-    };
+    let rows = rows_arg(args, "storage")?;
     let bench = root().join("target/bench");
-    let data = bench.join(format!("data/BTCUSDT-1m-{rows}.csv"));
-    if !data.exists() {
-        eprintln!(
-            "xtask: generating {rows} 1m candles into {}",
-            data.display()
-        );
-        crate::gen::binance_1m(&data, rows, 42)?;
-    }
+    let data = generated(rows)?;
     let python = install_peers(&bench)?;
     crate::cargo(&["build", "--release", "-p", "candlecache"], &[])?;
     let bin = root().join("target/release/candlecache");
@@ -447,16 +468,7 @@ pub(crate) fn storage(args: &[&str]) -> Result<()> {
     let per_s = |n: u64, s: f64| n as f64 / s;
     let mut s = String::new();
     writeln!(s, "## Storage: import and range reads\n")?;
-    writeln!(
-        s,
-        "Command: `cargo xtask bench storage{}`  ",
-        if args.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", args.join(" "))
-        }
-    )?;
-    writeln!(s, "Run: {}  ", machine())?;
+    s.push_str(&provenance("storage", args));
     writeln!(s, "Data: {rows} generated BTCUSDT 1m candles as a Binance kline CSV ({:.0} MB, `cargo xtask gen-data`).\n", std::fs::metadata(&data)?.len() as f64 / 1e6)?;
     writeln!(
         s,
@@ -484,10 +496,7 @@ pub(crate) fn storage(args: &[&str]) -> Result<()> {
         )?;
         writeln!(s, "| DuckDB `read_parquet` of a Parquet export of the same candles ({duck_rows} rows; median of 5: {duck_median:.4} s) | {duck_first:.4} | 1.00x |")?;
     }
-    write_section("storage", &s)?;
-    println!("{s}");
-    println!("written to docs/BENCHMARKS.md");
-    Ok(())
+    publish("storage", &s)
 }
 
 /// A server the HTTP benchmark started; stopped (TERM, then KILL) when dropped.
@@ -599,11 +608,8 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
         ]))?;
     }
     // The same rows for everyone: 1M generated 1m candles and their 1h aggregation.
-    let m1 = bench.join("BTCUSDT-1m.csv");
+    let m1 = generated(1_000_000)?;
     let h1 = bench.join("BTCUSDT-1h.csv");
-    if !m1.exists() {
-        crate::gen::binance_1m(&m1, 1_000_000, 42)?;
-    }
     if !h1.exists() {
         crate::gen::derive_1h(&m1, &h1)?;
     }
@@ -719,16 +725,7 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
     let ours_rps = rows[0].1 .0;
     let mut s = String::new();
     writeln!(s, "## HTTP: a cached hit of 1,000 1h candles as JSON\n")?;
-    writeln!(
-        s,
-        "Command: `cargo xtask bench http{}`  ",
-        if args.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", args.join(" "))
-        }
-    )?;
-    writeln!(s, "Run: {}  ", machine())?;
+    s.push_str(&provenance("http", args));
     writeln!(s, "Load: `wrk -t2 -c32 -d{secs}s --latency` after a 2 s warm-up, on loopback; wrk and the servers share the same 2 cores. Same rows everywhere: 1M generated 1m candles and their 1h aggregation.\n")?;
     writeln!(
         s,
@@ -742,27 +739,13 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
             ours_rps / rps.max(1.0)
         )?;
     }
-    write_section("http", &s)?;
-    println!("{s}");
-    println!("written to docs/BENCHMARKS.md");
-    Ok(())
+    publish("http", &s)
 }
 
 pub(crate) fn resample(args: &[&str]) -> Result<()> {
-    let rows: u64 = match args {
-        [] => 10_000_000,
-        ["--rows", n] => n
-            .parse()
-            .with_context(|| format!("--rows `{n}` is not a count"))?,
-        other => {
-            bail!("unexpected arguments {other:?}; usage: cargo xtask bench resample [--rows N]")
-        }
-    };
+    let rows = rows_arg(args, "resample")?;
     let bench = root().join("target/bench");
-    let data = bench.join(format!("data/BTCUSDT-1m-{rows}.csv"));
-    if !data.exists() {
-        crate::gen::binance_1m(&data, rows, 42)?;
-    }
+    let data = generated(rows)?;
     let python = install_peers(&bench)?;
     if !Command::new(&python)
         .args(["-c", "import polars, pandas, numpy"])
@@ -809,16 +792,7 @@ pub(crate) fn resample(args: &[&str]) -> Result<()> {
     let peers: Value = serde_json::from_str(peers.trim()).context("peer output")?;
     let mut s = String::new();
     writeln!(s, "## Resampling 1m candles to 1h and to Monday weeks\n")?;
-    writeln!(
-        s,
-        "Command: `cargo xtask bench resample{}`  ",
-        if args.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", args.join(" "))
-        }
-    )?;
-    writeln!(s, "Run: {}  ", machine())?;
+    s.push_str(&provenance("resample", args));
     writeln!(s, "Data: {rows} generated 1m candles, in memory for everyone (loading not timed); median of 5. polars {} `group_by_dynamic` (weeks `start_by=\"monday\"`), pandas {} `resample` (`W-MON`, closed and labelled left). Results checked equal (times exactly, values to 1e-12).\n", peers["polars"].as_str().unwrap_or("?"), peers["pandas"].as_str().unwrap_or("?"))?;
     writeln!(s, "| target | rows out | candlecache s | polars s | pandas s | vs polars | vs pandas | equal |")?;
     writeln!(s, "|---|---|---|---|---|---|---|---|")?;
@@ -844,8 +818,5 @@ pub(crate) fn resample(args: &[&str]) -> Result<()> {
             eprintln!("xtask: the {tf} results differ between candlecache and the peers");
         }
     }
-    write_section("resample", &s)?;
-    println!("{s}");
-    println!("written to docs/BENCHMARKS.md");
-    Ok(())
+    publish("resample", &s)
 }

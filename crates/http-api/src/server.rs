@@ -122,7 +122,10 @@ async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let path: String = req.uri().path().chars().take(200).collect();
-    let uri_len = req.uri().to_string().len();
+    // Measured without formatting the URI: this runs on every request.
+    let uri = req.uri();
+    let uri_len = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
     let body_len = req
         .headers()
         .get(hyper::header::CONTENT_LENGTH)
