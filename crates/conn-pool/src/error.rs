@@ -27,6 +27,34 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A URL cannot be used.
+    #[error("invalid URL `{url}`: {reason}")]
+    Url {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The upstream failed every attempt, or answered with a server error each time.
+    #[error("upstream {host} failed after {attempts} attempts: {reason}")]
+    Upstream {
+        /// The host asked.
+        host: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        reason: String,
+    },
+    /// The overall deadline passed (waiting out rate limits included).
+    #[error("upstream {host} did not answer within {deadline_ms} ms: {reason}")]
+    Deadline {
+        /// The host asked.
+        host: String,
+        /// The deadline.
+        deadline_ms: u64,
+        /// What was still pending.
+        reason: String,
+    },
     /// The work given to a connection panicked or was aborted.
     #[error("database task failed: {0}")]
     Task(String),

@@ -8,7 +8,12 @@
 //! [`SqlitePool::start_idle_cleanup`]). [`SqlitePool::stats`] reports size, use, waiters
 //! and the wait-time percentiles.
 //!
-//! Later: the pooled HTTP client for the upstream exchange.
+//! [`HttpClient`] fetches from the upstream exchange: a hyper-util pool of keep-alive
+//! connections (50 idle per host) over rustls with bundled web PKI roots, connect and
+//! request timeouts, retries with exponential backoff and jitter on connect errors, 5xx and
+//! truncated bodies, 429/418 waited out per Retry-After without spending a retry, an
+//! overall deadline, a budget fed by the `X-MBX-USED-WEIGHT-1M` header that keeps the
+//! request weight under the exchange's limit, and per-host [`HostStats`].
 //!
 //! # Example
 //! ```
@@ -25,9 +30,13 @@
 
 mod config;
 mod error;
+mod http;
+mod samples;
 mod sqlite;
 
-pub use config::SqliteConfig;
+pub use config::{HttpConfig, SqliteConfig};
 pub use error::{Error, Result};
+pub use http::{HostStats, HttpClient, HttpResponse};
+pub use hyper::{header, StatusCode};
 pub use rusqlite;
 pub use sqlite::{IdleCleanup, PoolStats, SqlitePool};

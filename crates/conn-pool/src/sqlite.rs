@@ -1,7 +1,6 @@
 //! The SQLite side: a deadpool-sqlite pool with pragmas, health checks, idle cleanup and
 //! statistics.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +9,7 @@ use deadpool_sqlite::{Hook, HookError, Pool, PoolError, Runtime};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::samples::Samples;
 use crate::{Error, Result, SqliteConfig};
 
 /// Wait times kept for the percentiles.
@@ -32,13 +32,23 @@ impl std::fmt::Debug for SqlitePool {
     }
 }
 
-#[derive(Default)]
 struct Counters {
     gets: AtomicU64,
     timeouts: AtomicU64,
     closed_idle: AtomicU64,
     /// Recent waits for a connection, in microseconds.
-    waits_us: Mutex<VecDeque<u64>>,
+    waits_us: Mutex<Samples>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            gets: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            closed_idle: AtomicU64::new(0),
+            waits_us: Mutex::new(Samples::new(WAIT_SAMPLES)),
+        }
+    }
 }
 
 /// A snapshot of the pool.
@@ -158,11 +168,7 @@ impl SqlitePool {
 
     fn record_wait(&self, waited: Duration) {
         self.stats.gets.fetch_add(1, Ordering::Relaxed);
-        let mut w = self.stats.waits_us.lock();
-        if w.len() == WAIT_SAMPLES {
-            w.pop_front();
-        }
-        w.push_back(waited.as_micros() as u64);
+        self.stats.waits_us.lock().push(waited.as_micros() as u64);
     }
 
     /// Closes connections idle for longer than the configured idle timeout; returns how
@@ -197,19 +203,7 @@ impl SqlitePool {
     pub fn stats(&self) -> PoolStats {
         let status = self.pool.status();
         let in_use = status.size.saturating_sub(status.available);
-        let (p50, p99) = {
-            let w = self.stats.waits_us.lock();
-            let mut v: Vec<u64> = w.iter().copied().collect();
-            v.sort_unstable();
-            let pick = |q: f64| {
-                if v.is_empty() {
-                    0.0
-                } else {
-                    v[((v.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0
-                }
-            };
-            (pick(0.5), pick(0.99))
-        };
+        let (p50, p99) = self.stats.waits_us.lock().p50_p99_ms();
         PoolStats {
             max_size: status.max_size,
             size: status.size,
