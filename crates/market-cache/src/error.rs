@@ -71,9 +71,24 @@ pub enum Error {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] query_opt::Error),
-    /// The symbol is not in the store.
+    /// The symbol is not in the store (nor, with an upstream, on the exchange).
     #[error("unknown symbol `{0}`")]
     UnknownSymbol(String),
+    /// The upstream failed, refused the request or sent what is not candles.
+    #[error("upstream: {0}")]
+    Upstream(String),
+    /// The upstream did not answer in time (rate limits waited out included).
+    #[error("upstream: {0}")]
+    UpstreamTimeout(String),
+}
+
+impl From<conn_pool::Error> for Error {
+    fn from(e: conn_pool::Error) -> Self {
+        match e {
+            conn_pool::Error::Deadline { .. } => Self::UpstreamTimeout(e.to_string()),
+            other => Self::Upstream(other.to_string()),
+        }
+    }
 }
 
 /// The result type of `market-cache`.

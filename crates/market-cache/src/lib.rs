@@ -15,8 +15,8 @@
 //! - [`resample`] to coarser timeframes (Monday weeks, calendar months), [`gaps`] and
 //!   [`fill_previous`].
 //!
-//! Later issues add the chunked read path over `cache-core` and backfill from an
-//! upstream exchange.
+//! - [`read`]: the chunked read path over `cache-core`; [`upstream`]: backfill from a
+//!   Binance-compatible exchange with coverage, and the Binance klines row format.
 //!
 //! # Example
 //! ```
@@ -37,6 +37,7 @@ mod store;
 mod symbol;
 mod time;
 mod timeframe;
+pub mod upstream;
 mod wire;
 
 pub use candle::Candle;

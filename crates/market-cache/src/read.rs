@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::resample::{fill_previous, gaps, resample};
 use crate::store::CandleStore;
+use crate::upstream::{Upstream, CLOSE_GRACE_MS};
 use crate::{Candle, Error, Result, Symbol, Timeframe};
 
 /// Candles of the stored timeframe per cached chunk.
@@ -119,6 +120,7 @@ struct Inner<S> {
     counters: Counters,
     /// Prefetches running at once are bounded so they never crowd out requests.
     prefetch_slots: tokio::sync::Semaphore,
+    upstream: Option<Upstream>,
 }
 
 /// How long a chunk that holds the still-forming candle may be served from memory.
@@ -161,6 +163,19 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     /// # Errors
     /// If `cache` lacks either namespace.
     pub fn with_clock(store: S, cache: &Cache, now: Now) -> Result<Self> {
+        Self::with_upstream(store, cache, now, None)
+    }
+
+    /// As [`ReadPath::with_clock`], backfilling what the store lacks from `upstream`.
+    ///
+    /// # Errors
+    /// If `cache` lacks either namespace.
+    pub fn with_upstream(
+        store: S,
+        cache: &Cache,
+        now: Now,
+        upstream: Option<Upstream>,
+    ) -> Result<Self> {
         let ns = |name| {
             cache.namespace(name).map_err(|e| Error::Encode {
                 what: "cache",
@@ -175,6 +190,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 now,
                 counters: Counters::default(),
                 prefetch_slots: tokio::sync::Semaphore::new(2),
+                upstream,
             }),
         })
     }
@@ -182,6 +198,16 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     /// Returns the store.
     pub fn store(&self) -> &S {
         &self.inner.store
+    }
+
+    /// Returns the upstream, if one is configured.
+    pub fn upstream(&self) -> Option<&Upstream> {
+        self.inner.upstream.as_ref()
+    }
+
+    /// Returns the clock.
+    pub fn now(&self) -> i64 {
+        (self.inner.now)()
     }
 
     /// Returns the counters.
@@ -201,36 +227,57 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     /// if reading fails.
     pub async fn get(&self, req: &Request) -> Result<Answer> {
         let tf = req.timeframe;
-        let limit = req.limit.clamp(1, MAX_LIMIT);
         let markets = self.inner.store.markets().await?;
         let stored: Vec<Timeframe> = markets
             .iter()
             .filter(|m| m.symbol == req.symbol.as_str())
             .filter_map(|m| m.timeframe.parse().ok())
             .collect();
-        if stored.is_empty() {
-            return Err(Error::UnknownSymbol(req.symbol.to_string()));
-        }
-        // The stored timeframe itself, else the finest stored one finer than it.
-        let source_tf = if stored.contains(&tf) {
-            tf
-        } else {
-            stored
+        // The finest stored timeframe finer than the one asked, to resample from.
+        let finer = stored.iter().copied().filter(|s| *s < tf).min();
+        let first_of = |source: Timeframe| {
+            markets
                 .iter()
-                .copied()
-                .filter(|s| *s < tf)
-                .min()
-                .ok_or_else(|| {
+                .find(|m| m.symbol == req.symbol.as_str() && m.timeframe == source.as_str())
+                .and_then(|m| m.first_time)
+        };
+        if stored.contains(&tf) || self.inner.upstream.is_none() {
+            // The stored timeframe itself, else resampled from a finer one.
+            let source_tf = if stored.contains(&tf) {
+                tf
+            } else if stored.is_empty() {
+                return Err(Error::UnknownSymbol(req.symbol.to_string()));
+            } else {
+                finer.ok_or_else(|| {
                     Error::UnknownSymbol(format!("{} has no timeframe finer than {tf}", req.symbol))
                 })?
-        };
-        let first_stored = markets
-            .iter()
-            .find(|m| m.symbol == req.symbol.as_str() && m.timeframe == source_tf.as_str())
-            .and_then(|m| m.first_time)
-            .unwrap_or(0);
+            };
+            let backfill = self.inner.upstream.is_some();
+            return self.collect(req, source_tf, first_of(source_tf), backfill).await;
+        }
+        // With an upstream, a timeframe not stored is fetched as it is; resampling is the
+        // fallback for series the upstream does not know (imported from files).
+        match self.collect(req, tf, first_of(tf), true).await {
+            Err(Error::UnknownSymbol(_)) if finer.is_some() => {
+                let source_tf = finer.unwrap_or(tf);
+                self.collect(req, source_tf, first_of(source_tf), false)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn collect(
+        &self,
+        req: &Request,
+        source_tf: Timeframe,
+        first_stored: Option<i64>,
+        backfill: bool,
+    ) -> Result<Answer> {
+        let tf = req.timeframe;
+        let limit = req.limit.clamp(1, MAX_LIMIT);
         let start = match req.start {
-            None => tf.floor(first_stored),
+            None => tf.floor(first_stored.unwrap_or(0)),
             Some(s) if tf.is_aligned(s) => s,
             Some(s) => tf.next(s),
         };
@@ -240,18 +287,39 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         // Read chunk by chunk until the range or the limit is covered.
         while chunk < req.end {
             let next = chunk_end(source_tf, chunk);
-            let (part, hit) = self.chunk(&req.symbol, source_tf, chunk, next).await?;
+            let (part, hit) = self
+                .chunk(&req.symbol, source_tf, chunk, next, backfill)
+                .await?;
             if hit {
                 hits += 1
             } else {
                 loads += 1;
-                self.prefetch(&req.symbol, source_tf, chunk, next)
+                if !backfill {
+                    // Never ahead of need from an upstream: its request weight is scarce.
+                    self.prefetch(&req.symbol, source_tf, chunk, next)
+                }
             }
+            let before = candles.len();
             candles.extend(
                 part.iter()
                     .filter(|c| c.open_time >= start && c.open_time < req.end)
                     .cloned(),
             );
+            if candles.len() == before && next < req.end {
+                // An empty chunk: skip to where the next candle can be, instead of walking
+                // empty chunks one by one (a start of 0 would walk decades).
+                match self
+                    .next_needed(&req.symbol, source_tf, next, req.end, backfill)
+                    .await?
+                {
+                    Some(t) if t > next => {
+                        chunk = chunk_start(source_tf, t);
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
             // One candle more than the limit tells whether there is a next page; for
             // resampling, whole buckets must be complete first.
             let enough = if source_tf == tf {
@@ -300,18 +368,52 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         })
     }
 
-    /// One chunk, from memory or the store; says whether it was in memory.
+    /// The first time at or after `from` (before `end`) where a candle may be: the next
+    /// stored one, or with an upstream the next range not yet covered.
+    async fn next_needed(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        from: i64,
+        end: i64,
+        backfill: bool,
+    ) -> Result<Option<i64>> {
+        let stored = self.inner.store.next_open(symbol, tf, from).await?;
+        let uncovered = match &self.inner.upstream {
+            Some(_) if backfill => {
+                let closed_end = tf.floor((self.inner.now)() - CLOSE_GRACE_MS);
+                let gap = self
+                    .inner
+                    .store
+                    .missing(symbol, tf, from, end.min(closed_end))
+                    .await?;
+                gap.first()
+                    .map(|g| g.0)
+                    .or((end > closed_end).then_some(closed_end.max(from)))
+            }
+            _ => None,
+        };
+        Ok([stored, uncovered]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t < end)
+            .min())
+    }
+
+    /// One chunk, from memory or the store (after a backfill from the upstream when
+    /// `backfill`); says whether it was in memory.
     async fn chunk(
         &self,
         symbol: &Symbol,
         tf: Timeframe,
         start: i64,
         end: i64,
+        backfill: bool,
     ) -> Result<(Arc<Vec<Candle>>, bool)> {
         let key = format!("{symbol}/{tf}/{start}");
         let now = (self.inner.now)();
         // The chunk holding the forming candle (or the future) changes; the rest does not.
-        let forming = end > now;
+        let forming = end > now - CLOSE_GRACE_MS;
         let ns = if forming {
             &self.inner.recent
         } else {
@@ -328,7 +430,19 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         let counters = &self.inner.counters;
         let load = || async {
             counters.chunk_loads.fetch_add(1, Ordering::Relaxed);
-            self.inner.store.read(symbol, tf, start, end).await
+            let store = &self.inner.store;
+            let forming = match &self.inner.upstream {
+                Some(up) if backfill => {
+                    up.fill(store, symbol, tf, (start, end), &self.inner.now, &|_| {})
+                        .await?
+                        .forming
+                }
+                _ => Vec::new(),
+            };
+            let mut candles = store.read(symbol, tf, start, end).await?;
+            let last = candles.last().map(|c| c.open_time);
+            candles.extend(forming.into_iter().filter(|c| Some(c.open_time) > last));
+            Ok::<_, Error>(candles)
         };
         let loaded = if forming {
             ns.get_or_load_typed_with_ttl(key.as_bytes(), forming_ttl(tf), load)
@@ -340,6 +454,8 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             Ok(v) => Ok((Arc::new(v), false)),
             Err(cache_core::Error::Load(e)) => Err(match e.downcast_ref::<Error>() {
                 Some(Error::UnknownSymbol(s)) => Error::UnknownSymbol(s.clone()),
+                Some(Error::Upstream(s)) => Error::Upstream(s.clone()),
+                Some(Error::UpstreamTimeout(s)) => Error::UpstreamTimeout(s.clone()),
                 _ => Error::Db(query_opt::Error::Unusable(e.to_string())),
             }),
             Err(e) => Err(Error::Encode {
@@ -372,7 +488,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 let key = format!("{symbol}/{tf}/{s}");
                 let cached = this.inner.history.get(key.as_bytes()).is_some()
                     || this.inner.recent.get(key.as_bytes()).is_some();
-                if !cached && this.chunk(&symbol, tf, s, e).await.is_ok() {
+                if !cached && this.chunk(&symbol, tf, s, e, false).await.is_ok() {
                     this.inner
                         .counters
                         .prefetches

@@ -214,6 +214,31 @@ pub trait CandleStore {
     ) -> impl std::future::Future<Output = Result<RecordBatch>> + Send;
     /// Lists every stored series.
     fn markets(&self) -> impl std::future::Future<Output = Result<Vec<Market>>> + Send;
+    /// As [`CandleStore::write`], and records in the same transaction that `covered`
+    /// (`[start, end)`) is complete: every candle the exchange has there is stored. A
+    /// crash leaves both or neither.
+    fn write_covered(
+        &self,
+        meta: &MarketMeta,
+        tf: Timeframe,
+        candles: Vec<Candle>,
+        covered: (i64, i64),
+    ) -> impl std::future::Future<Output = Result<WriteReport>> + Send;
+    /// The parts of `[start, end)` not recorded as complete, in time order.
+    fn missing(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        start: i64,
+        end: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<(i64, i64)>>> + Send;
+    /// The open time of the first stored candle at or after `from`.
+    fn next_open(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        from: i64,
+    ) -> impl std::future::Future<Output = Result<Option<i64>>> + Send;
 }
 
 /// The Arrow schema of candle batches: time as int64 ms, prices and volumes as float64,
@@ -249,6 +274,12 @@ const SYMBOL_SQL: &str = "SELECT id, price_scale, volume_scale, quote_volume_sca
 const NEW_SYMBOL_SQL: &str = "INSERT INTO symbols (symbol, exchange, base, quote, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 const SCALES_SQL: &str = "UPDATE symbols SET price_scale = ?2, volume_scale = ?3, quote_volume_scale = ?4, taker_base_scale = ?5, taker_quote_scale = ?6 WHERE id = ?1";
 const SERIES_SQL: &str = "INSERT INTO series (symbol_id, timeframe, first_time, last_time, count) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (symbol_id, timeframe) DO UPDATE SET first_time = min(coalesce(first_time, excluded.first_time), excluded.first_time), last_time = max(coalesce(last_time, excluded.last_time), excluded.last_time), count = count + excluded.count";
+const NEXT_SQL: &str = "SELECT min(open_time) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time >= ?3";
+const COVERED_SQL: &str = "SELECT start_time, end_time FROM coverage WHERE symbol_id = ?1 AND timeframe = ?2 AND start_time < ?4 AND end_time > ?3 ORDER BY start_time";
+/// Intervals touching `[?3, ?4]`, which a new covered range merges with.
+const TOUCHING_SQL: &str = "SELECT min(start_time), max(end_time) FROM coverage WHERE symbol_id = ?1 AND timeframe = ?2 AND start_time <= ?4 AND end_time >= ?3";
+const UNCOVER_SQL: &str = "DELETE FROM coverage WHERE symbol_id = ?1 AND timeframe = ?2 AND start_time <= ?4 AND end_time >= ?3";
+const COVER_SQL: &str = "INSERT INTO coverage (symbol_id, timeframe, start_time, end_time) VALUES (?1, ?2, ?3, ?4)";
 const MARKETS_SQL: &str = "SELECT s.symbol, s.exchange, s.base, s.quote, r.timeframe, r.first_time, r.last_time, r.count, s.price_scale FROM series r JOIN symbols s ON s.id = r.symbol_id ORDER BY s.symbol, r.timeframe";
 
 impl SqliteStore {
@@ -334,6 +365,141 @@ impl SqliteStore {
             message: e.to_string(),
         })
     }
+}
+
+impl SqliteStore {
+    /// Writes candles and, when given, the range they complete, in one transaction.
+    async fn write_in(
+        &self,
+        meta: &MarketMeta,
+        tf: Timeframe,
+        candles: Vec<Candle>,
+        covered: Option<(i64, i64)>,
+    ) -> Result<WriteReport> {
+        let candles = dedup(candles);
+        let meta = meta.clone();
+        let report = self
+            .db
+            .run(move |s| {
+                s.transaction(|s| {
+                    let need = Scales::of(&candles);
+                    let (id, scales) = match lookup(s, meta.symbol.as_str())? {
+                        Some((id, have)) => {
+                            let scales = have.max(need);
+                            if scales != have {
+                                rescale(s, id, have, scales)?;
+                            }
+                            (id, scales)
+                        }
+                        None => {
+                            s.time(NEW_SYMBOL_SQL, 1, |c| {
+                                c.execute(
+                                    NEW_SYMBOL_SQL,
+                                    params![
+                                        meta.symbol.as_str(),
+                                        meta.exchange,
+                                        meta.base,
+                                        meta.quote,
+                                        need.price,
+                                        need.volume,
+                                        need.quote_volume,
+                                        need.taker_base,
+                                        need.taker_quote
+                                    ],
+                                )
+                            })?;
+                            lookup(s, meta.symbol.as_str())?.expect("the symbol was just inserted")
+                        }
+                    };
+                    let rows: Vec<StoredRow> =
+                        candles.iter().map(|c| StoredRow::new(c, scales)).collect();
+                    let tf = tf.as_str();
+                    if let Some((a, b)) = covered.filter(|(a, b)| a < b) {
+                        cover(s, id, tf, a, b)?;
+                    }
+                    if rows.is_empty() {
+                        return Ok(WriteReport::default());
+                    }
+                    let lo = rows.iter().map(|r| r.open_time).min().unwrap_or(0);
+                    let hi = rows.iter().map(|r| r.open_time).max().unwrap_or(0);
+                    let count = |s: &mut Session<'_>| -> query_opt::Result<u64> {
+                        s.time(COUNT_SQL, 1, |c| {
+                            c.query_row(COUNT_SQL, params![id, tf, lo, hi], |r| r.get::<_, i64>(0))
+                                .map(|n| n as u64)
+                        })
+                    };
+                    let before = count(s)?;
+                    let n = rows.len() as u64;
+                    let written = s.time(UPSERT_SQL, n, |c| {
+                        // Many rows a statement: one VDBE run per 64 candles instead of per
+                        // candle, which is most of the per-row cost left besides the b-tree.
+                        let mut written = 0u64;
+                        let mut chunks = rows.chunks_exact(UPSERT_ROWS);
+                        let mut stmt = c.prepare_cached(upsert_many_sql())?;
+                        for chunk in &mut chunks {
+                            for (k, r) in chunk.iter().enumerate() {
+                                bind_row(&mut stmt, k * 12, id, tf, r)?;
+                            }
+                            written += stmt.raw_execute()? as u64;
+                        }
+                        let mut one = c.prepare_cached(UPSERT_SQL)?;
+                        for r in chunks.remainder() {
+                            bind_row(&mut one, 0, id, tf, r)?;
+                            written += one.raw_execute()? as u64;
+                        }
+                        Ok(written)
+                    })?;
+                    let after = count(s)?;
+                    let inserted = after - before;
+                    s.time(SERIES_SQL, 1, |c| {
+                        c.execute(SERIES_SQL, params![id, tf, lo, hi, inserted as i64])
+                    })?;
+                    Ok(WriteReport {
+                        inserted,
+                        updated: written - inserted,
+                        unchanged: n - written,
+                    })
+                })
+            })
+            .await?;
+        if report.inserted + report.updated > 0 {
+            self.db.invalidate_cached();
+        }
+        Ok(report)
+    }
+}
+
+/// Time order with one candle per open time (the last given wins): an upstream page can
+/// repeat a row, and one statement may not upsert the same key twice.
+fn dedup(mut candles: Vec<Candle>) -> Vec<Candle> {
+    if candles.windows(2).all(|w| w[0].open_time < w[1].open_time) {
+        return candles;
+    }
+    // Stable, so among equal times the last given stays last.
+    candles.sort_by_key(|c| c.open_time);
+    let mut out: Vec<Candle> = Vec::with_capacity(candles.len());
+    for c in candles {
+        match out.last_mut() {
+            Some(l) if l.open_time == c.open_time => *l = c,
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Records `[a, b)` as complete, merged with the intervals it overlaps or touches.
+fn cover(s: &mut Session<'_>, id: i64, tf: &str, a: i64, b: i64) -> query_opt::Result<()> {
+    let (lo, hi): (Option<i64>, Option<i64>) = s.time(TOUCHING_SQL, 1, |c| {
+        c.query_row(TOUCHING_SQL, params![id, tf, a, b], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+    })?;
+    s.time(UNCOVER_SQL, 1, |c| {
+        c.execute(UNCOVER_SQL, params![id, tf, a, b])
+    })?;
+    let (a, b) = (lo.map_or(a, |lo| lo.min(a)), hi.map_or(b, |hi| hi.max(b)));
+    s.time(COVER_SQL, 1, |c| c.execute(COVER_SQL, params![id, tf, a, b]))?;
+    Ok(())
 }
 
 fn lookup(s: &mut Session<'_>, name: &str) -> query_opt::Result<Option<(i64, Scales)>> {
@@ -453,89 +619,72 @@ impl CandleStore for SqliteStore {
         if candles.is_empty() {
             return Ok(WriteReport::default());
         }
-        let meta = meta.clone();
-        let report = self
+        self.write_in(meta, tf, candles, None).await
+    }
+
+    async fn write_covered(
+        &self,
+        meta: &MarketMeta,
+        tf: Timeframe,
+        candles: Vec<Candle>,
+        covered: (i64, i64),
+    ) -> Result<WriteReport> {
+        self.write_in(meta, tf, candles, Some(covered)).await
+    }
+
+    async fn missing(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, i64)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let Some((id, _)) = self.symbol(symbol).await? else {
+            return Ok(vec![(start, end)]);
+        };
+        let tf = tf.as_str();
+        let covered: Vec<(i64, i64)> = self
             .db
             .run(move |s| {
-                s.transaction(|s| {
-                    let need = Scales::of(&candles);
-                    let (id, scales) = match lookup(s, meta.symbol.as_str())? {
-                        Some((id, have)) => {
-                            let scales = have.max(need);
-                            if scales != have {
-                                rescale(s, id, have, scales)?;
-                            }
-                            (id, scales)
-                        }
-                        None => {
-                            s.time(NEW_SYMBOL_SQL, 1, |c| {
-                                c.execute(
-                                    NEW_SYMBOL_SQL,
-                                    params![
-                                        meta.symbol.as_str(),
-                                        meta.exchange,
-                                        meta.base,
-                                        meta.quote,
-                                        need.price,
-                                        need.volume,
-                                        need.quote_volume,
-                                        need.taker_base,
-                                        need.taker_quote
-                                    ],
-                                )
-                            })?;
-                            lookup(s, meta.symbol.as_str())?.expect("the symbol was just inserted")
-                        }
-                    };
-                    let rows: Vec<StoredRow> =
-                        candles.iter().map(|c| StoredRow::new(c, scales)).collect();
-                    let tf = tf.as_str();
-                    let lo = rows.iter().map(|r| r.open_time).min().unwrap_or(0);
-                    let hi = rows.iter().map(|r| r.open_time).max().unwrap_or(0);
-                    let count = |s: &mut Session<'_>| -> query_opt::Result<u64> {
-                        s.time(COUNT_SQL, 1, |c| {
-                            c.query_row(COUNT_SQL, params![id, tf, lo, hi], |r| r.get::<_, i64>(0))
-                                .map(|n| n as u64)
-                        })
-                    };
-                    let before = count(s)?;
-                    let n = rows.len() as u64;
-                    let written = s.time(UPSERT_SQL, n, |c| {
-                        // Many rows a statement: one VDBE run per 64 candles instead of per
-                        // candle, which is most of the per-row cost left besides the b-tree.
-                        let mut written = 0u64;
-                        let mut chunks = rows.chunks_exact(UPSERT_ROWS);
-                        let mut stmt = c.prepare_cached(upsert_many_sql())?;
-                        for chunk in &mut chunks {
-                            for (k, r) in chunk.iter().enumerate() {
-                                bind_row(&mut stmt, k * 12, id, tf, r)?;
-                            }
-                            written += stmt.raw_execute()? as u64;
-                        }
-                        let mut one = c.prepare_cached(UPSERT_SQL)?;
-                        for r in chunks.remainder() {
-                            bind_row(&mut one, 0, id, tf, r)?;
-                            written += one.raw_execute()? as u64;
-                        }
-                        Ok(written)
+                s.time(COVERED_SQL, 1, |c| {
+                    let mut stmt = c.prepare_cached(COVERED_SQL)?;
+                    let rows = stmt.query_map(params![id, tf, start, end], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
                     })?;
-                    let after = count(s)?;
-                    let inserted = after - before;
-                    s.time(SERIES_SQL, 1, |c| {
-                        c.execute(SERIES_SQL, params![id, tf, lo, hi, inserted as i64])
-                    })?;
-                    Ok(WriteReport {
-                        inserted,
-                        updated: written - inserted,
-                        unchanged: n - written,
-                    })
+                    rows.collect()
                 })
             })
             .await?;
-        if report.inserted + report.updated > 0 {
-            self.db.invalidate_cached();
+        let mut out = Vec::new();
+        let mut at = start;
+        for (a, b) in covered {
+            if a > at {
+                out.push((at, a.min(end)));
+            }
+            at = at.max(b);
         }
-        Ok(report)
+        if at < end {
+            out.push((at, end));
+        }
+        Ok(out)
+    }
+
+    async fn next_open(&self, symbol: &Symbol, tf: Timeframe, from: i64) -> Result<Option<i64>> {
+        let Some((id, _)) = self.symbol(symbol).await? else {
+            return Ok(None);
+        };
+        let tf = tf.as_str();
+        Ok(self
+            .db
+            .run(move |s| {
+                s.time(NEXT_SQL, 1, |c| {
+                    c.query_row(NEXT_SQL, params![id, tf, from], |r| r.get(0))
+                })
+            })
+            .await?)
     }
 
     async fn read(
