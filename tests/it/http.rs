@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use crate::{binary, fixture};
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -31,16 +31,27 @@ fn start() -> Server {
 /// As [`start`], with a configuration file holding `toml`.
 fn start_with(toml: Option<&str>) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(binary());
+    let mut args: Vec<String> = Vec::new();
     if let Some(t) = toml {
         let p = dir.path().join("c.toml");
         std::fs::write(&p, t).unwrap();
-        cmd.arg("--config").arg(p);
+        args.extend(["--config".into(), p.display().to_string()]);
     }
-    let mut child = cmd
+    args.push("serve".into());
+    args.push("--demo".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut srv = spawn(&dir.path().join("c.db"), &args);
+    srv._dir = Some(dir);
+    srv
+}
+
+/// Runs `candlecache --db DB ARGS --listen 127.0.0.1:0` and waits until it listens.
+pub(crate) fn spawn(db: &std::path::Path, args: &[&str]) -> Server {
+    let mut child = Command::new(binary())
         .arg("--db")
-        .arg(dir.path().join("c.db"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .arg(db)
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -58,37 +69,37 @@ fn start_with(toml: Option<&str>) -> Server {
     let addr = line
         .trim()
         .strip_prefix("listening on http://")
-        .unwrap()
+        .unwrap_or_else(|| panic!("not a listening line: {line:?}"))
         .parse()
         .unwrap();
     Server {
         child,
         addr,
-        _dir: dir,
+        _dir: None,
     }
 }
 
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
     }
 }
 
 /// Sends raw bytes and reads the whole answer (the request asks to close).
-fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
+pub(crate) fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(request).unwrap();
@@ -121,7 +132,7 @@ fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
     }
 }
 
-fn request(addr: SocketAddr, method: &str, target: &str, extra: &str) -> Reply {
+pub(crate) fn request(addr: SocketAddr, method: &str, target: &str, extra: &str) -> Reply {
     raw(
         addr,
         format!(
@@ -131,7 +142,7 @@ fn request(addr: SocketAddr, method: &str, target: &str, extra: &str) -> Reply {
     )
 }
 
-fn get(addr: SocketAddr, target: &str) -> Reply {
+pub(crate) fn get(addr: SocketAddr, target: &str) -> Reply {
     request(addr, "GET", target, "")
 }
 

@@ -2,8 +2,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod demo;
+mod fake_exchange;
 mod http;
 mod storage;
+mod upstream;
 
 use std::path::PathBuf;
 use std::process::Command;

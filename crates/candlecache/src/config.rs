@@ -19,6 +19,20 @@ pub(crate) struct FileConfig {
     pub(crate) cache: CacheConfig,
     /// `[database]`: slow_query_ms, slow_query_keep, and `[database.pool]`.
     pub(crate) database: DatabaseSection,
+    /// `[upstream]`: url, and `[upstream.client]` (timeouts, retries, weight budget).
+    pub(crate) upstream: UpstreamSection,
+}
+
+/// `[upstream]`: where missing candles are fetched from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct UpstreamSection {
+    /// A Binance-compatible base URL, e.g. `https://api.binance.com`.
+    pub(crate) url: Option<String>,
+    /// `[upstream.client]`: connect_timeout_ms, request_timeout_ms, retries,
+    /// backoff_base_ms, backoff_max_ms, deadline_ms, max_idle_per_host, idle_timeout_ms,
+    /// weight_limit, weight_share, weight_window_ms, user_agent.
+    pub(crate) client: conn_pool::HttpConfig,
 }
 
 /// `[database]`; the file's path itself comes from `--db` / `CANDLECACHE_DB`.
@@ -77,6 +91,9 @@ impl FileConfig {
         cfg.cache
             .validate()
             .map_err(|e| anyhow::anyhow!("configuration {}: [cache] {e}", path.display()))?;
+        cfg.upstream.client.validate().map_err(|e| {
+            anyhow::anyhow!("configuration {}: [upstream.client] {e}", path.display())
+        })?;
         if cfg.server.max_rows == 0 {
             bail!(
                 "configuration {}: [server] `max_rows` must be greater than 0",
@@ -90,6 +107,21 @@ impl FileConfig {
             );
         }
         Ok(cfg)
+    }
+
+    /// The upstream named by `flag` (which wins) or the file, with the file's client
+    /// settings; `None` without either.
+    pub(crate) fn upstream(
+        &self,
+        flag: Option<&str>,
+    ) -> Result<Option<market_cache::upstream::Upstream>> {
+        let Some(url) = flag.or(self.upstream.url.as_deref()) else {
+            return Ok(None);
+        };
+        Ok(Some(market_cache::upstream::Upstream::new(
+            url,
+            self.upstream.client.clone(),
+        )?))
     }
 
     /// The database configuration for the file at `db`.

@@ -2,6 +2,7 @@
 
 mod config;
 mod demo;
+mod fetch;
 mod serve;
 mod store_cmds;
 
@@ -22,7 +23,8 @@ struct Cli {
         default_value = "candlecache.db"
     )]
     db: PathBuf,
-    /// A TOML configuration file for `serve` (sections `[server]`, `[cache]`, `[database]`); flags and
+    /// A TOML configuration file for `serve` and `fetch` (sections `[server]`, `[cache]`,
+    /// `[database]`, `[upstream]`); flags and
     /// environment variables override it.
     #[arg(long, global = true, env = "CANDLECACHE_CONFIG")]
     config: Option<PathBuf>,
@@ -45,6 +47,10 @@ enum Command {
     /// Exports one series as CSV, Binance kline CSV, one Parquet file, or a
     /// hive-partitioned Parquet dataset (symbol=/timeframe=/year=/) for DuckDB or polars.
     Export(store_cmds::ExportArgs),
+    /// Backfills a range from a Binance-compatible exchange into the database: only what
+    /// is not stored yet is fetched (pages of 1000 candles, retries, rate limits
+    /// respected), and the range is recorded as complete so it is never fetched again.
+    Fetch(fetch::Args),
     /// Lists what the database holds: symbols, timeframes, ranges and counts.
     Markets(store_cmds::MarketsArgs),
     /// Serves candles over HTTP (JSON, CSV, Arrow) from the cache and the database.
@@ -58,6 +64,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Import(args) => store_cmds::import(&cli.db, &args),
         Command::Export(args) => store_cmds::export(&cli.db, &args),
+        Command::Fetch(args) => fetch::run(&cli.db, cli.config.as_deref(), &args),
         Command::Markets(args) => store_cmds::markets(&cli.db, &args),
         Command::Serve(args) => serve::run(&cli.db, cli.config.as_deref(), &args),
     };

@@ -29,6 +29,11 @@ pub(crate) struct Args {
     /// The most candles one answer may hold (default 100000).
     #[arg(long, env = "CANDLECACHE_MAX_ROWS", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     max_rows: Option<u64>,
+    /// A Binance-compatible exchange to fetch missing candles from, once, e.g.
+    /// https://api.binance.com (or another candlecache). Without it only stored candles
+    /// are served.
+    #[arg(long, env = "CANDLECACHE_UPSTREAM")]
+    upstream: Option<String>,
     /// Load the bundled real candles (XRPETH 1m and 5m, XRP/USDT 1h) into an empty
     /// database first, so there is something to look at.
     #[arg(long)]
@@ -75,7 +80,14 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             cache_config.budget_bytes = mb * 1_000_000;
         }
         let cache = Cache::new(cache_config)?;
-        let read = ReadPath::new(store, &cache)?;
+        let upstream = file.upstream(args.upstream.as_deref())?;
+        if let Some(up) = &upstream {
+            eprintln!(
+                "candlecache: fetching missing candles from {}",
+                up.base_url()
+            );
+        }
+        let read = ReadPath::with_upstream(store, &cache, std::sync::Arc::new(wall_ms), upstream)?;
         let listen = args.listen.unwrap_or(file.server.listen);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -93,6 +105,12 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         eprintln!("candlecache: stopped");
         Ok(())
     })
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -67,15 +67,15 @@ pub(crate) struct MarketsArgs {
     json: bool,
 }
 
-fn parse_symbol(s: &str) -> Result<Symbol, String> {
+pub(crate) fn parse_symbol(s: &str) -> Result<Symbol, String> {
     s.parse().map_err(|e: market_cache::Error| e.to_string())
 }
 
-fn parse_timeframe(s: &str) -> Result<Timeframe, String> {
+pub(crate) fn parse_timeframe(s: &str) -> Result<Timeframe, String> {
     s.parse().map_err(|e: market_cache::Error| e.to_string())
 }
 
-fn parse_when(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_when(s: &str) -> Result<i64, String> {
     parse_time(s).map_err(|e| e.to_string())
 }
 
@@ -112,7 +112,7 @@ pub(crate) async fn open_store_with(config: DbConfig, must_exist: bool) -> Resul
     Ok(SqliteStore::new(db))
 }
 
-fn bar(len: u64, unit: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, unit: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

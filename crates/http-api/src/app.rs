@@ -17,7 +17,7 @@ use crate::query::Params;
 use crate::{Error, Result};
 
 /// Bodies larger than this are gzipped for clients that accept it.
-const GZIP_MIN_BYTES: usize = 1024;
+pub(crate) const GZIP_MIN_BYTES: usize = 1024;
 
 /// What the handlers share.
 pub(crate) struct App {
@@ -40,7 +40,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn json(v: serde_json::Value) -> Self {
+    pub(crate) fn json(v: serde_json::Value) -> Self {
         Self {
             status: StatusCode::OK,
             content_type: "application/json",
@@ -61,11 +61,14 @@ pub(crate) fn now_rfc3339() -> String {
 
 /// The error envelope, with the status the error maps to.
 pub(crate) fn error_response(e: &Error) -> Response<http_body_util::Full<Bytes>> {
-    let body = json!({
-        "success": false,
-        "error": {"code": e.code(), "message": e.to_string()},
-        "timestamp": now_rfc3339(),
-    });
+    let body = match e {
+        Error::Binance { code, msg, .. } => json!({"code": code, "msg": msg}),
+        _ => json!({
+            "success": false,
+            "error": {"code": e.code(), "message": e.to_string()},
+            "timestamp": now_rfc3339(),
+        }),
+    };
     let mut r = Response::new(http_body_util::Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = e.status();
     r.headers_mut()
@@ -81,6 +84,10 @@ pub(crate) fn error_response(e: &Error) -> Response<http_body_util::Full<Bytes>>
 const ROUTES: &[(&str, &str)] = &[
     ("/api/crypto/ohlc", "GET"),
     ("/api/crypto/markets", "GET"),
+    ("/api/v3/klines", "GET"),
+    ("/api/v3/exchangeInfo", "GET"),
+    ("/api/v3/time", "GET"),
+    ("/api/v3/ping", "GET"),
     ("/api/performance/stats", "GET"),
     ("/api/performance/cache", "GET"),
     ("/api/performance/cache/clear", "POST"),
@@ -112,6 +119,12 @@ impl App {
                 allow,
             });
         }
+        if let Some(call) = path.strip_prefix("/api/v3/") {
+            return self
+                .binance(call, req)
+                .await
+                .map_err(crate::binance::to_binance);
+        }
         let params = Params::parse(req.uri().query())?;
         if *allow == "POST" {
             self.authorize(req)?;
@@ -125,7 +138,11 @@ impl App {
             "/api/performance/optimize" => self.optimize().await,
             "/metrics" => Ok(Reply {
                 content_type: "text/plain; version=0.0.4",
-                body: Bytes::from(self.metrics.render(&self.cache, self.read.store().db())),
+                body: Bytes::from(self.metrics.render(
+                    &self.cache,
+                    self.read.store().db(),
+                    &self.read.upstream().map(|u| u.stats()).unwrap_or_default(),
+                )),
                 ..Reply::json(json!(null))
             }),
             "/healthz" => Ok(Reply::json(envelope(json!({"status": "ok"}), None))),
@@ -158,6 +175,28 @@ impl App {
         } else {
             Err(Error::Unauthorized)
         }
+    }
+
+    /// Reads the cached bytes of `key` as a reply.
+    pub(crate) fn cached_reply(&self, key: &str, gzip: bool) -> Option<Reply> {
+        let hit = self.responses.get(key.as_bytes())?;
+        let (content_type, body) = split_cached(&hit);
+        Some(Reply {
+            status: StatusCode::OK,
+            content_type,
+            body,
+            gzip,
+            timing: "cache;dur=0".into(),
+            from_cache: true,
+        })
+    }
+
+    /// Keeps a reply's bytes under `key` for `ttl`.
+    pub(crate) fn cache_reply(&self, key: &str, content_type: &str, body: &[u8], ttl: Duration) {
+        // A full cache only means the next request recomputes.
+        let _ =
+            self.responses
+                .insert_with_ttl(key.as_bytes(), join_cached(content_type, body), ttl);
     }
 
     async fn ohlc<B>(&self, req: &Request<B>, p: &Params) -> Result<Reply> {
@@ -220,16 +259,8 @@ impl App {
         // A repeated request is a lookup of ready bytes.
         let key =
             format!("ohlc|{symbol}|{timeframe}|{start:?}|{end}|{limit}|{fill:?}|{format}|{gzip}");
-        if let Some(hit) = self.responses.get(key.as_bytes()) {
-            let (content_type, body) = split_cached(&hit);
-            return Ok(Reply {
-                status: StatusCode::OK,
-                content_type,
-                body,
-                gzip,
-                timing: "cache;dur=0".into(),
-                from_cache: true,
-            });
+        if let Some(hit) = self.cached_reply(&key, gzip) {
+            return Ok(hit);
         }
         let t = Instant::now();
         let answer = self
@@ -268,9 +299,7 @@ impl App {
         } else {
             Duration::from_secs(60)
         };
-        let _ =
-            self.responses
-                .insert_with_ttl(key.as_bytes(), join_cached(content_type, &body), ttl);
+        self.cache_reply(&key, content_type, &body, ttl);
         let source = format!("{:?}", answer.source).to_lowercase();
         Ok(Reply {
             status: StatusCode::OK,
@@ -291,7 +320,14 @@ impl App {
         let db = self.read.store().db();
         let data = json!({
             "cache": self.cache.stats(),
-            "pools": {"sqlite": db.pool().stats()},
+            "pools": {
+                "sqlite": db.pool().stats(),
+                "http": self.read.upstream().map(|u| u.stats()).unwrap_or_default(),
+            },
+            "upstream": self.read.upstream().map(|u| json!({
+                "base_url": u.base_url(),
+                "hosts": u.stats(),
+            })),
             "queries": {"patterns": db.log().patterns(), "slow": db.log().slow()},
             "read_path": self.read.stats(),
             "http": self.metrics.summary(),
@@ -337,7 +373,7 @@ pub(crate) fn envelope(
     v
 }
 
-fn wall_ms() -> i64 {
+pub(crate) fn wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -347,7 +383,7 @@ fn clip(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
-fn accepts_gzip<B>(req: &Request<B>) -> bool {
+pub(crate) fn accepts_gzip<B>(req: &Request<B>) -> bool {
     req.headers()
         .get_all(ACCEPT_ENCODING)
         .iter()
@@ -358,7 +394,7 @@ fn accepts_gzip<B>(req: &Request<B>) -> bool {
         })
 }
 
-fn gzip_bytes(b: &[u8]) -> Bytes {
+pub(crate) fn gzip_bytes(b: &[u8]) -> Bytes {
     use std::io::Write;
     let mut enc =
         flate2::write::GzEncoder::new(Vec::with_capacity(b.len() / 4), flate2::Compression::fast());

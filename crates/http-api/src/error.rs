@@ -62,6 +62,23 @@ pub enum Error {
     /// A mutating endpoint was called without the configured bearer token.
     #[error("this endpoint needs the bearer token")]
     Unauthorized,
+    /// The upstream exchange failed or refused.
+    #[error("the upstream exchange failed: {0}")]
+    Upstream(String),
+    /// The upstream exchange did not answer in time.
+    #[error("the upstream exchange did not answer in time: {0}")]
+    UpstreamTimeout(String),
+    /// An error of the Binance-compatible routes, answered as Binance does:
+    /// `{"code": -1121, "msg": "Invalid symbol."}`.
+    #[error("{msg}")]
+    Binance {
+        /// The HTTP status.
+        status: StatusCode,
+        /// Binance's error code.
+        code: i32,
+        /// Binance's message.
+        msg: String,
+    },
     /// Something failed on our side; details are in the log.
     #[error("internal error")]
     Internal(String),
@@ -77,6 +94,9 @@ impl Error {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Binance { status, .. } => *status,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -99,6 +119,8 @@ impl Error {
             Self::UriTooLong(_) => "uri_too_long",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Unauthorized => "unauthorized",
+            Self::Upstream(_) | Self::UpstreamTimeout(_) => "upstream_unavailable",
+            Self::Binance { .. } => "binance",
             Self::Internal(_) => "internal",
         }
     }
@@ -113,6 +135,8 @@ impl From<market_cache::Error> for Error {
             market_cache::Error::InvalidSymbol(_) => Self::InvalidSymbol(e.to_string()),
             market_cache::Error::InvalidTimeframe(_) => Self::InvalidTimeframe(e.to_string()),
             market_cache::Error::InvalidTime { .. } => Self::InvalidTime(e.to_string()),
+            market_cache::Error::Upstream(m) => Self::Upstream(m),
+            market_cache::Error::UpstreamTimeout(m) => Self::UpstreamTimeout(m),
             other => Self::Internal(other.to_string()),
         }
     }

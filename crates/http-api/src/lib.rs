@@ -14,6 +14,7 @@
 //! It never runs SQL itself: candles come from `market_cache::read::ReadPath`.
 
 mod app;
+mod binance;
 mod encode;
 mod error;
 mod metrics;

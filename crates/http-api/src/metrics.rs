@@ -74,7 +74,12 @@ impl Metrics {
         serde_json::Value::Object(out)
     }
 
-    pub(crate) fn render(&self, cache: &Cache, db: &Db) -> String {
+    pub(crate) fn render(
+        &self,
+        cache: &Cache,
+        db: &Db,
+        upstream: &[conn_pool::HostStats],
+    ) -> String {
         let mut s = String::new();
         let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
         s.push_str("# HELP candlecache_http_requests_total HTTP requests by route and status.\n# TYPE candlecache_http_requests_total counter\n");
@@ -232,6 +237,34 @@ impl Metrics {
                 "candlecache_query_executions_total{{pattern=\"{pattern}\"}} {}",
                 q.count
             );
+        }
+        for (metric, help, get) in [
+            (
+                "upstream_requests_total",
+                "Upstream attempts sent, retries included.",
+                (|h: &conn_pool::HostStats| h.requests) as fn(&conn_pool::HostStats) -> u64,
+            ),
+            ("upstream_retries_total", "Upstream retries.", |h| h.retries),
+            (
+                "upstream_errors_total",
+                "Upstream calls that failed for good.",
+                |h| h.errors,
+            ),
+            (
+                "upstream_rate_limited_total",
+                "429 and 418 answers from the upstream.",
+                |h| h.rate_limited,
+            ),
+            (
+                "upstream_received_bytes_total",
+                "Body bytes received from the upstream.",
+                |h| h.bytes,
+            ),
+        ] {
+            gauge(&mut s, metric, help, "counter");
+            for h in upstream {
+                let _ = writeln!(s, "candlecache_{metric}{{host=\"{}\"}} {}", h.host, get(h));
+            }
         }
         s
     }

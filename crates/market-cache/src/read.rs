@@ -253,7 +253,9 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 })?
             };
             let backfill = self.inner.upstream.is_some();
-            return self.collect(req, source_tf, first_of(source_tf), backfill).await;
+            return self
+                .collect(req, source_tf, first_of(source_tf), backfill)
+                .await;
         }
         // With an upstream, a timeframe not stored is fetched as it is; resampling is the
         // fallback for series the upstream does not know (imported from files).

@@ -279,7 +279,8 @@ const COVERED_SQL: &str = "SELECT start_time, end_time FROM coverage WHERE symbo
 /// Intervals touching `[?3, ?4]`, which a new covered range merges with.
 const TOUCHING_SQL: &str = "SELECT min(start_time), max(end_time) FROM coverage WHERE symbol_id = ?1 AND timeframe = ?2 AND start_time <= ?4 AND end_time >= ?3";
 const UNCOVER_SQL: &str = "DELETE FROM coverage WHERE symbol_id = ?1 AND timeframe = ?2 AND start_time <= ?4 AND end_time >= ?3";
-const COVER_SQL: &str = "INSERT INTO coverage (symbol_id, timeframe, start_time, end_time) VALUES (?1, ?2, ?3, ?4)";
+const COVER_SQL: &str =
+    "INSERT INTO coverage (symbol_id, timeframe, start_time, end_time) VALUES (?1, ?2, ?3, ?4)";
 const MARKETS_SQL: &str = "SELECT s.symbol, s.exchange, s.base, s.quote, r.timeframe, r.first_time, r.last_time, r.count, s.price_scale FROM series r JOIN symbols s ON s.id = r.symbol_id ORDER BY s.symbol, r.timeframe";
 
 impl SqliteStore {
@@ -498,7 +499,9 @@ fn cover(s: &mut Session<'_>, id: i64, tf: &str, a: i64, b: i64) -> query_opt::R
         c.execute(UNCOVER_SQL, params![id, tf, a, b])
     })?;
     let (a, b) = (lo.map_or(a, |lo| lo.min(a)), hi.map_or(b, |hi| hi.max(b)));
-    s.time(COVER_SQL, 1, |c| c.execute(COVER_SQL, params![id, tf, a, b]))?;
+    s.time(COVER_SQL, 1, |c| {
+        c.execute(COVER_SQL, params![id, tf, a, b])
+    })?;
     Ok(())
 }
 
@@ -651,9 +654,8 @@ impl CandleStore for SqliteStore {
             .run(move |s| {
                 s.time(COVERED_SQL, 1, |c| {
                     let mut stmt = c.prepare_cached(COVERED_SQL)?;
-                    let rows = stmt.query_map(params![id, tf, start, end], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?;
+                    let rows = stmt
+                        .query_map(params![id, tf, start, end], |r| Ok((r.get(0)?, r.get(1)?)))?;
                     rows.collect()
                 })
             })

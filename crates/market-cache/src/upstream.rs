@@ -129,14 +129,18 @@ impl Upstream {
         );
         let (resp, rows) = self
             .client
-            .get_decoded(&url, |body| parse_klines(body, tf).map_err(|e| e.to_string()))
+            .get_decoded(&url, |body| {
+                parse_klines(body, tf).map_err(|e| e.to_string())
+            })
             .await?;
         match rows {
             // An upstream that ignored startTime would make a short page look like the
             // end of the history; refuse it rather than record a false coverage.
-            Some(rows) if rows.first().is_some_and(|c| c.open_time < start) => Err(
-                Error::Upstream(format!("the upstream answered startTime={start} with earlier candles")),
-            ),
+            Some(rows) if rows.first().is_some_and(|c| c.open_time < start) => {
+                Err(Error::Upstream(format!(
+                    "the upstream answered startTime={start} with earlier candles"
+                )))
+            }
             Some(rows) => Ok(rows),
             None => Err(refusal(symbol, resp.status.as_u16(), &resp.body)),
         }

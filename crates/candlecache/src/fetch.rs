@@ -1,0 +1,99 @@
+//! `candlecache fetch`: backfill a range from the upstream into the store.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use market_cache::read::Now;
+use market_cache::upstream::FillProgress;
+use market_cache::{format_time, Symbol, Timeframe};
+
+use crate::config::FileConfig;
+use crate::store_cmds::{bar, open_store_with, parse_symbol, parse_timeframe, parse_when, runtime};
+
+/// Options of `candlecache fetch`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The symbol, e.g. BTCUSDT.
+    #[arg(long, value_parser = parse_symbol)]
+    symbol: Symbol,
+    /// The timeframe (1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M).
+    #[arg(long, value_parser = parse_timeframe)]
+    timeframe: Timeframe,
+    /// First open time (epoch ms, RFC 3339 or a date like 2024-01-01).
+    #[arg(long, value_parser = parse_when)]
+    start: i64,
+    /// End of the range, exclusive (same forms); default: now.
+    #[arg(long, value_parser = parse_when)]
+    end: Option<i64>,
+    /// The Binance-compatible exchange, e.g. https://api.binance.com; default: the
+    /// configuration file's `[upstream] url`.
+    #[arg(long, env = "CANDLECACHE_UPSTREAM")]
+    upstream: Option<String>,
+}
+
+pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
+    let file = FileConfig::load(config)?;
+    let Some(upstream) = file.upstream(args.upstream.as_deref())? else {
+        bail!("no upstream: pass --upstream URL (e.g. https://api.binance.com) or set [upstream] url in the configuration");
+    };
+    let now: Now = Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    });
+    let end = args.end.unwrap_or_else(|| args.timeframe.next(now()));
+    if args.start >= end {
+        bail!(
+            "--start {} must be before --end {}",
+            format_time(args.start),
+            format_time(end)
+        );
+    }
+    runtime()?.block_on(async {
+        let store = open_store_with(file.db(db), false).await?;
+        let bar = bar((end - args.start) as u64, "pos");
+        bar.set_prefix(format!("{} {}", args.symbol, args.timeframe));
+        let show = |p: FillProgress| {
+            bar.set_position((p.done_until - args.start).max(0) as u64);
+            bar.set_message(format!("{} pages, {} candles", p.pages, p.fetched));
+        };
+        let t = Instant::now();
+        let report = upstream
+            .fill(
+                &store,
+                &args.symbol,
+                args.timeframe,
+                (args.start, end),
+                &now,
+                &show,
+            )
+            .await;
+        bar.finish_and_clear();
+        let report = report?;
+        println!(
+            "{} {} {} .. {}: fetched {} candles in {} pages ({} new), {} already covered, {} still forming (not stored), {:.1} s",
+            args.symbol,
+            args.timeframe,
+            format_time(args.start),
+            format_time(end),
+            report.fetched,
+            report.pages,
+            report.inserted,
+            human_span(report.already_covered_ms),
+            report.forming.len(),
+            t.elapsed().as_secs_f64()
+        );
+        Ok(())
+    })
+}
+
+fn human_span(ms: i64) -> String {
+    match ms {
+        0 => "nothing".into(),
+        ms if ms < 3_600_000 => format!("{} min", ms / 60_000),
+        ms if ms < 172_800_000 => format!("{:.1} h", ms as f64 / 3_600_000.0),
+        ms => format!("{:.1} days", ms as f64 / 86_400_000.0),
+    }
+}

@@ -1,0 +1,293 @@
+//! The Binance-compatible market-data calls: `/api/v3/klines`, `exchangeInfo`, `time`
+//! and `ping`, with Binance's parameters, row format and error bodies, so ccxt and
+//! freqtrade work with only the base URL changed.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::{Request, StatusCode};
+use market_cache::read::{forming_ttl, Fill, Request as ReadRequest};
+use market_cache::upstream::{klines_json, PAGE};
+use market_cache::{CandleStore, Symbol, Timeframe};
+use serde_json::{json, Value};
+
+use crate::app::{wall_ms, App, Reply};
+use crate::query::Params;
+use crate::{Error, Result};
+
+/// Binance's default `limit`.
+const DEFAULT_LIMIT: usize = 500;
+
+fn binance(status: StatusCode, code: i32, msg: impl Into<String>) -> Error {
+    Error::Binance {
+        status,
+        code,
+        msg: msg.into(),
+    }
+}
+
+fn illegal(param: &str, range: &str) -> Error {
+    binance(
+        StatusCode::BAD_REQUEST,
+        -1100,
+        format!("Illegal characters found in parameter '{param}'; legal range is '{range}'."),
+    )
+}
+
+/// Our errors in Binance's words and codes.
+pub(crate) fn to_binance(e: Error) -> Error {
+    let bad = StatusCode::BAD_REQUEST;
+    match e {
+        Error::Binance { .. } | Error::NotFound(_) | Error::MethodNotAllowed { .. } => e,
+        Error::DuplicateParameter(p) => {
+            binance(bad, -1101, format!("Duplicate values for parameter '{p}'."))
+        }
+        Error::MissingParameter(p) => binance(
+            bad,
+            -1102,
+            format!("Mandatory parameter '{p}' was not sent, was empty/null, or malformed."),
+        ),
+        Error::InvalidSymbol(_) | Error::UnknownSymbol(_) => binance(bad, -1121, "Invalid symbol."),
+        Error::InvalidTimeframe(_) => binance(bad, -1120, "Invalid interval."),
+        Error::InvalidFormat(m) | Error::InvalidTime(m) => binance(bad, -1100, m),
+        Error::Upstream(m) => binance(StatusCode::BAD_GATEWAY, -1000, m),
+        Error::UpstreamTimeout(m) => binance(StatusCode::GATEWAY_TIMEOUT, -1007, m),
+        other => binance(other.status(), -1000, other.to_string()),
+    }
+}
+
+/// An optional integer parameter in Binance's `^[0-9]{1,20}$`.
+fn number(p: &Params, name: &str) -> Result<Option<i64>> {
+    match p.get(name) {
+        None | Some("") => Ok(None),
+        Some(v) if v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| illegal(name, "^[0-9]{1,20}$")),
+        Some(_) => Err(illegal(name, "^[0-9]{1,20}$")),
+    }
+}
+
+impl App {
+    pub(crate) async fn binance<B>(&self, call: &str, req: &Request<B>) -> Result<Reply> {
+        let p = Params::parse(req.uri().query())?;
+        match call {
+            "klines" => self.klines(req, &p).await,
+            "exchangeInfo" => self.exchange_info(req.uri().query(), &p).await,
+            "time" => Ok(Reply::json(json!({"serverTime": wall_ms()}))),
+            _ => Ok(Reply::json(json!({}))),
+        }
+    }
+
+    async fn klines<B>(&self, req: &Request<B>, p: &Params) -> Result<Reply> {
+        let raw = p.require("symbol")?;
+        if raw.len() > 20
+            || !raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(illegal("symbol", "^[A-Z0-9-_.]{1,20}$"));
+        }
+        let symbol: Symbol = raw.parse()?;
+        let tf: Timeframe = p.require("interval")?.parse()?;
+        let start = number(p, "startTime")?;
+        let end_incl = number(p, "endTime")?;
+        let limit = match number(p, "limit")? {
+            None => DEFAULT_LIMIT,
+            Some(0) => {
+                return Err(binance(
+                    StatusCode::BAD_REQUEST,
+                    -1130,
+                    "Invalid data sent for a parameter: 'limit' must be at least 1.",
+                ))
+            }
+            Some(n) => (n as usize).min(PAGE),
+        };
+        if let Some(tz) = p.get("timeZone") {
+            if !matches!(tz, "0" | "+0" | "-0" | "00:00" | "+00:00" | "-00:00" | "") {
+                return Err(binance(
+                    StatusCode::BAD_REQUEST,
+                    -1130,
+                    "Data sent for parameter 'timeZone' is not valid: only UTC is served.",
+                ));
+            }
+        }
+        if let (Some(s), Some(e)) = (start, end_incl) {
+            if s > e {
+                return Err(binance(
+                    StatusCode::BAD_REQUEST,
+                    -1023,
+                    "Start time is greater than end time.",
+                ));
+            }
+        }
+        let now = self.read.now();
+        // Binance: startTime <= openTime <= endTime; without startTime, the latest `limit`
+        // candles up to endTime (or now).
+        let end = end_incl.map_or_else(|| tf.next(now), |e| e.saturating_add(1));
+        let start = match start {
+            Some(s) => s,
+            None => {
+                let mut open = tf.floor(end - 1);
+                for _ in 1..limit {
+                    if open <= 0 {
+                        break;
+                    }
+                    open = tf.floor(open - 1);
+                }
+                open.max(0)
+            }
+        };
+        let gzip = crate::app::accepts_gzip(req);
+        let key = format!("klines|{symbol}|{tf}|{start}|{end}|{limit}|{gzip}");
+        if let Some(hit) = self.cached_reply(&key, gzip) {
+            return Ok(hit);
+        }
+        let answer = self
+            .read
+            .get(&ReadRequest {
+                symbol,
+                timeframe: tf,
+                start: Some(start),
+                end,
+                limit,
+                fill: Fill::None,
+            })
+            .await?;
+        let mut body = Bytes::from(klines_json(&answer.candles, tf));
+        let gzip = gzip && body.len() >= crate::app::GZIP_MIN_BYTES;
+        if gzip {
+            body = crate::app::gzip_bytes(&body);
+        }
+        let ttl = if answer.partial_last || end > now {
+            forming_ttl(tf).min(Duration::from_secs(60))
+        } else {
+            Duration::from_secs(60)
+        };
+        self.cache_reply(&key, "application/json", &body, ttl);
+        Ok(Reply {
+            body,
+            gzip,
+            ..Reply::json(Value::Null)
+        })
+    }
+
+    /// Passed through to the upstream (and cached), or built from the store without one.
+    async fn exchange_info(&self, query: Option<&str>, p: &Params) -> Result<Reply> {
+        let path = match query {
+            Some(q) if !q.is_empty() => format!("/api/v3/exchangeInfo?{q}"),
+            _ => "/api/v3/exchangeInfo".to_owned(),
+        };
+        let key = format!("exchangeInfo|{path}");
+        if let Some(hit) = self.cached_reply(&key, false) {
+            return Ok(hit);
+        }
+        let (status, body) = match self.read.upstream() {
+            Some(up) => up.get_raw(&path).await.map_err(Error::from)?,
+            None => (
+                200,
+                Bytes::from(self.local_exchange_info(p).await?.to_string()),
+            ),
+        };
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        if status.is_success() {
+            self.cache_reply(&key, "application/json", &body, Duration::from_secs(60));
+        }
+        Ok(Reply {
+            status,
+            body,
+            ..Reply::json(Value::Null)
+        })
+    }
+
+    async fn local_exchange_info(&self, p: &Params) -> Result<Value> {
+        let markets = self.read.store().markets().await?;
+        let wanted: Option<Vec<String>> = match (p.get("symbol"), p.get("symbols")) {
+            (Some(s), _) => Some(vec![s.to_ascii_uppercase()]),
+            (None, Some(list)) => Some(
+                serde_json::from_str::<Vec<String>>(list)
+                    .map_err(|_| {
+                        illegal(
+                            "symbols",
+                            "^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$",
+                        )
+                    })?
+                    .into_iter()
+                    .map(|s| s.to_ascii_uppercase())
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let mut symbols: Vec<Value> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for m in &markets {
+            if seen.contains(&m.symbol.as_str()) {
+                continue;
+            }
+            if wanted.as_ref().is_some_and(|w| !w.contains(&m.symbol)) {
+                continue;
+            }
+            seen.push(&m.symbol);
+            symbols.push(symbol_info(m));
+        }
+        if let Some(w) = &wanted {
+            if w.iter().any(|s| !seen.contains(&s.as_str())) {
+                return Err(Error::UnknownSymbol(w.join(",")));
+            }
+        }
+        Ok(json!({
+            "timezone": "UTC",
+            "serverTime": wall_ms(),
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+                {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000}
+            ],
+            "exchangeFilters": [],
+            "symbols": symbols,
+        }))
+    }
+}
+
+/// A spot market entry as Binance describes one, from what the store knows.
+fn symbol_info(m: &market_cache::Market) -> Value {
+    let (base, quote) = match (&m.base, &m.quote) {
+        (Some(b), Some(q)) => (b.clone(), q.clone()),
+        // Unknown split: the whole name as base keeps ccxt's symbol unique.
+        _ => (m.symbol.clone(), "UNKNOWN".to_owned()),
+    };
+    let places = usize::from(m.price_precision.min(8));
+    let tick = if places == 0 {
+        "1.00000000".to_owned()
+    } else {
+        format!("0.{}1{}", "0".repeat(places - 1), "0".repeat(8 - places))
+    };
+    json!({
+        "symbol": m.symbol,
+        "status": "TRADING",
+        "baseAsset": base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": true,
+        "ocoAllowed": true,
+        "otoAllowed": false,
+        "quoteOrderQtyMarketAllowed": true,
+        "allowTrailingStop": true,
+        "cancelReplaceAllowed": true,
+        "isSpotTradingAllowed": true,
+        "isMarginTradingAllowed": false,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000.00000000", "tickSize": tick},
+            {"filterType": "LOT_SIZE", "minQty": "0.00000001", "maxQty": "9000000.00000000", "stepSize": "0.00000001"},
+            {"filterType": "NOTIONAL", "minNotional": "0.00000000", "applyMinToMarket": false, "maxNotional": "9000000.00000000", "applyMaxToMarket": false, "avgPriceMins": 5}
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+    })
+}

@@ -1,0 +1,299 @@
+//! A fake Binance-compatible exchange on a loopback port: deterministic candles with
+//! holes (minutes the exchange truly has no candle for), a still-forming last candle that
+//! changes with the clock, Binance's klines semantics and row format, and faults injected
+//! on demand: 500s, 429 with Retry-After, truncated bodies and duplicated rows.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A fault applied to the next klines request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Fault {
+    /// `500 Internal Server Error`.
+    ServerError,
+    /// `429` with `Retry-After: secs`.
+    RateLimit(u64),
+    /// The right head, half the body, then the connection closes.
+    Truncate,
+    /// Every row sent twice.
+    Duplicate,
+}
+
+/// One klines request as the exchange saw it.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub(crate) query: HashMap<String, String>,
+    /// Epoch ms of arrival.
+    pub(crate) at: i64,
+}
+
+#[derive(Default)]
+struct State {
+    faults: Mutex<VecDeque<Fault>>,
+    klines: Mutex<Vec<Seen>>,
+    other: Mutex<Vec<String>>,
+    stop: AtomicBool,
+}
+
+/// The symbol the exchange lists.
+pub(crate) const SYMBOL: &str = "BTCUSDT";
+/// When it was listed: 2024-01-01T00:00:00Z.
+pub(crate) const LISTED: i64 = 1_704_067_200_000;
+/// The exchangeInfo body it serves.
+pub(crate) const EXCHANGE_INFO: &str = r#"{"timezone":"UTC","serverTime":1,"rateLimits":[],"exchangeFilters":[],"symbols":[{"symbol":"BTCUSDT","status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT"}]}"#;
+
+pub(crate) struct FakeExchange {
+    pub(crate) addr: SocketAddr,
+    state: Arc<State>,
+}
+
+impl Drop for FakeExchange {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn interval_ms(name: &str) -> Option<i64> {
+    Some(match name {
+        "1s" => 1_000,
+        "1m" => 60_000,
+        "5m" => 300_000,
+        "1h" => 3_600_000,
+        "1d" => 86_400_000,
+        _ => return None,
+    })
+}
+
+/// Whether the exchange has a candle of interval `iv` opening at `t` (a multiple of `iv`).
+pub(crate) fn exists(iv: i64, t: i64, now: i64) -> bool {
+    t >= LISTED && t <= now && (t / iv) % 97 != 5
+}
+
+fn dec(m: i64) -> String {
+    format!("{}.{:08}", m / 100_000_000, m % 100_000_000)
+}
+
+/// The Binance row of the candle opening at `t`; the forming one depends on `now`.
+pub(crate) fn row(iv: i64, t: i64, now: i64) -> String {
+    let k = t / iv;
+    let open = 2_000_000_000_000 + (k * 7919) % 100_000_000_000;
+    let (close, volume) = if t + iv > now {
+        // Still forming: it grows as time passes.
+        (open + (now - t) * 1000, (now - t) * 100_000 + 1)
+    } else {
+        (
+            open + (k * 31) % 2_000_000 - 1_000_000,
+            100_000_000 + (k * 13) % 1_000_000_000,
+        )
+    };
+    let high = open.max(close) + k % 500_000;
+    let low = open.min(close) - k % 400_000;
+    let quote = volume / 1000 * 20_000;
+    format!(
+        "[{t},\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},\"{}\",{},\"{}\",\"{}\",\"0\"]",
+        dec(open),
+        dec(high),
+        dec(low),
+        dec(close),
+        dec(volume),
+        t + iv - 1,
+        dec(quote),
+        k % 1000,
+        dec(volume / 2),
+        dec(quote / 2),
+    )
+}
+
+/// The open times Binance would answer `query` with.
+pub(crate) fn answer(iv: i64, query: &HashMap<String, String>, now: i64) -> Vec<i64> {
+    let num = |k: &str| query.get(k).and_then(|v| v.parse::<i64>().ok());
+    let limit = num("limit").unwrap_or(500).clamp(1, 1000) as usize;
+    let end = num("endTime").unwrap_or(now).min(now);
+    let mut out = Vec::new();
+    match num("startTime") {
+        Some(s) => {
+            let mut t = (s.max(LISTED) + iv - 1) / iv * iv;
+            while t <= end && out.len() < limit {
+                if exists(iv, t, now) {
+                    out.push(t);
+                }
+                t += iv;
+            }
+        }
+        None => {
+            let mut t = end / iv * iv;
+            while t >= LISTED && out.len() < limit {
+                if exists(iv, t, now) {
+                    out.push(t);
+                }
+                t -= iv;
+            }
+            out.reverse();
+        }
+    }
+    out
+}
+
+/// The klines body for `query` as Binance writes it.
+pub(crate) fn klines_body(query: &HashMap<String, String>, now: i64) -> String {
+    let iv = interval_ms(query.get("interval").map_or("", String::as_str)).unwrap_or(60_000);
+    let rows: Vec<String> = answer(iv, query, now)
+        .into_iter()
+        .map(|t| row(iv, t, now))
+        .collect();
+    format!("[{}]", rows.join(","))
+}
+
+fn parse_query(q: &str) -> HashMap<String, String> {
+    q.split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+impl FakeExchange {
+    pub(crate) fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::default());
+        let s = state.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || serve(conn, &s));
+            }
+        });
+        Self { addr, state }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues faults for the next klines requests, in order.
+    pub(crate) fn inject(&self, faults: &[Fault]) {
+        self.state.faults.lock().unwrap().extend(faults);
+    }
+
+    /// The klines requests seen so far.
+    pub(crate) fn klines_seen(&self) -> Vec<Seen> {
+        self.state.klines.lock().unwrap().clone()
+    }
+
+    /// Paths of the other requests seen so far.
+    pub(crate) fn others_seen(&self) -> Vec<String> {
+        self.state.other.lock().unwrap().clone()
+    }
+}
+
+fn serve(conn: TcpStream, s: &State) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut out = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        // Skip the headers; no request here has a body.
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" || h == "\n" {
+                break;
+            }
+        }
+        let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let now = now_ms();
+        let (status, body, fault) = match path {
+            "/api/v3/klines" => {
+                let q = parse_query(query);
+                s.klines.lock().unwrap().push(Seen {
+                    query: q.clone(),
+                    at: now,
+                });
+                let fault = s.faults.lock().unwrap().pop_front();
+                if q.get("symbol").map(String::as_str) != Some(SYMBOL) {
+                    (
+                        "400 Bad Request",
+                        r#"{"code":-1121,"msg":"Invalid symbol."}"#.to_owned(),
+                        None,
+                    )
+                } else {
+                    ("200 OK", klines_body(&q, now), fault)
+                }
+            }
+            "/api/v3/exchangeInfo" => {
+                s.other.lock().unwrap().push(target.clone());
+                ("200 OK", EXCHANGE_INFO.to_owned(), None)
+            }
+            _ => {
+                s.other.lock().unwrap().push(target.clone());
+                ("404 Not Found", "{}".to_owned(), None)
+            }
+        };
+        let head = |status: &str, extra: &str, len: usize| {
+            format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nx-mbx-used-weight-1m: 2\r\n{extra}\r\n"
+            )
+        };
+        let written = match fault {
+            Some(Fault::ServerError) => out
+                .write_all(head("500 Internal Server Error", "", 2).as_bytes())
+                .and_then(|()| out.write_all(b"{}")),
+            Some(Fault::RateLimit(secs)) => {
+                let body = r#"{"code":-1003,"msg":"Too many requests."}"#;
+                out.write_all(
+                    head(
+                        "429 Too Many Requests",
+                        &format!("retry-after: {secs}\r\n"),
+                        body.len(),
+                    )
+                    .as_bytes(),
+                )
+                .and_then(|()| out.write_all(body.as_bytes()))
+            }
+            Some(Fault::Truncate) => {
+                let _ = out.write_all(head(status, "", body.len()).as_bytes());
+                let _ = out.write_all(&body.as_bytes()[..body.len() / 2]);
+                return;
+            }
+            Some(Fault::Duplicate) => {
+                let inner = &body[1..body.len() - 1];
+                let doubled = if inner.is_empty() {
+                    body.clone()
+                } else {
+                    format!("[{inner},{inner}]")
+                };
+                out.write_all(head(status, "", doubled.len()).as_bytes())
+                    .and_then(|()| out.write_all(doubled.as_bytes()))
+            }
+            None => out
+                .write_all(head(status, "", body.len()).as_bytes())
+                .and_then(|()| out.write_all(body.as_bytes())),
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+}
