@@ -246,7 +246,7 @@ fn write_section(name: &str, body: &str) -> Result<()> {
 }
 
 /// Runs a command, failing with its stderr if it fails; returns stdout.
-fn sh(cmd: &mut Command) -> Result<String> {
+pub(crate) fn sh(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .output()
         .with_context(|| format!("cannot run {cmd:?}"))?;
@@ -500,7 +500,7 @@ pub(crate) fn storage(args: &[&str]) -> Result<()> {
 }
 
 /// A server the HTTP benchmark started; stopped (TERM, then KILL) when dropped.
-struct Started(std::process::Child);
+pub(crate) struct Started(pub(crate) std::process::Child);
 
 impl Drop for Started {
     fn drop(&mut self) {

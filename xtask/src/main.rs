@@ -3,6 +3,7 @@
 //! Kept dependency-light on purpose: it shells out to cargo and reads `cargo metadata`.
 
 mod bench;
+mod clients;
 mod gen;
 mod layers;
 
@@ -27,6 +28,9 @@ tasks:
   bench resample [--rows N]
                           1m to 1h and 1w against polars and pandas, results checked equal
   gen-data --rows N OUT   writes a deterministic Binance 1m kline CSV
+  check-ccxt              ccxt's binance client (from PyPI, into target/clients) pointed at
+                          candlecache's /api/v3: load_markets, then fetch_ohlcv through seven
+                          weeks of 1h candles, checked against /api/crypto/ohlc
 ";
 
 fn main() -> std::process::ExitCode {
@@ -62,6 +66,7 @@ fn run() -> Result<()> {
                 .with_context(|| format!("--rows `{n}` is not a count"))?;
             gen::binance_1m(std::path::Path::new(out), rows, 42)
         }
+        ["check-ccxt"] => clients::ccxt(),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             Ok(())
