@@ -67,7 +67,7 @@ pub(crate) fn ccxt() -> Result<()> {
     let out = Command::new("timeout")
         .arg("300")
         .arg(&python)
-        .arg(root().join("scripts/ccxt_check.py"))
+        .arg(root().join("xtask/scripts/ccxt_check.py"))
         .args([base, "BTCUSDT", &SINCE.to_string(), &UNTIL.to_string()])
         .output()?;
     drop(server);

@@ -27,7 +27,7 @@ pub(crate) struct Args {
     /// End of the range, exclusive (same forms); default: now.
     #[arg(long, value_parser = parse_when)]
     end: Option<i64>,
-    /// The Binance-compatible exchange, e.g. https://api.binance.com; default: the
+    /// The Binance-compatible exchange, e.g. `https://api.binance.com`; default: the
     /// configuration file's `[upstream] url`.
     #[arg(long, env = "CANDLECACHE_UPSTREAM")]
     upstream: Option<String>,
@@ -54,6 +54,11 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
     runtime()?.block_on(async {
         let store = open_store_with(file.db(db), false).await?;
         let bar = bar((end - args.start) as u64, "pos");
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {percent}% {msg} eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
         bar.set_prefix(format!("{} {}", args.symbol, args.timeframe));
         let show = |p: FillProgress| {
             bar.set_position((p.done_until - args.start).max(0) as u64);

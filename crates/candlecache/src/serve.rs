@@ -30,7 +30,7 @@ pub(crate) struct Args {
     #[arg(long, env = "CANDLECACHE_MAX_ROWS", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     max_rows: Option<u64>,
     /// A Binance-compatible exchange to fetch missing candles from, once, e.g.
-    /// https://api.binance.com (or another candlecache). Without it only stored candles
+    /// `https://api.binance.com` (or another candlecache). Without it only stored candles
     /// are served.
     #[arg(long, env = "CANDLECACHE_UPSTREAM")]
     upstream: Option<String>,
