@@ -157,6 +157,11 @@ pub(crate) fn klines_body(query: &HashMap<String, String>, now: i64) -> String {
     format!("[{}]", rows.join(","))
 }
 
+/// The klines body for the query string `q` as Binance writes it now.
+pub(crate) fn klines_for(q: &str) -> String {
+    klines_body(&parse_query(q), now_ms())
+}
+
 fn parse_query(q: &str) -> HashMap<String, String> {
     q.split('&')
         .filter_map(|p| p.split_once('='))

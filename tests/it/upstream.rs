@@ -128,42 +128,27 @@ fn a_backfill_through_faults_stores_exactly_the_exchange_candles_once() {
     );
     assert!(!status.success());
     assert!(err.contains("no upstream"), "{err}");
-    let (status, _, err) = run(
-        &db,
-        &[
+    for (symbol, from, to, want) in [
+        (SYMBOL, &e, &s, "must be before"),
+        ("NOPE", &s, &e, "unknown symbol"),
+    ] {
+        let fetch = [
             "fetch",
             "--symbol",
-            SYMBOL,
+            symbol,
             "--timeframe",
             "1m",
             "--start",
-            &e,
+            from.as_str(),
             "--end",
-            &s,
+            to.as_str(),
             "--upstream",
-            &url,
-        ],
-    );
-    assert!(!status.success());
-    assert!(err.contains("must be before"), "{err}");
-    let (status, _, err) = run(
-        &db,
-        &[
-            "fetch",
-            "--symbol",
-            "NOPE",
-            "--timeframe",
-            "1m",
-            "--start",
-            &s,
-            "--end",
-            &e,
-            "--upstream",
-            &url,
-        ],
-    );
-    assert!(!status.success());
-    assert!(err.contains("unknown symbol"), "{err}");
+            url.as_str(),
+        ];
+        let (status, _, err) = run(&db, &fetch);
+        assert!(!status.success());
+        assert!(err.contains(want), "{err}");
+    }
 }
 
 #[test]
@@ -258,13 +243,7 @@ fn binance_klines_match_the_exchange_byte_for_byte() {
             "{q}: {}",
             String::from_utf8_lossy(&ours.body)
         );
-        let theirs = fake::klines_body(
-            &q.split('&')
-                .filter_map(|p| p.split_once('='))
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-            fake::now_ms(),
-        );
+        let theirs = fake::klines_for(q);
         assert!(theirs.len() > 2, "{q}");
         assert_eq!(String::from_utf8(ours.body).unwrap(), theirs, "{q}");
     }
@@ -384,13 +363,7 @@ fn binance_errors_exchange_info_time_and_chaining() {
         "symbol={SYMBOL}&interval=1h&startTime={}&limit=200",
         aligned_start()
     );
-    let theirs = fake::klines_body(
-        &q.split('&')
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
-        fake::now_ms(),
-    );
+    let theirs = fake::klines_for(&q);
     let r = get(b.addr, &format!("{k}?{q}"));
     assert_eq!(String::from_utf8(r.body).unwrap(), theirs);
     let r = get(b.addr, "/api/v3/exchangeInfo");

@@ -1,0 +1,289 @@
+//! What a window of memory samples says: growth rate, leak suspicion, stability, health.
+
+use serde::Serialize;
+
+/// One reading of the process and the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Sample {
+    /// When, epoch ms.
+    pub at_ms: i64,
+    /// Resident memory of the process.
+    pub rss_bytes: u64,
+    /// Virtual memory of the process.
+    pub virtual_bytes: u64,
+    /// The system's total memory.
+    pub system_total_bytes: u64,
+    /// The system's available memory.
+    pub system_available_bytes: u64,
+}
+
+/// How the process stands against its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Health {
+    /// Under half the limit.
+    Excellent,
+    /// Under the warning share.
+    Good,
+    /// At or over the warning share: reclaim frees down to the target.
+    Warning,
+    /// At or over the critical share: the warm tier is dropped and the hot tier shrunk.
+    Critical,
+}
+
+/// Thresholds of the analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Thresholds {
+    /// The memory limit, bytes (2 GB by default).
+    pub limit_bytes: u64,
+    /// Warning at this share of the limit (0.8).
+    pub warning: f64,
+    /// Critical at this share of the limit (0.9).
+    pub critical: f64,
+    /// Growth at or above this rate, MB a minute, sustained, is a leak suspect (1.0).
+    pub leak_mb_per_min: f64,
+    /// ... when the straight line explains at least this share of the variance (0.8).
+    pub leak_min_r2: f64,
+    /// ... over at least this many minutes of samples (5).
+    pub leak_min_minutes: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            limit_bytes: 2_000_000_000,
+            warning: 0.8,
+            critical: 0.9,
+            leak_mb_per_min: 1.0,
+            leak_min_r2: 0.8,
+            leak_min_minutes: 5.0,
+        }
+    }
+}
+
+/// The analysis of a window of samples.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    /// The latest resident memory.
+    pub rss_bytes: u64,
+    /// The limit it is judged against.
+    pub limit_bytes: u64,
+    /// `rss / limit`, in percent.
+    pub usage_pct: f64,
+    /// The health level.
+    pub health: Health,
+    /// Least-squares growth of resident memory, MB a minute.
+    pub trend_mb_per_min: f64,
+    /// How well a straight line fits (r², 0 to 1).
+    pub trend_r2: f64,
+    /// Sustained, well-fitting growth above the leak rate.
+    pub leak_suspected: bool,
+    /// 0 (erratic or growing) to 100 (flat).
+    pub stability_score: u8,
+    /// What to do, in words.
+    pub recommendations: Vec<String>,
+}
+
+/// Slope (per ms) and r² of the least-squares line through `(t, y)`.
+fn fit(points: &[(f64, f64)]) -> (f64, f64) {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return (0.0, 0.0);
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (x, y) in points {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+        syy += (y - my) * (y - my);
+    }
+    if sxx == 0.0 {
+        return (0.0, 0.0);
+    }
+    let slope = sxy / sxx;
+    let r2 = if syy == 0.0 {
+        // A flat line fits perfectly, but there is no growth to explain.
+        0.0
+    } else {
+        (sxy * sxy) / (sxx * syy)
+    };
+    (slope, r2)
+}
+
+/// Analyses `samples` (oldest first) against `t`.
+pub fn analyze(samples: &[Sample], t: &Thresholds) -> Analysis {
+    let rss = samples.last().map_or(0, |s| s.rss_bytes);
+    let usage = rss as f64 / t.limit_bytes.max(1) as f64;
+    let health = if usage >= t.critical {
+        Health::Critical
+    } else if usage >= t.warning {
+        Health::Warning
+    } else if usage >= 0.5 {
+        Health::Good
+    } else {
+        Health::Excellent
+    };
+    let t0 = samples.first().map_or(0, |s| s.at_ms);
+    let points: Vec<(f64, f64)> = samples
+        .iter()
+        .map(|s| ((s.at_ms - t0) as f64 / 60_000.0, s.rss_bytes as f64 / 1e6))
+        .collect();
+    let (slope, r2) = fit(&points);
+    let minutes = points.last().map_or(0.0, |p| p.0);
+    let leak = slope >= t.leak_mb_per_min && r2 >= t.leak_min_r2 && minutes >= t.leak_min_minutes;
+    // Stability: relative spread of the readings around their line, plus growth.
+    let mean = points.iter().map(|p| p.1).sum::<f64>() / points.len().max(1) as f64;
+    let spread = if points.len() < 2 || mean == 0.0 {
+        0.0
+    } else {
+        let var = points
+            .iter()
+            .map(|(x, y)| {
+                let fitted = mean + slope * (x - minutes / 2.0);
+                (y - fitted).powi(2)
+            })
+            .sum::<f64>()
+            / points.len() as f64;
+        var.sqrt() / mean
+    };
+    let growth_penalty = (slope.max(0.0) / t.leak_mb_per_min.max(1e-9)).min(1.0) * 40.0;
+    let score =
+        (100.0 - (spread * 500.0).min(60.0) - growth_penalty - if leak { 20.0 } else { 0.0 })
+            .clamp(0.0, 100.0);
+    let mut recommendations = Vec::new();
+    match health {
+        Health::Critical => recommendations.push(format!(
+            "memory is at {:.0} % of the {} MB limit: the warm tier is dropped and the hot tier shrunk; lower the cache budget (--cache-mb) or raise the limit",
+            usage * 100.0,
+            t.limit_bytes / 1_000_000
+        )),
+        Health::Warning => recommendations.push(format!(
+            "memory is at {:.0} % of the {} MB limit: the cache is being reclaimed; consider a smaller cache budget",
+            usage * 100.0,
+            t.limit_bytes / 1_000_000
+        )),
+        _ => {}
+    }
+    if leak {
+        recommendations.push(format!(
+            "resident memory grows {slope:.1} MB a minute steadily over {minutes:.0} minutes: a leak is suspected; compare the per-route allocation profiles"
+        ));
+    } else if slope >= t.leak_mb_per_min {
+        recommendations.push(format!(
+            "resident memory grows {slope:.1} MB a minute, unevenly: watch the trend"
+        ));
+    }
+    if score < 50.0 && !leak {
+        recommendations.push(
+            "memory use swings widely: large answers (Arrow, long ranges) may be allocating in bursts; lower max_rows or use paging".into(),
+        );
+    }
+    if recommendations.is_empty() {
+        recommendations.push("memory is healthy; nothing to do".into());
+    }
+    Analysis {
+        rss_bytes: rss,
+        limit_bytes: t.limit_bytes,
+        usage_pct: usage * 100.0,
+        health,
+        trend_mb_per_min: slope,
+        trend_r2: r2,
+        leak_suspected: leak,
+        stability_score: score.round() as u8,
+        recommendations,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1_000_000;
+
+    /// `n` samples 10 s apart with resident memory `f(i)` MB.
+    fn series(n: usize, f: impl Fn(usize) -> f64) -> Vec<Sample> {
+        (0..n)
+            .map(|i| Sample {
+                at_ms: 1_700_000_000_000 + i as i64 * 10_000,
+                rss_bytes: (f(i) * MB as f64) as u64,
+                virtual_bytes: 4000 * MB,
+                system_total_bytes: 24_000 * MB,
+                system_available_bytes: 20_000 * MB,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flat_memory_is_stable_and_healthy() {
+        let a = analyze(&series(60, |_| 300.0), &Thresholds::default());
+        assert_eq!(a.health, Health::Excellent);
+        assert!(!a.leak_suspected);
+        assert_eq!(a.stability_score, 100);
+        assert!(a.trend_mb_per_min.abs() < 1e-9);
+        assert_eq!(a.recommendations, ["memory is healthy; nothing to do"]);
+    }
+
+    #[test]
+    fn steady_growth_is_a_leak_suspect() {
+        // 0.5 MB every 10 s = 3 MB a minute, for 10 minutes.
+        let a = analyze(
+            &series(60, |i| 300.0 + i as f64 * 0.5),
+            &Thresholds::default(),
+        );
+        assert!((a.trend_mb_per_min - 3.0).abs() < 1e-6, "{a:?}");
+        assert!(a.trend_r2 > 0.99);
+        assert!(a.leak_suspected);
+        assert!(a.stability_score < 50, "{a:?}");
+        assert!(a.recommendations.iter().any(|r| r.contains("leak")));
+    }
+
+    #[test]
+    fn growth_over_too_short_a_window_is_not_yet_a_leak() {
+        let a = analyze(
+            &series(12, |i| 300.0 + i as f64 * 0.5),
+            &Thresholds::default(),
+        );
+        assert!(a.trend_mb_per_min > 2.9 && !a.leak_suspected, "{a:?}");
+    }
+
+    #[test]
+    fn noise_without_growth_is_no_leak_but_less_stable() {
+        let a = analyze(
+            &series(90, |i| 300.0 + if i % 2 == 0 { 60.0 } else { -60.0 }),
+            &Thresholds::default(),
+        );
+        assert!(!a.leak_suspected);
+        assert!(a.trend_r2 < 0.1);
+        assert!(a.stability_score < 80, "{a:?}");
+    }
+
+    #[test]
+    fn a_spike_is_not_a_trend() {
+        let a = analyze(
+            &series(60, |i| if i == 30 { 900.0 } else { 300.0 }),
+            &Thresholds::default(),
+        );
+        assert!(!a.leak_suspected);
+        assert!(a.trend_mb_per_min.abs() < 1.0);
+    }
+
+    #[test]
+    fn health_follows_the_limit() {
+        let t = Thresholds {
+            limit_bytes: 1000 * MB,
+            ..Thresholds::default()
+        };
+        for (rss, want) in [
+            (100.0, Health::Excellent),
+            (600.0, Health::Good),
+            (850.0, Health::Warning),
+            (950.0, Health::Critical),
+        ] {
+            let a = analyze(&series(3, |_| rss), &t);
+            assert_eq!(a.health, want, "{rss}");
+            assert!((a.usage_pct - rss / 10.0).abs() < 1e-6);
+        }
+        assert_eq!(analyze(&[], &t).health, Health::Excellent);
+    }
+}
