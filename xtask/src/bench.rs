@@ -279,25 +279,41 @@ fn install_peers(bench: &Path) -> Result<std::path::PathBuf> {
         sh(Command::new("apt-get").arg("update"))?;
         sh(Command::new("apt-get").args(["install", "-y", "sqlite3"]))?;
     }
-    let venv = bench.join("venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        eprintln!("xtask: creating {} with duckdb", venv.display());
-        sh(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    }
-    let have = Command::new(&python)
-        .args(["-c", "import duckdb, duckdb_ext"])
-        .output()?;
-    if !have.status.success() {
-        sh(Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
+    python_env(
+        &bench.join("venv"),
+        "duckdb, duckdb_ext",
+        &[
             "duckdb==1.4.4",
             "duckdb-ext-sqlite==1.4.4.20260205",
             "pyarrow",
-        ]))?;
+        ],
+    )
+}
+
+/// A virtualenv at `venv` in which `import MODULES` works, installing `packages` from
+/// PyPI if it does not; returns its python.
+pub(crate) fn python_env(
+    venv: &Path,
+    modules: &str,
+    packages: &[&str],
+) -> Result<std::path::PathBuf> {
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        eprintln!("xtask: creating {}", venv.display());
+        sh(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+    }
+    let have = Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output()?;
+    if !have.status.success() {
+        eprintln!(
+            "xtask: installing {} into {}",
+            packages.join(" "),
+            venv.display()
+        );
+        sh(Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(packages))?;
     }
     Ok(python)
 }
@@ -588,25 +604,11 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
         sh(Command::new("apt-get").arg("update"))?;
         sh(Command::new("apt-get").args(["install", "-y", "wrk", "nginx", "curl"]))?;
     }
-    let venv = bench.join("venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        sh(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    }
-    if !Command::new(&python)
-        .args(["-c", "import flask, gunicorn, pandas"])
-        .output()?
-        .status
-        .success()
-    {
-        eprintln!(
-            "xtask: installing flask, gunicorn, pandas into {}",
-            venv.display()
-        );
-        sh(Command::new(&python).args([
-            "-m", "pip", "install", "--quiet", "flask", "gunicorn", "pandas",
-        ]))?;
-    }
+    let python = python_env(
+        &bench.join("venv"),
+        "flask, gunicorn, pandas",
+        &["flask", "gunicorn", "pandas"],
+    )?;
     // The same rows for everyone: 1M generated 1m candles and their 1h aggregation.
     let m1 = generated(1_000_000)?;
     let h1 = bench.join("BTCUSDT-1h.csv");

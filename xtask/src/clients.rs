@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench::{sh, Started};
+use crate::bench::{python_env, sh, Started};
 use crate::layers::root;
 
 /// Eight weeks of generated 1m candles (from Wednesday 2020-01-01).
@@ -18,20 +18,7 @@ const UNTIL: i64 = SINCE + 7 * 7 * 86_400_000;
 pub(crate) fn ccxt() -> Result<()> {
     let dir = root().join("target/clients");
     std::fs::create_dir_all(&dir)?;
-    let venv = dir.join("venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        eprintln!("xtask: creating {} with ccxt", venv.display());
-        sh(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    }
-    if !Command::new(&python)
-        .args(["-c", "import ccxt"])
-        .output()?
-        .status
-        .success()
-    {
-        sh(Command::new(&python).args(["-m", "pip", "install", "--quiet", "ccxt"]))?;
-    }
+    let python = python_env(&dir.join("venv"), "ccxt", &["ccxt"])?;
     crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
     let bin = root().join("target/release/candlecache");
     let data = dir.join("BTCUSDT-1m-ccxt.csv");

@@ -38,11 +38,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
     let Some(upstream) = file.upstream(args.upstream.as_deref())? else {
         bail!("no upstream: pass --upstream URL (e.g. https://api.binance.com) or set [upstream] url in the configuration");
     };
-    let now: Now = Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
-    });
+    let now: Now = Arc::new(market_cache::read::wall_clock);
     let end = args.end.unwrap_or_else(|| args.timeframe.next(now()));
     if args.start >= end {
         bail!(

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use cache_core::{Cache, CacheConfig};
 use http_api::HttpConfig;
 use market_cache::import::{import_path, ImportOptions};
-use market_cache::read::ReadPath;
+use market_cache::read::{wall_clock, ReadPath};
 use market_cache::CandleStore;
 
 use crate::config::FileConfig;
@@ -87,7 +87,8 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
                 up.base_url()
             );
         }
-        let read = ReadPath::with_upstream(store, &cache, std::sync::Arc::new(wall_ms), upstream)?;
+        let read =
+            ReadPath::with_upstream(store, &cache, std::sync::Arc::new(wall_clock), upstream)?;
         let listen = args.listen.unwrap_or(file.server.listen);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -105,12 +106,6 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         eprintln!("candlecache: stopped");
         Ok(())
     })
-}
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

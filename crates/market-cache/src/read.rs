@@ -142,7 +142,8 @@ pub fn forming_ttl(tf: Timeframe) -> Duration {
     })
 }
 
-fn wall_clock() -> i64 {
+/// The system clock in epoch ms, the [`Now`] of [`ReadPath::new`].
+pub fn wall_clock() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
