@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::Config;
+
 /// One reading of the process and the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Sample {
@@ -28,37 +30,6 @@ pub enum Health {
     Warning,
     /// At or over the critical share: the warm tier is dropped and the hot tier shrunk.
     Critical,
-}
-
-/// Thresholds of the analysis.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Thresholds {
-    /// The memory limit, bytes (2 GB by default).
-    pub limit_bytes: u64,
-    /// Warning at this share of the limit (0.8).
-    pub warning: f64,
-    /// Critical at this share of the limit (0.9).
-    pub critical: f64,
-    /// Growth at or above this rate, MB a minute, sustained, is a leak suspect (1.0).
-    pub leak_mb_per_min: f64,
-    /// ... when the straight line explains at least this share of the variance (0.8).
-    pub leak_min_r2: f64,
-    /// ... over at least this many minutes of samples (5).
-    pub leak_min_minutes: f64,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Self {
-            limit_bytes: 2_000_000_000,
-            warning: 0.8,
-            critical: 0.9,
-            leak_mb_per_min: 1.0,
-            leak_min_r2: 0.8,
-            leak_min_minutes: 5.0,
-        }
-    }
 }
 
 /// The analysis of a window of samples.
@@ -111,10 +82,11 @@ fn fit(points: &[(f64, f64)]) -> (f64, f64) {
     (slope, r2)
 }
 
-/// Analyses `samples` (oldest first) against `t`.
-pub fn analyze(samples: &[Sample], t: &Thresholds) -> Analysis {
+/// Analyses `samples` (oldest first) against the thresholds of `t`.
+pub fn analyze(samples: &[Sample], t: &Config) -> Analysis {
     let rss = samples.last().map_or(0, |s| s.rss_bytes);
-    let usage = rss as f64 / t.limit_bytes.max(1) as f64;
+    let limit_bytes = t.limit_bytes();
+    let usage = rss as f64 / limit_bytes.max(1) as f64;
     let health = if usage >= t.critical {
         Health::Critical
     } else if usage >= t.warning {
@@ -156,12 +128,12 @@ pub fn analyze(samples: &[Sample], t: &Thresholds) -> Analysis {
         Health::Critical => recommendations.push(format!(
             "memory is at {:.0} % of the {} MB limit: the warm tier is dropped and the hot tier shrunk; lower the cache budget (--cache-mb) or raise the limit",
             usage * 100.0,
-            t.limit_bytes / 1_000_000
+            t.limit_mb
         )),
         Health::Warning => recommendations.push(format!(
             "memory is at {:.0} % of the {} MB limit: the cache is being reclaimed; consider a smaller cache budget",
             usage * 100.0,
-            t.limit_bytes / 1_000_000
+            t.limit_mb
         )),
         _ => {}
     }
@@ -184,7 +156,7 @@ pub fn analyze(samples: &[Sample], t: &Thresholds) -> Analysis {
     }
     Analysis {
         rss_bytes: rss,
-        limit_bytes: t.limit_bytes,
+        limit_bytes,
         usage_pct: usage * 100.0,
         health,
         trend_mb_per_min: slope,
@@ -216,7 +188,7 @@ mod tests {
 
     #[test]
     fn flat_memory_is_stable_and_healthy() {
-        let a = analyze(&series(60, |_| 300.0), &Thresholds::default());
+        let a = analyze(&series(60, |_| 300.0), &Config::default());
         assert_eq!(a.health, Health::Excellent);
         assert!(!a.leak_suspected);
         assert_eq!(a.stability_score, 100);
@@ -227,10 +199,7 @@ mod tests {
     #[test]
     fn steady_growth_is_a_leak_suspect() {
         // 0.5 MB every 10 s = 3 MB a minute, for 10 minutes.
-        let a = analyze(
-            &series(60, |i| 300.0 + i as f64 * 0.5),
-            &Thresholds::default(),
-        );
+        let a = analyze(&series(60, |i| 300.0 + i as f64 * 0.5), &Config::default());
         assert!((a.trend_mb_per_min - 3.0).abs() < 1e-6, "{a:?}");
         assert!(a.trend_r2 > 0.99);
         assert!(a.leak_suspected);
@@ -240,10 +209,7 @@ mod tests {
 
     #[test]
     fn growth_over_too_short_a_window_is_not_yet_a_leak() {
-        let a = analyze(
-            &series(12, |i| 300.0 + i as f64 * 0.5),
-            &Thresholds::default(),
-        );
+        let a = analyze(&series(12, |i| 300.0 + i as f64 * 0.5), &Config::default());
         assert!(a.trend_mb_per_min > 2.9 && !a.leak_suspected, "{a:?}");
     }
 
@@ -251,7 +217,7 @@ mod tests {
     fn noise_without_growth_is_no_leak_but_less_stable() {
         let a = analyze(
             &series(90, |i| 300.0 + if i % 2 == 0 { 60.0 } else { -60.0 }),
-            &Thresholds::default(),
+            &Config::default(),
         );
         assert!(!a.leak_suspected);
         assert!(a.trend_r2 < 0.1);
@@ -262,7 +228,7 @@ mod tests {
     fn a_spike_is_not_a_trend() {
         let a = analyze(
             &series(60, |i| if i == 30 { 900.0 } else { 300.0 }),
-            &Thresholds::default(),
+            &Config::default(),
         );
         assert!(!a.leak_suspected);
         assert!(a.trend_mb_per_min.abs() < 1.0);
@@ -270,9 +236,9 @@ mod tests {
 
     #[test]
     fn health_follows_the_limit() {
-        let t = Thresholds {
-            limit_bytes: 1000 * MB,
-            ..Thresholds::default()
+        let t = Config {
+            limit_mb: 1000,
+            ..Config::default()
         };
         for (rss, want) in [
             (100.0, Health::Excellent),

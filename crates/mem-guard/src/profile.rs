@@ -1,0 +1,389 @@
+//! Allocation profiling: a counting global allocator and per-scope figures.
+//!
+//! The binary installs [`CountingAlloc`]; without it every figure here stays zero and
+//! [`heap`] says so. Each thread counts into its own plain (non-atomic) counters, because
+//! an atomic add per allocation contended by every core would cost more than the rest of
+//! a cached request. The process-wide totals are flushed from those counters every
+//! [`FLUSH_EVERY`] allocations, so they lag by at most that many per thread.
+//!
+//! A scope ([`Profiles::scope`], [`profile`], [`Profiles::future`]) reads its thread's
+//! counters when it starts and ends. A future is measured poll by poll, so it is charged
+//! with what its own polls allocate on whichever thread they run, and not with other
+//! tasks that share the thread in between.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use serde::Serialize;
+
+/// Allocations a thread counts before it adds them to the process totals.
+const FLUSH_EVERY: u64 = 256;
+
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+static FREED: AtomicU64 = AtomicU64::new(0);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// One thread's counters. `net` is what this thread allocated minus what it freed (memory
+/// freed by another thread makes it drift, which only matters within a scope's peak).
+#[derive(Clone, Copy)]
+struct Local {
+    allocated: u64,
+    freed: u64,
+    count: u64,
+    net: i64,
+    peak: i64,
+    unflushed_allocated: u64,
+    unflushed_freed: u64,
+    unflushed_count: u64,
+}
+
+impl Local {
+    const ZERO: Self = Self {
+        allocated: 0,
+        freed: 0,
+        count: 0,
+        net: 0,
+        peak: 0,
+        unflushed_allocated: 0,
+        unflushed_freed: 0,
+        unflushed_count: 0,
+    };
+}
+
+thread_local! {
+    // Const-initialised and without a destructor, so it is usable from the allocator at
+    // any point of a thread's life, even while the thread exits.
+    static LOCAL: Cell<Local> = const { Cell::new(Local::ZERO) };
+}
+
+fn on_alloc(size: usize) {
+    let _ = LOCAL.try_with(|c| {
+        let mut l = c.get();
+        let size = size as u64;
+        l.allocated += size;
+        l.count += 1;
+        l.net += size as i64;
+        l.peak = l.peak.max(l.net);
+        l.unflushed_allocated += size;
+        l.unflushed_count += 1;
+        if l.unflushed_count >= FLUSH_EVERY {
+            flush(&mut l);
+        }
+        c.set(l);
+    });
+}
+
+fn on_free(size: usize) {
+    let _ = LOCAL.try_with(|c| {
+        let mut l = c.get();
+        l.freed += size as u64;
+        l.net -= size as i64;
+        l.unflushed_freed += size as u64;
+        c.set(l);
+    });
+}
+
+fn flush(l: &mut Local) {
+    ALLOCATED.fetch_add(l.unflushed_allocated, Ordering::Relaxed);
+    FREED.fetch_add(l.unflushed_freed, Ordering::Relaxed);
+    ALLOCATIONS.fetch_add(l.unflushed_count, Ordering::Relaxed);
+    INSTALLED.store(true, Ordering::Relaxed);
+    l.unflushed_allocated = 0;
+    l.unflushed_freed = 0;
+    l.unflushed_count = 0;
+}
+
+/// A global allocator that counts what passes through it to the allocator it wraps.
+///
+/// ```ignore
+/// #[global_allocator]
+/// static ALLOC: mem_guard::CountingAlloc = mem_guard::CountingAlloc::system();
+/// ```
+#[derive(Debug, Default)]
+pub struct CountingAlloc<A = System> {
+    inner: A,
+}
+
+impl CountingAlloc<System> {
+    /// Counts the system allocator.
+    pub const fn system() -> Self {
+        Self { inner: System }
+    }
+}
+
+impl<A> CountingAlloc<A> {
+    /// Counts `inner`.
+    pub const fn new(inner: A) -> Self {
+        Self { inner }
+    }
+}
+
+// SAFETY: every call is passed unchanged to `inner`, which upholds `GlobalAlloc`'s contract;
+// the counting around it touches only a const thread-local and atomics, and never allocates.
+#[allow(unsafe_code)]
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's guarantees for `layout` are passed on.
+        let p = unsafe { self.inner.alloc(layout) };
+        if !p.is_null() {
+            on_alloc(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { self.inner.alloc_zeroed(layout) };
+        if !p.is_null() {
+            on_alloc(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller guarantees `ptr` came from this allocator with `layout`.
+        unsafe { self.inner.dealloc(ptr, layout) };
+        on_free(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's guarantees for `ptr`, `layout` and `new_size` are passed on.
+        let p = unsafe { self.inner.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            on_free(layout.size());
+            on_alloc(new_size);
+        }
+        p
+    }
+}
+
+/// The process's heap as the counting allocator saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Heap {
+    /// Whether the counting allocator is installed; if not, the other figures are zero.
+    pub installed: bool,
+    /// Bytes allocated since start.
+    pub allocated_bytes: u64,
+    /// Bytes freed since start.
+    pub freed_bytes: u64,
+    /// Allocated minus freed: the heap in use.
+    pub live_bytes: u64,
+    /// Allocations since start.
+    pub allocations: u64,
+}
+
+/// The process-wide counters (each thread's last up to [`FLUSH_EVERY`] allocations are not
+/// in them yet).
+pub fn heap() -> Heap {
+    let allocated = ALLOCATED.load(Ordering::Relaxed);
+    let freed = FREED.load(Ordering::Relaxed);
+    Heap {
+        installed: INSTALLED.load(Ordering::Relaxed),
+        allocated_bytes: allocated,
+        freed_bytes: freed,
+        live_bytes: allocated.saturating_sub(freed),
+        allocations: ALLOCATIONS.load(Ordering::Relaxed),
+    }
+}
+
+/// What one run of a scope allocated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Usage {
+    allocated: u64,
+    allocations: u64,
+    /// The most the scope held at once beyond what its thread held when it started.
+    peak: u64,
+}
+
+/// A measurement in progress on the current thread.
+struct Mark {
+    allocated: u64,
+    count: u64,
+    net: i64,
+    saved_peak: i64,
+}
+
+impl Mark {
+    fn start() -> Self {
+        LOCAL
+            .try_with(|c| {
+                let mut l = c.get();
+                let m = Self {
+                    allocated: l.allocated,
+                    count: l.count,
+                    net: l.net,
+                    saved_peak: l.peak,
+                };
+                l.peak = l.net;
+                c.set(l);
+                m
+            })
+            .unwrap_or(Self {
+                allocated: 0,
+                count: 0,
+                net: 0,
+                saved_peak: 0,
+            })
+    }
+
+    /// Returns what happened since `start`, and the net bytes it left allocated.
+    fn end(self) -> (Usage, i64) {
+        LOCAL
+            .try_with(|c| {
+                let mut l = c.get();
+                let usage = Usage {
+                    allocated: l.allocated - self.allocated,
+                    allocations: l.count - self.count,
+                    peak: (l.peak - self.net).max(0) as u64,
+                };
+                let net = l.net - self.net;
+                l.peak = l.peak.max(self.saved_peak);
+                c.set(l);
+                (usage, net)
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The accumulated figures of one named scope.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ScopeStats {
+    /// The scope's name (a route, for the HTTP server).
+    pub scope: String,
+    /// Runs measured.
+    pub calls: u64,
+    /// Bytes allocated, all runs together.
+    pub allocated_bytes: u64,
+    /// Allocations, all runs together.
+    pub allocations: u64,
+    /// The largest peak of one run.
+    pub peak_bytes: u64,
+    /// `allocated_bytes / calls`.
+    pub bytes_per_call: u64,
+}
+
+/// Per-scope allocation figures.
+#[derive(Debug, Default)]
+pub struct Profiles {
+    scopes: Mutex<BTreeMap<&'static str, ScopeStats>>,
+}
+
+impl Profiles {
+    fn record(&self, name: &'static str, u: Usage) {
+        let mut scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
+        let s = scopes.entry(name).or_insert_with(|| ScopeStats {
+            scope: name.to_owned(),
+            ..ScopeStats::default()
+        });
+        s.calls += 1;
+        s.allocated_bytes += u.allocated;
+        s.allocations += u.allocations;
+        s.peak_bytes = s.peak_bytes.max(u.peak);
+        s.bytes_per_call = s.allocated_bytes / s.calls;
+    }
+
+    /// Measures until the guard drops; for synchronous code on one thread.
+    pub fn scope(&self, name: &'static str) -> ScopeGuard<'_> {
+        ScopeGuard {
+            profiles: self,
+            name,
+            mark: Some(Mark::start()),
+        }
+    }
+
+    /// Measures every poll of `fut`, and records when it completes.
+    pub fn future<F: Future>(&self, name: &'static str, fut: F) -> Profiled<'_, F> {
+        Profiled {
+            profiles: self,
+            name,
+            fut: Box::pin(fut),
+            usage: Usage::default(),
+            net: 0,
+        }
+    }
+
+    /// Every scope measured so far, by name.
+    pub fn snapshot(&self) -> Vec<ScopeStats> {
+        let scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
+        scopes.values().cloned().collect()
+    }
+}
+
+/// Runs `f` as the scope `name` of `profiles`.
+pub fn profile<R>(profiles: &Profiles, name: &'static str, f: impl FnOnce() -> R) -> R {
+    let _scope = profiles.scope(name);
+    f()
+}
+
+/// Records a scope's figures when dropped.
+#[must_use = "the scope ends when this is dropped"]
+pub struct ScopeGuard<'a> {
+    profiles: &'a Profiles,
+    name: &'static str,
+    mark: Option<Mark>,
+}
+
+impl Drop for ScopeGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(mark) = self.mark.take() {
+            let (usage, _) = mark.end();
+            self.profiles.record(self.name, usage);
+        }
+    }
+}
+
+impl std::fmt::Debug for ScopeGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopeGuard")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// A future measured poll by poll; see [`Profiles::future`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Profiled<'a, F> {
+    profiles: &'a Profiles,
+    name: &'static str,
+    // Boxed so that this wrapper is `Unpin` without unsafe pin projection.
+    fut: Pin<Box<F>>,
+    usage: Usage,
+    net: i64,
+}
+
+impl<F: Future> Future for Profiled<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mark = Mark::start();
+        let poll = self.fut.as_mut().poll(cx);
+        let (u, net) = mark.end();
+        let this = &mut *self;
+        this.usage.allocated += u.allocated;
+        this.usage.allocations += u.allocations;
+        this.usage.peak = this
+            .usage
+            .peak
+            .max((this.net.max(0) as u64).saturating_add(u.peak));
+        this.net += net;
+        if poll.is_ready() {
+            this.profiles.record(this.name, this.usage);
+        }
+        poll
+    }
+}
+
+impl<F> std::fmt::Debug for Profiled<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profiled")
+            .field("name", &self.name)
+            .finish()
+    }
+}

@@ -1,0 +1,73 @@
+//! Where samples come from: the operating system, or a test's script.
+
+use sysinfo::{MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+use crate::{Error, Result, Sample};
+
+/// A source of memory readings. The guard asks it once per interval.
+pub trait SampleSource: Send + 'static {
+    /// Reads the process and the system now.
+    ///
+    /// # Errors
+    /// If the reading is not available; the guard skips that tick.
+    fn sample(&mut self) -> Result<Sample>;
+}
+
+/// Reads this process and the system through `sysinfo`.
+pub struct ProcessSource {
+    system: System,
+    pid: Pid,
+}
+
+impl ProcessSource {
+    /// A source for the current process.
+    ///
+    /// # Errors
+    /// [`Error::Sample`] where the platform cannot name the current process.
+    pub fn new() -> Result<Self> {
+        let pid = sysinfo::get_current_pid().map_err(|e| Error::Sample(e.to_owned()))?;
+        Ok(Self {
+            system: System::new(),
+            pid,
+        })
+    }
+}
+
+impl std::fmt::Debug for ProcessSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessSource")
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+impl SampleSource for ProcessSource {
+    fn sample(&mut self) -> Result<Sample> {
+        // Only this process and only its memory: a full process scan costs milliseconds.
+        self.system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[self.pid]),
+            false,
+            ProcessRefreshKind::nothing().with_memory(),
+        );
+        self.system
+            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
+        let p = self
+            .system
+            .process(self.pid)
+            .ok_or_else(|| Error::Sample(format!("process {} not found", self.pid)))?;
+        Ok(Sample {
+            at_ms: now_ms(),
+            rss_bytes: p.memory(),
+            virtual_bytes: p.virtual_memory(),
+            system_total_bytes: self.system.total_memory(),
+            system_available_bytes: self.system.available_memory(),
+        })
+    }
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
