@@ -4,6 +4,7 @@
 mod demo;
 mod fake_exchange;
 mod http;
+mod memory;
 mod storage;
 mod upstream;
 

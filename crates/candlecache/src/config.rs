@@ -21,6 +21,9 @@ pub(crate) struct FileConfig {
     pub(crate) database: DatabaseSection,
     /// `[upstream]`: url, and `[upstream.client]` (timeouts, retries, weight budget).
     pub(crate) upstream: UpstreamSection,
+    /// `[memory]`: limit_mb, warning, critical, reclaim_to, leak_mb_per_min, leak_min_r2,
+    /// leak_min_minutes, sample_interval_ms, history_minutes.
+    pub(crate) memory: mem_guard::Config,
 }
 
 /// `[upstream]`: where missing candles are fetched from.
@@ -94,6 +97,9 @@ impl FileConfig {
         cfg.upstream.client.validate().map_err(|e| {
             anyhow::anyhow!("configuration {}: [upstream.client] {e}", path.display())
         })?;
+        cfg.memory
+            .validate()
+            .map_err(|e| anyhow::anyhow!("configuration {}: [memory] {e}", path.display()))?;
         if cfg.server.max_rows == 0 {
             bail!(
                 "configuration {}: [server] `max_rows` must be greater than 0",

@@ -11,6 +11,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// Counts allocations for /api/performance/memory's per-route profiles; its cost on a
+// cached hit is measured by `cargo xtask bench http` (docs/BENCHMARKS.md).
+#[cfg(feature = "count-allocations")]
+#[global_allocator]
+static ALLOC: mem_guard::CountingAlloc = mem_guard::CountingAlloc::system();
+
 /// Keeps historical market candles (OHLCV) close at hand and serves them fast.
 #[derive(Debug, Parser)]
 #[command(name = "candlecache", version, about, long_about = None)]
@@ -24,7 +30,7 @@ struct Cli {
     )]
     db: PathBuf,
     /// A TOML configuration file for `serve` and `fetch` (sections `[server]`, `[cache]`,
-    /// `[database]`, `[upstream]`); flags and
+    /// `[database]`, `[upstream]`, `[memory]`); flags and
     /// environment variables override it.
     #[arg(long, global = true, env = "CANDLECACHE_CONFIG")]
     config: Option<PathBuf>,

@@ -10,6 +10,7 @@ use http_api::HttpConfig;
 use market_cache::import::{import_path, ImportOptions};
 use market_cache::read::{wall_clock, ReadPath};
 use market_cache::CandleStore;
+use mem_guard::MemGuard;
 
 use crate::config::FileConfig;
 use crate::store_cmds::{open_store_with, runtime};
@@ -34,6 +35,10 @@ pub(crate) struct Args {
     /// are served.
     #[arg(long, env = "CANDLECACHE_UPSTREAM")]
     upstream: Option<String>,
+    /// The memory limit in MB (default 2000): at 80 % of it the cache gives memory back,
+    /// at 90 % it drops its compressed tier and halves the rest.
+    #[arg(long, env = "CANDLECACHE_MEMORY_LIMIT_MB", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    memory_limit_mb: Option<u64>,
     /// Load the bundled real candles (XRPETH 1m and 5m, XRP/USDT 1h) into an empty
     /// database first, so there is something to look at.
     #[arg(long)]
@@ -89,6 +94,21 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         }
         let read =
             ReadPath::with_upstream(store, &cache, std::sync::Arc::new(wall_clock), upstream)?;
+        let mut memory = file.memory.clone();
+        if let Some(mb) = args.memory_limit_mb {
+            memory.limit_mb = mb;
+        }
+        let guard = MemGuard::for_process(memory)?;
+        guard.register("cache", std::sync::Arc::new(cache.clone()));
+        if guard.config().limit_bytes() < cache.budget_bytes() {
+            eprintln!(
+                "candlecache: the cache budget ({} MB) is above the memory limit ({} MB); the memory guard will keep the cache smaller",
+                cache.budget_bytes() / 1_000_000,
+                guard.config().limit_mb
+            );
+        }
+        // Samples until serving ends (dropping it stops the thread).
+        let _sampler = guard.start();
         let listen = args.listen.unwrap_or(file.server.listen);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -102,7 +122,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         };
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
-        http_api::serve(listener, config, read, cache, shutdown_signal()).await?;
+        http_api::serve(listener, config, read, cache, guard, shutdown_signal()).await?;
         eprintln!("candlecache: stopped");
         Ok(())
     })

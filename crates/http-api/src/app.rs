@@ -27,6 +27,7 @@ pub(crate) struct App {
     pub(crate) metrics: Metrics,
     pub(crate) max_rows: usize,
     pub(crate) token: Option<String>,
+    pub(crate) guard: mem_guard::MemGuard,
 }
 
 /// A response body with its content type, and the timings for Server-Timing.
@@ -90,6 +91,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v3/ping", "GET"),
     ("/api/performance/stats", "GET"),
     ("/api/performance/cache", "GET"),
+    ("/api/performance/memory", "GET"),
     ("/api/performance/cache/clear", "POST"),
     ("/api/performance/optimize", "POST"),
     ("/metrics", "GET"),
@@ -135,6 +137,9 @@ impl App {
             "/api/performance/stats" => self.stats().await,
             "/api/performance/cache" => Ok(Reply::json(envelope(json!(self.cache.stats()), None))),
             "/api/performance/cache/clear" => self.clear(&params),
+            "/api/performance/memory" => {
+                Ok(Reply::json(envelope(json!(self.guard.report()), None)))
+            }
             "/api/performance/optimize" => self.optimize().await,
             "/metrics" => Ok(Reply {
                 content_type: "text/plain; version=0.0.4",
@@ -142,6 +147,7 @@ impl App {
                     &self.cache,
                     self.read.store().db(),
                     &self.read.upstream().map(|u| u.stats()).unwrap_or_default(),
+                    &self.guard.report(),
                 )),
                 ..Reply::json(json!(null))
             }),
@@ -318,8 +324,22 @@ impl App {
 
     async fn stats(&self) -> Result<Reply> {
         let db = self.read.store().db();
+        let memory = self.guard.report();
         let data = json!({
             "cache": self.cache.stats(),
+            "memory": {
+                "rss_bytes": memory.analysis.rss_bytes,
+                "limit_bytes": memory.analysis.limit_bytes,
+                "usage_pct": memory.analysis.usage_pct,
+                "health": memory.analysis.health,
+                "trend_mb_per_min": memory.analysis.trend_mb_per_min,
+                "leak_suspected": memory.analysis.leak_suspected,
+                "stability_score": memory.analysis.stability_score,
+                "recommendations": memory.analysis.recommendations,
+                "heap": memory.heap,
+                "reclaimed_bytes_total": memory.reclaimed_bytes_total,
+                "reclaim_count": memory.reclaim_count,
+            },
             "pools": {
                 "sqlite": db.pool().stats(),
                 "http": self.read.upstream().map(|u| u.stats()).unwrap_or_default(),
@@ -345,6 +365,22 @@ impl App {
     }
 
     async fn optimize(&self) -> Result<Reply> {
+        // Memory first: what the database work allocates should not count against it.
+        let guard = self.guard.clone();
+        let memory = tokio::task::spawn_blocking(move || guard.reclaim_now())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let memory = match memory {
+            Some((a, actions)) => json!({
+                "health": a.health,
+                "rss_bytes": a.rss_bytes,
+                "usage_pct": a.usage_pct,
+                "bytes_freed": actions.iter().map(|x| x.bytes_freed).sum::<u64>(),
+                "reclaims": actions,
+                "recommendations": a.recommendations,
+            }),
+            None => json!({"error": "memory could not be sampled"}),
+        };
         let db = self.read.store().db();
         let report = db
             .optimize()
@@ -355,7 +391,7 @@ impl App {
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         Ok(Reply::json(envelope(
-            json!({"optimize": report, "recommendations": advice}),
+            json!({"optimize": report, "recommendations": advice, "memory": memory}),
             None,
         )))
     }

@@ -79,6 +79,7 @@ impl Metrics {
         cache: &Cache,
         db: &Db,
         upstream: &[conn_pool::HostStats],
+        memory: &mem_guard::Report,
     ) -> String {
         let mut s = String::new();
         let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
@@ -266,6 +267,141 @@ impl Metrics {
                 let _ = writeln!(s, "candlecache_{metric}{{host=\"{}\"}} {}", h.host, get(h));
             }
         }
+        render_memory(&mut s, memory);
         s
+    }
+}
+
+fn render_memory(s: &mut String, m: &mem_guard::Report) {
+    let a = &m.analysis;
+    let level = match a.health {
+        mem_guard::Health::Excellent => 0,
+        mem_guard::Health::Good => 1,
+        mem_guard::Health::Warning => 2,
+        mem_guard::Health::Critical => 3,
+    };
+    for (metric, help, kind, value) in [
+        (
+            "memory_rss_bytes",
+            "Resident memory of the process.",
+            "gauge",
+            a.rss_bytes as f64,
+        ),
+        (
+            "memory_virtual_bytes",
+            "Virtual memory of the process.",
+            "gauge",
+            m.virtual_bytes as f64,
+        ),
+        (
+            "memory_limit_bytes",
+            "The memory limit health is judged against.",
+            "gauge",
+            a.limit_bytes as f64,
+        ),
+        (
+            "memory_usage_ratio",
+            "Resident memory over the limit.",
+            "gauge",
+            a.usage_pct / 100.0,
+        ),
+        (
+            "memory_health",
+            "0 Excellent, 1 Good, 2 Warning (reclaiming), 3 Critical.",
+            "gauge",
+            f64::from(level),
+        ),
+        (
+            "memory_trend_mb_per_minute",
+            "Least-squares growth of resident memory.",
+            "gauge",
+            a.trend_mb_per_min,
+        ),
+        (
+            "memory_leak_suspected",
+            "1 when growth is steady and above the leak rate.",
+            "gauge",
+            f64::from(u8::from(a.leak_suspected)),
+        ),
+        (
+            "memory_stability_score",
+            "0 (erratic or growing) to 100 (flat).",
+            "gauge",
+            f64::from(a.stability_score),
+        ),
+        (
+            "memory_system_available_bytes",
+            "Memory the system has available.",
+            "gauge",
+            m.system_available_bytes as f64,
+        ),
+        (
+            "memory_reclaimed_bytes_total",
+            "Bytes the guard made the cache give back.",
+            "counter",
+            m.reclaimed_bytes_total as f64,
+        ),
+        (
+            "memory_reclaims_total",
+            "Reclaim actions taken.",
+            "counter",
+            m.reclaim_count as f64,
+        ),
+        (
+            "heap_live_bytes",
+            "Heap in use, as the counting allocator sees it.",
+            "gauge",
+            m.heap.live_bytes as f64,
+        ),
+        (
+            "heap_allocated_bytes_total",
+            "Bytes allocated since start.",
+            "counter",
+            m.heap.allocated_bytes as f64,
+        ),
+        (
+            "heap_allocations_total",
+            "Allocations since start.",
+            "counter",
+            m.heap.allocations as f64,
+        ),
+    ] {
+        let _ = writeln!(
+            s,
+            "# HELP candlecache_{metric} {help}\n# TYPE candlecache_{metric} {kind}\ncandlecache_{metric} {value}"
+        );
+    }
+    for (metric, help, kind, get) in [
+        (
+            "route_allocated_bytes_total",
+            "Bytes allocated while handling requests, by route.",
+            "counter",
+            (|p: &mem_guard::ScopeStats| p.allocated_bytes) as fn(&mem_guard::ScopeStats) -> u64,
+        ),
+        (
+            "route_allocations_total",
+            "Allocations while handling requests, by route.",
+            "counter",
+            |p| p.allocations,
+        ),
+        (
+            "route_peak_bytes",
+            "The most one request of the route held at once.",
+            "gauge",
+            |p| p.peak_bytes,
+        ),
+    ] {
+        let _ = writeln!(
+            s,
+            "# HELP candlecache_{metric} {help}\n# TYPE candlecache_{metric} {kind}"
+        );
+        for p in &m.profiles {
+            let _ = writeln!(
+                s,
+                "candlecache_{metric}{{route=\"{}\"}} {}",
+                p.scope,
+                get(p)
+            );
+        }
     }
 }

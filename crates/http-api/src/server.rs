@@ -61,6 +61,7 @@ pub async fn serve(
     config: HttpConfig,
     read: ReadPath<SqliteStore>,
     cache: Cache,
+    guard: mem_guard::MemGuard,
     shutdown: impl Future<Output = ()>,
 ) -> crate::Result<()> {
     let local = listener
@@ -81,6 +82,7 @@ pub async fn serve(
         metrics: Default::default(),
         max_rows: config.max_rows,
         token: config.token.clone(),
+        guard,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -141,8 +143,13 @@ async fn handle(
         let head_only = parts.method == Method::HEAD;
         let head = Request::from_parts(parts, ());
         let app = app.clone();
+        let route = route_name(&path);
         // Its own task, so a panic in a handler becomes a 500 for this request only.
-        match tokio::spawn(async move { app.handle(&head).await }).await {
+        match tokio::spawn(
+            async move { app.guard.profiles().future(route, app.handle(&head)).await },
+        )
+        .await
+        {
             Ok(r) => r.map(|reply| response(reply, head_only)),
             Err(e) => Err(Error::Internal(format!("handler failed: {e}"))),
         }

@@ -119,7 +119,10 @@ pub fn analyze(samples: &[Sample], t: &Config) -> Analysis {
             / points.len() as f64;
         var.sqrt() / mean
     };
-    let growth_penalty = (slope.max(0.0) / t.leak_mb_per_min.max(1e-9)).min(1.0) * 40.0;
+    // Growth over a few seconds says little: its weight rises with the window up to the
+    // leak window.
+    let weight = (minutes / t.leak_min_minutes).clamp(0.0, 1.0);
+    let growth_penalty = (slope.max(0.0) / t.leak_mb_per_min.max(1e-9)).min(1.0) * 40.0 * weight;
     let score =
         (100.0 - (spread * 500.0).min(60.0) - growth_penalty - if leak { 20.0 } else { 0.0 })
             .clamp(0.0, 100.0);
@@ -141,7 +144,7 @@ pub fn analyze(samples: &[Sample], t: &Config) -> Analysis {
         recommendations.push(format!(
             "resident memory grows {slope:.1} MB a minute steadily over {minutes:.0} minutes: a leak is suspected; compare the per-route allocation profiles"
         ));
-    } else if slope >= t.leak_mb_per_min {
+    } else if slope >= t.leak_mb_per_min && minutes >= t.leak_min_minutes {
         recommendations.push(format!(
             "resident memory grows {slope:.1} MB a minute, unevenly: watch the trend"
         ));

@@ -4,7 +4,8 @@
 //! [`heap`] says so. Each thread counts into its own plain (non-atomic) counters, because
 //! an atomic add per allocation contended by every core would cost more than the rest of
 //! a cached request. The process-wide totals are flushed from those counters every
-//! [`FLUSH_EVERY`] allocations, so they lag by at most that many per thread.
+//! [`FLUSH_EVERY`] allocations and frees or [`FLUSH_BYTES`] bytes, so they lag by at most
+//! that much per thread.
 //!
 //! A scope ([`Profiles::scope`], [`profile`], [`Profiles::future`]) reads its thread's
 //! counters when it starts and ends. A future is measured poll by poll, so it is charged
@@ -22,8 +23,10 @@ use std::task::{Context, Poll};
 
 use serde::Serialize;
 
-/// Allocations a thread counts before it adds them to the process totals.
+/// Allocations and frees a thread counts before it adds them to the process totals.
 const FLUSH_EVERY: u64 = 256;
+/// ... or once this many bytes went through it, so a large buffer shows at once.
+const FLUSH_BYTES: u64 = 64 * 1024;
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 static ALLOCATED: AtomicU64 = AtomicU64::new(0);
@@ -42,6 +45,7 @@ struct Local {
     unflushed_allocated: u64,
     unflushed_freed: u64,
     unflushed_count: u64,
+    unflushed_frees: u64,
 }
 
 impl Local {
@@ -54,6 +58,7 @@ impl Local {
         unflushed_allocated: 0,
         unflushed_freed: 0,
         unflushed_count: 0,
+        unflushed_frees: 0,
     };
 }
 
@@ -73,7 +78,9 @@ fn on_alloc(size: usize) {
         l.peak = l.peak.max(l.net);
         l.unflushed_allocated += size;
         l.unflushed_count += 1;
-        if l.unflushed_count >= FLUSH_EVERY {
+        if l.unflushed_count + l.unflushed_frees >= FLUSH_EVERY
+            || l.unflushed_allocated + l.unflushed_freed >= FLUSH_BYTES
+        {
             flush(&mut l);
         }
         c.set(l);
@@ -86,6 +93,13 @@ fn on_free(size: usize) {
         l.freed += size as u64;
         l.net -= size as i64;
         l.unflushed_freed += size as u64;
+        // A thread that mostly frees what others allocated must flush too.
+        l.unflushed_frees += 1;
+        if l.unflushed_count + l.unflushed_frees >= FLUSH_EVERY
+            || l.unflushed_allocated + l.unflushed_freed >= FLUSH_BYTES
+        {
+            flush(&mut l);
+        }
         c.set(l);
     });
 }
@@ -98,6 +112,7 @@ fn flush(l: &mut Local) {
     l.unflushed_allocated = 0;
     l.unflushed_freed = 0;
     l.unflushed_count = 0;
+    l.unflushed_frees = 0;
 }
 
 /// A global allocator that counts what passes through it to the allocator it wraps.
@@ -179,8 +194,8 @@ pub struct Heap {
     pub allocations: u64,
 }
 
-/// The process-wide counters (each thread's last up to [`FLUSH_EVERY`] allocations are not
-/// in them yet).
+/// The process-wide counters (each thread's last few allocations, under [`FLUSH_EVERY`]
+/// and [`FLUSH_BYTES`], are not in them yet).
 pub fn heap() -> Heap {
     let allocated = ALLOCATED.load(Ordering::Relaxed);
     let freed = FREED.load(Ordering::Relaxed);
