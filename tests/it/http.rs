@@ -551,3 +551,37 @@ fn a_configuration_file_is_applied_and_a_bad_one_refused_by_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("warm_max_share"), "{err}");
 }
+
+#[test]
+fn the_dashboard_page_and_its_assets_are_served_from_the_binary() {
+    let srv = start();
+    let page = get(srv.addr, "/");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    let html = String::from_utf8(page.body).unwrap();
+    // Everything the page loads comes from this server.
+    for asset in ["/assets/dashboard.js", "/assets/dashboard.css"] {
+        assert!(html.contains(asset), "{asset} not referenced");
+        let r = get(srv.addr, asset);
+        assert_eq!(r.status, 200, "{asset}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert!(r.body.len() > 1000, "{asset}");
+    }
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    let js = String::from_utf8(get(srv.addr, "/assets/dashboard.js").body).unwrap();
+    for endpoint in [
+        "/api/crypto/markets",
+        "/api/crypto/ohlc",
+        "/api/performance/stats",
+        "/api/performance/memory",
+    ] {
+        assert!(js.contains(endpoint), "the script does not ask {endpoint}");
+    }
+    assert_eq!(request(srv.addr, "POST", "/", "").status, 405);
+    assert_eq!(get(srv.addr, "/assets/missing.js").status, 404);
+}

@@ -1,7 +1,8 @@
 //! Checks with real clients: ccxt's binance client against `/api/v3` of a running
-//! candlecache.
+//! candlecache, and the dashboard in headless Chromium.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -35,21 +36,8 @@ pub(crate) fn ccxt() -> Result<()> {
         .arg("import")
         .arg(&data)
         .args(["--symbol", "BTCUSDT", "--timeframe", "1m"]))?;
-    let mut child = Command::new(&bin)
-        .arg("--db")
-        .arg(&db)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start candlecache serve")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let server = Started(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let Some(base) = line.trim().strip_prefix("listening on ") else {
-        bail!("candlecache did not say where it listens: {line:?}");
-    };
+    let (server, base) = serve(&bin, &db, &[])?;
+    let base = base.as_str();
     eprintln!("xtask: ccxt against {base}/api/v3, 1h candles from 1m, seven weeks");
     let out = Command::new("timeout")
         .arg("300")
@@ -66,5 +54,96 @@ pub(crate) fn ccxt() -> Result<()> {
         );
     }
     println!("xtask: ccxt paged through seven weeks of 1h candles from candlecache");
+    Ok(())
+}
+
+/// Starts `candlecache serve` on a free loopback port; returns it (stopped when dropped)
+/// and its base URL.
+fn serve(bin: &Path, db: &Path, args: &[&str]) -> Result<(Started, String)> {
+    let mut child = Command::new(bin)
+        .arg("--db")
+        .arg(db)
+        .arg("serve")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start candlecache serve")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let server = Started(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let Some(base) = line.trim().strip_prefix("listening on ") else {
+        bail!("candlecache did not say where it listens: {line:?}");
+    };
+    Ok((server, base.to_owned()))
+}
+
+/// The playwright-core release the dashboard check drives Chromium with.
+const PLAYWRIGHT: &str = "playwright-core@1.65.1";
+
+/// Loads the dashboard of a demo server in headless Chromium (Debian's, installed if
+/// missing) driven by playwright-core (from npm, into target/clients/node) and checks it;
+/// the screenshot goes to target/dashboard/dashboard.png.
+pub(crate) fn dashboard() -> Result<()> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        eprintln!("xtask: installing chromium (apt-get)");
+        if sh(Command::new("apt-get").args(["install", "-y", "chromium"])).is_err() {
+            sh(Command::new("apt-get").arg("update"))?;
+            sh(Command::new("apt-get").args(["install", "-y", "chromium"]))?;
+        }
+    }
+    let node = root().join("target/clients/node");
+    if !node
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        eprintln!(
+            "xtask: installing {PLAYWRIGHT} (npm) into {}",
+            node.display()
+        );
+        std::fs::create_dir_all(&node)?;
+        sh(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&node)
+            .arg(PLAYWRIGHT))
+        .context("npm could not install playwright-core (is Node.js installed?)")?;
+    }
+    crate::cargo(&["build", "--quiet", "-p", "candlecache"], &[])?;
+    let bin = root().join("target/debug/candlecache");
+    let dir = root().join("target/dashboard");
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("demo.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let (server, base) = serve(&bin, &db, &["--demo"])?;
+    let shot = dir.join("dashboard.png");
+    eprintln!("xtask: the dashboard of {base} in headless Chromium");
+    let out = Command::new("timeout")
+        .arg("180")
+        .arg("node")
+        .arg(root().join("xtask/scripts/dashboard_check.cjs"))
+        .arg(&base)
+        .arg(&shot)
+        .env("NODE_PATH", node.join("node_modules"))
+        .env("CHROMIUM", &chromium)
+        .output()
+        .context("cannot run node")?;
+    drop(server);
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        bail!(
+            "the dashboard check failed: {}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    println!(
+        "xtask: the dashboard drew candles, switched timeframe, zoomed, showed its health panel, no console errors; screenshot {}",
+        shot.display()
+    );
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! Project tasks: `cargo xtask ci | layers | bench cache`.
+//! Project tasks: `cargo xtask ci | layers | bench ... | gen-data | check-ccxt |
+//! check-dashboard`.
 //!
 //! Kept dependency-light on purpose: it shells out to cargo and reads `cargo metadata`.
 
@@ -15,7 +16,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci                      fmt check, clippy (warnings denied), tests, docs, layering check
+  ci                      fmt check, clippy (warnings denied), tests, docs, the dashboard
+                          check in headless Chromium, layering check
   layers                  check that crates depend on each other only along the allowed edges
   bench cache [--seconds S]
                           cache-core against moka and quick_cache; writes docs/BENCHMARKS.md
@@ -31,6 +33,10 @@ tasks:
   check-ccxt              ccxt's binance client (from PyPI, into target/clients) pointed at
                           candlecache's /api/v3: load_markets, then fetch_ohlcv through seven
                           weeks of 1h candles, checked against /api/crypto/ohlc
+  check-dashboard         the dashboard page of a demo server in headless Chromium (Debian's
+                          chromium and playwright-core from npm, installed if missing):
+                          candles drawn, timeframe switch, zoom, health panel, no console
+                          errors; screenshot in target/dashboard/dashboard.png
 ";
 
 fn main() -> std::process::ExitCode {
@@ -67,6 +73,7 @@ fn run() -> Result<()> {
             gen::binance_1m(std::path::Path::new(out), rows, 42)
         }
         ["check-ccxt"] => clients::ccxt(),
+        ["check-dashboard"] => clients::dashboard(),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             Ok(())
@@ -109,6 +116,7 @@ fn ci() -> Result<()> {
         &["doc", "--workspace", "--no-deps", "--locked"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    clients::dashboard()?;
     let report = layers::check(&layers::metadata()?)?;
     println!("{report}");
     println!("xtask ci: all checks passed");

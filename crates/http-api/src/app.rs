@@ -83,6 +83,9 @@ pub(crate) fn error_response(e: &Error) -> Response<http_body_util::Full<Bytes>>
 
 /// The routes: path, allowed methods, and the route name used in metrics.
 const ROUTES: &[(&str, &str)] = &[
+    ("/", "GET"),
+    ("/assets/dashboard.js", "GET"),
+    ("/assets/dashboard.css", "GET"),
     ("/api/crypto/ohlc", "GET"),
     ("/api/crypto/markets", "GET"),
     ("/api/v3/klines", "GET"),
@@ -152,6 +155,9 @@ impl App {
                 ..Reply::json(json!(null))
             }),
             "/healthz" => Ok(Reply::json(envelope(json!({"status": "ok"}), None))),
+            "/" => Ok(asset("text/html; charset=utf-8", DASHBOARD_HTML)),
+            "/assets/dashboard.js" => Ok(asset("text/javascript; charset=utf-8", DASHBOARD_JS)),
+            "/assets/dashboard.css" => Ok(asset("text/css; charset=utf-8", DASHBOARD_CSS)),
             _ => Ok(Reply {
                 body: Bytes::from_static(crate::openapi::DOCUMENT.as_bytes()),
                 ..Reply::json(json!(null))
@@ -397,6 +403,19 @@ impl App {
     }
 }
 
+/// The dashboard: one page, its script and its style, compiled in.
+const DASHBOARD_HTML: &str = include_str!("dashboard/index.html");
+const DASHBOARD_JS: &str = include_str!("dashboard/dashboard.js");
+const DASHBOARD_CSS: &str = include_str!("dashboard/dashboard.css");
+
+fn asset(content_type: &'static str, body: &'static str) -> Reply {
+    Reply {
+        content_type,
+        body: Bytes::from_static(body.as_bytes()),
+        ..Reply::json(json!(null))
+    }
+}
+
 /// `{"success": true, "data": ..., "meta": ..., "timestamp": ...}`.
 pub(crate) fn envelope(
     data: serde_json::Value,
@@ -471,6 +490,19 @@ pub(crate) fn response(reply: Reply, head_only: bool) -> Response<http_body_util
         h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     h.insert("vary", HeaderValue::from_static("accept, accept-encoding"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if reply.content_type.starts_with("text/html") {
+        // The page loads only its own script and style and talks only to this server.
+        h.insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+            ),
+        );
+    }
     h.insert(
         "x-cache",
         HeaderValue::from_static(if reply.from_cache { "hit" } else { "miss" }),

@@ -5,9 +5,11 @@
 //! [`serve`] answers on a bound listener until its shutdown future completes, then lets
 //! requests in flight finish. Routes: `/api/crypto/ohlc` (JSON, CSV or Arrow IPC by
 //! `format` or `Accept`, gzip for large bodies), `/api/crypto/markets`,
-//! `/api/performance/stats`, `/api/performance/cache`, `POST /api/performance/cache/clear`,
+//! the Binance-compatible `/api/v3/klines`, `exchangeInfo`, `time` and `ping`,
+//! `/api/performance/stats`, `/api/performance/cache`, `/api/performance/memory` (the
+//! memory guard's report), `POST /api/performance/cache/clear`,
 //! `POST /api/performance/optimize`, `/metrics` (Prometheus text), `/healthz`,
-//! `/openapi.json`. Errors use one envelope and one status mapping ([`Error::status`]).
+//! `/openapi.json`. Every route's handler is profiled for allocations by the guard. Errors use one envelope and one status mapping ([`Error::status`]).
 //! Limits: URL 8 KiB (414), head 64 KiB (431), body 64 KiB (413), headers within 10 s.
 //! A repeated `/api/crypto/ohlc` request is a lookup of ready bytes in `api_responses`.
 //!

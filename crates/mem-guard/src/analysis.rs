@@ -47,6 +47,8 @@ pub struct Analysis {
     pub trend_mb_per_min: f64,
     /// How well a straight line fits (r², 0 to 1).
     pub trend_r2: f64,
+    /// Minutes between the first and the last sample: the trend's window.
+    pub window_minutes: f64,
     /// Sustained, well-fitting growth above the leak rate.
     pub leak_suspected: bool,
     /// 0 (erratic or growing) to 100 (flat).
@@ -164,6 +166,7 @@ pub fn analyze(samples: &[Sample], t: &Config) -> Analysis {
         health,
         trend_mb_per_min: slope,
         trend_r2: r2,
+        window_minutes: minutes,
         leak_suspected: leak,
         stability_score: score.round() as u8,
         recommendations,

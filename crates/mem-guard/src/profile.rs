@@ -33,86 +33,82 @@ static ALLOCATED: AtomicU64 = AtomicU64::new(0);
 static FREED: AtomicU64 = AtomicU64::new(0);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
-/// One thread's counters. `net` is what this thread allocated minus what it freed (memory
-/// freed by another thread makes it drift, which only matters within a scope's peak).
-#[derive(Clone, Copy)]
+/// One thread's counters, each its own `Cell` so an allocation touches only what it
+/// changes. `net` is what this thread allocated minus what it freed (memory freed by
+/// another thread makes it drift, which only matters within a scope's peak).
 struct Local {
-    allocated: u64,
-    freed: u64,
-    count: u64,
-    net: i64,
-    peak: i64,
-    unflushed_allocated: u64,
-    unflushed_freed: u64,
-    unflushed_count: u64,
-    unflushed_frees: u64,
-}
-
-impl Local {
-    const ZERO: Self = Self {
-        allocated: 0,
-        freed: 0,
-        count: 0,
-        net: 0,
-        peak: 0,
-        unflushed_allocated: 0,
-        unflushed_freed: 0,
-        unflushed_count: 0,
-        unflushed_frees: 0,
-    };
+    allocated: Cell<u64>,
+    freed: Cell<u64>,
+    count: Cell<u64>,
+    frees: Cell<u64>,
+    net: Cell<i64>,
+    peak: Cell<i64>,
+    /// What the process totals already hold of this thread's counters.
+    flushed: Cell<(u64, u64, u64)>,
+    /// The next flush is due at this many events (allocations plus frees) ...
+    due_events: Cell<u64>,
+    /// ... or at this many bytes (allocated plus freed).
+    due_bytes: Cell<u64>,
 }
 
 thread_local! {
     // Const-initialised and without a destructor, so it is usable from the allocator at
     // any point of a thread's life, even while the thread exits.
-    static LOCAL: Cell<Local> = const { Cell::new(Local::ZERO) };
+    static LOCAL: Local = const {
+        Local {
+            allocated: Cell::new(0),
+            freed: Cell::new(0),
+            count: Cell::new(0),
+            frees: Cell::new(0),
+            net: Cell::new(0),
+            peak: Cell::new(0),
+            flushed: Cell::new((0, 0, 0)),
+            due_events: Cell::new(FLUSH_EVERY),
+            due_bytes: Cell::new(FLUSH_BYTES),
+        }
+    };
 }
 
 fn on_alloc(size: usize) {
-    let _ = LOCAL.try_with(|c| {
-        let mut l = c.get();
+    let _ = LOCAL.try_with(|l| {
         let size = size as u64;
-        l.allocated += size;
-        l.count += 1;
-        l.net += size as i64;
-        l.peak = l.peak.max(l.net);
-        l.unflushed_allocated += size;
-        l.unflushed_count += 1;
-        if l.unflushed_count + l.unflushed_frees >= FLUSH_EVERY
-            || l.unflushed_allocated + l.unflushed_freed >= FLUSH_BYTES
-        {
-            flush(&mut l);
+        l.allocated.set(l.allocated.get() + size);
+        l.count.set(l.count.get() + 1);
+        let net = l.net.get() + size as i64;
+        l.net.set(net);
+        if net > l.peak.get() {
+            l.peak.set(net);
         }
-        c.set(l);
+        maybe_flush(l);
     });
 }
 
 fn on_free(size: usize) {
-    let _ = LOCAL.try_with(|c| {
-        let mut l = c.get();
-        l.freed += size as u64;
-        l.net -= size as i64;
-        l.unflushed_freed += size as u64;
+    let _ = LOCAL.try_with(|l| {
+        l.freed.set(l.freed.get() + size as u64);
         // A thread that mostly frees what others allocated must flush too.
-        l.unflushed_frees += 1;
-        if l.unflushed_count + l.unflushed_frees >= FLUSH_EVERY
-            || l.unflushed_allocated + l.unflushed_freed >= FLUSH_BYTES
-        {
-            flush(&mut l);
-        }
-        c.set(l);
+        l.frees.set(l.frees.get() + 1);
+        l.net.set(l.net.get() - size as i64);
+        maybe_flush(l);
     });
 }
 
-fn flush(l: &mut Local) {
-    ALLOCATED.fetch_add(l.unflushed_allocated, Ordering::Relaxed);
-    FREED.fetch_add(l.unflushed_freed, Ordering::Relaxed);
-    ALLOCATIONS.fetch_add(l.unflushed_count, Ordering::Relaxed);
+#[inline]
+fn maybe_flush(l: &Local) {
+    let events = l.count.get() + l.frees.get();
+    let bytes = l.allocated.get() + l.freed.get();
+    if events < l.due_events.get() && bytes < l.due_bytes.get() {
+        return;
+    }
+    let (a, f, c) = l.flushed.get();
+    let (na, nf, nc) = (l.allocated.get(), l.freed.get(), l.count.get());
+    ALLOCATED.fetch_add(na - a, Ordering::Relaxed);
+    FREED.fetch_add(nf - f, Ordering::Relaxed);
+    ALLOCATIONS.fetch_add(nc - c, Ordering::Relaxed);
     INSTALLED.store(true, Ordering::Relaxed);
-    l.unflushed_allocated = 0;
-    l.unflushed_freed = 0;
-    l.unflushed_count = 0;
-    l.unflushed_frees = 0;
+    l.flushed.set((na, nf, nc));
+    l.due_events.set(events + FLUSH_EVERY);
+    l.due_bytes.set(bytes + FLUSH_BYTES);
 }
 
 /// A global allocator that counts what passes through it to the allocator it wraps.
@@ -228,16 +224,14 @@ struct Mark {
 impl Mark {
     fn start() -> Self {
         LOCAL
-            .try_with(|c| {
-                let mut l = c.get();
+            .try_with(|l| {
                 let m = Self {
-                    allocated: l.allocated,
-                    count: l.count,
-                    net: l.net,
-                    saved_peak: l.peak,
+                    allocated: l.allocated.get(),
+                    count: l.count.get(),
+                    net: l.net.get(),
+                    saved_peak: l.peak.get(),
                 };
-                l.peak = l.net;
-                c.set(l);
+                l.peak.set(m.net);
                 m
             })
             .unwrap_or(Self {
@@ -251,17 +245,15 @@ impl Mark {
     /// Returns what happened since `start`, and the net bytes it left allocated.
     fn end(self) -> (Usage, i64) {
         LOCAL
-            .try_with(|c| {
-                let mut l = c.get();
+            .try_with(|l| {
+                let peak = l.peak.get();
                 let usage = Usage {
-                    allocated: l.allocated - self.allocated,
-                    allocations: l.count - self.count,
-                    peak: (l.peak - self.net).max(0) as u64,
+                    allocated: l.allocated.get() - self.allocated,
+                    allocations: l.count.get() - self.count,
+                    peak: (peak - self.net).max(0) as u64,
                 };
-                let net = l.net - self.net;
-                l.peak = l.peak.max(self.saved_peak);
-                c.set(l);
-                (usage, net)
+                l.peak.set(peak.max(self.saved_peak));
+                (usage, l.net.get() - self.net)
             })
             .unwrap_or_default()
     }
