@@ -59,6 +59,9 @@ pub enum Error {
     /// The body is larger than the limit.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The request's headers are larger than allowed.
+    #[error("the request headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     /// A mutating endpoint was called without the configured bearer token.
     #[error("this endpoint needs the bearer token")]
     Unauthorized,
@@ -92,6 +95,7 @@ impl Error {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -118,6 +122,7 @@ impl Error {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::UriTooLong(_) => "uri_too_long",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::HeadersTooLarge(_) => "headers_too_large",
             Self::Unauthorized => "unauthorized",
             Self::Upstream(_) | Self::UpstreamTimeout(_) => "upstream_unavailable",
             Self::Binance { .. } => "binance",

@@ -18,7 +18,7 @@ pub(crate) const DOCUMENT: &str = r##"{
       "Unauthorized": {"description": "Bearer token missing or wrong", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "PayloadTooLarge": {"description": "Body over 64 KiB", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "UriTooLong": {"description": "URL over 8 KiB", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "HeadersTooLarge": {"description": "Request head over 64 KiB (answered by the HTTP layer, without an envelope)"}
+      "HeadersTooLarge": {"description": "Request head over 64 KiB (with the error envelope; heads of several hundred KB are refused by the HTTP layer, without one)"}
     }
   },
   "paths": {

@@ -134,8 +134,18 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
+    // hyper's read buffer limit is not a head limit (heads of 100 KB pass it), so the
+    // head is measured here too: name, ": ", value and CRLF per header.
+    let head_len = uri_len
+        + req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
     let result = if uri_len > MAX_URL_BYTES {
         Err(Error::UriTooLong(MAX_URL_BYTES))
+    } else if head_len > MAX_HEAD_BYTES {
+        Err(Error::HeadersTooLarge(MAX_HEAD_BYTES))
     } else if body_len > MAX_BODY_BYTES {
         Err(Error::PayloadTooLarge(MAX_BODY_BYTES as usize))
     } else {

@@ -190,8 +190,8 @@ pub struct Heap {
     pub allocations: u64,
 }
 
-/// The process-wide counters (each thread's last few allocations, under [`FLUSH_EVERY`]
-/// and [`FLUSH_BYTES`], are not in them yet).
+/// The process-wide counters (each thread's latest allocations, fewer than 256 events and
+/// 64 KiB, are not in them yet).
 pub fn heap() -> Heap {
     let allocated = ALLOCATED.load(Ordering::Relaxed);
     let freed = FREED.load(Ordering::Relaxed);
