@@ -21,6 +21,8 @@ pub(crate) enum Fault {
     Truncate,
     /// Every row sent twice.
     Duplicate,
+    /// The right answer, after this many ms.
+    Delay(u64),
 }
 
 /// One klines request as the exchange saw it.
@@ -292,6 +294,11 @@ fn serve(conn: TcpStream, s: &State) {
                 };
                 out.write_all(head(status, "", doubled.len()).as_bytes())
                     .and_then(|()| out.write_all(doubled.as_bytes()))
+            }
+            Some(Fault::Delay(ms)) => {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                out.write_all(head(status, "", body.len()).as_bytes())
+                    .and_then(|()| out.write_all(body.as_bytes()))
             }
             None => out
                 .write_all(head(status, "", body.len()).as_bytes())

@@ -5,6 +5,7 @@ mod demo;
 mod fake_exchange;
 mod http;
 mod memory;
+mod reliability;
 mod storage;
 mod upstream;
 
@@ -58,4 +59,35 @@ pub(crate) fn fixture(name: &str) -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/market")
         .join(name)
+}
+
+/// One minute, in ms.
+pub(crate) const MINUTE: i64 = 60_000;
+/// 2024-01-01T00:00:00Z, where [`write_candles`] starts.
+pub(crate) const FIRST: i64 = 1_704_067_200_000;
+
+/// Writes `rows` 1m candles of BTCUSDT from [`FIRST`] as a Binance CSV, prices wandering
+/// deterministically.
+pub(crate) fn write_candles(path: &std::path::Path, rows: i64) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..rows {
+        let t = FIRST + i * MINUTE;
+        let base = 40_000.0 + (i as f64 / 500.0).sin() * 2_000.0 + (i % 97) as f64;
+        writeln!(
+            f,
+            "{t},{:.2},{:.2},{:.2},{:.2},{:.5},{},{:.4},{},{:.5},{:.4},0",
+            base,
+            base + 12.5,
+            base - 11.25,
+            base + 3.0,
+            1.5 + (i % 13) as f64 / 7.0,
+            t + MINUTE - 1,
+            61_000.0 + (i % 31) as f64,
+            100 + i % 50,
+            0.7,
+            28_000.0,
+        )
+        .unwrap();
+    }
 }

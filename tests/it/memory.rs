@@ -1,41 +1,14 @@
 //! The memory guard in the real server: a small limit, a cache filled past it, the reclaim
 //! seen in /api/performance/memory while every request still succeeds.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::http::{get, request, spawn, Server};
-use crate::run;
+use crate::{run, write_candles, FIRST, MINUTE};
 
-const MINUTE: i64 = 60_000;
-const FIRST: i64 = 1_704_067_200_000; // 2024-01-01
 const ROWS: i64 = 120_000;
-
-/// `ROWS` 1m candles of BTCUSDT as a Binance CSV, prices wandering deterministically.
-fn write_candles(path: &std::path::Path) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for i in 0..ROWS {
-        let t = FIRST + i * MINUTE;
-        let base = 40_000.0 + (i as f64 / 500.0).sin() * 2_000.0 + (i % 97) as f64;
-        writeln!(
-            f,
-            "{t},{:.2},{:.2},{:.2},{:.2},{:.5},{},{:.4},{},{:.5},{:.4},0",
-            base,
-            base + 12.5,
-            base - 11.25,
-            base + 3.0,
-            1.5 + (i % 13) as f64 / 7.0,
-            t + MINUTE - 1,
-            61_000.0 + (i % 31) as f64,
-            100 + i % 50,
-            0.7,
-            28_000.0,
-        )
-        .unwrap();
-    }
-}
 
 fn memory(srv: &Server) -> Value {
     let r = get(srv.addr, "/api/performance/memory");
@@ -48,7 +21,7 @@ fn a_small_memory_limit_makes_the_cache_give_memory_back_and_requests_still_succ
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("c.db");
     let csv = dir.path().join("BTCUSDT-1m.csv");
-    write_candles(&csv);
+    write_candles(&csv, ROWS);
     let (st, _, err) = run(
         &db,
         &[

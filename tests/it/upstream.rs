@@ -15,12 +15,12 @@ const MIN: i64 = 60_000;
 const CHUNK_1M: i64 = 1000 * MIN;
 
 /// A chunk-aligned start some days after the listing.
-fn aligned_start() -> i64 {
+pub(crate) fn aligned_start() -> i64 {
     (LISTED / CHUNK_1M + 10) * CHUNK_1M
 }
 
 /// The fake's rows for `[start, end)` of 1m, as Binance kline CSV lines.
-fn expected_csv(start: i64, end: i64) -> Vec<String> {
+pub(crate) fn expected_csv(start: i64, end: i64) -> Vec<String> {
     let now = fake::now_ms();
     (start..end)
         .step_by(MIN as usize)

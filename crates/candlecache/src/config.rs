@@ -17,7 +17,7 @@ pub(crate) struct FileConfig {
     /// `[cache]`: budget_bytes, shards, min_compression_saving, warm_max_share,
     /// promote_after_warm_hits, and `[[cache.namespaces]]`.
     pub(crate) cache: CacheConfig,
-    /// `[database]`: slow_query_ms, slow_query_keep, and `[database.pool]`.
+    /// `[database]`: slow_query_ms, slow_query_keep, max_db_mb, and `[database.pool]`.
     pub(crate) database: DatabaseSection,
     /// `[upstream]`: url, and `[upstream.client]` (timeouts, retries, weight budget).
     pub(crate) upstream: UpstreamSection,
@@ -44,6 +44,8 @@ pub(crate) struct UpstreamSection {
 pub(crate) struct DatabaseSection {
     pub(crate) slow_query_ms: u64,
     pub(crate) slow_query_keep: usize,
+    /// The most MB the database file may grow to; 0 (the default) for no limit.
+    pub(crate) max_db_mb: u64,
     pub(crate) pool: PoolSection,
 }
 
@@ -63,6 +65,7 @@ impl Default for DatabaseSection {
         Self {
             slow_query_ms: d.slow_query_ms,
             slow_query_keep: d.slow_query_keep,
+            max_db_mb: 0,
             pool: PoolSection::default(),
         }
     }
@@ -139,6 +142,7 @@ impl FileConfig {
         c.pool.wait_timeout_ms = self.database.pool.wait_timeout_ms;
         c.pool.busy_timeout_ms = self.database.pool.busy_timeout_ms;
         c.pool.idle_timeout_ms = self.database.pool.idle_timeout_ms;
+        c.pool.max_db_bytes = self.database.max_db_mb.saturating_mul(1_000_000);
         c
     }
 }

@@ -29,9 +29,9 @@ struct Cli {
         default_value = "candlecache.db"
     )]
     db: PathBuf,
-    /// A TOML configuration file for `serve` and `fetch` (sections `[server]`, `[cache]`,
-    /// `[database]`, `[upstream]`, `[memory]`); flags and
-    /// environment variables override it.
+    /// A TOML configuration file (sections `[server]`, `[cache]`, `[database]`,
+    /// `[upstream]`, `[memory]`; every command uses `[database]`); flags and environment
+    /// variables override it.
     #[arg(long, global = true, env = "CANDLECACHE_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -68,10 +68,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
-        Command::Import(args) => store_cmds::import(&cli.db, &args),
-        Command::Export(args) => store_cmds::export(&cli.db, &args),
+        Command::Import(args) => store_cmds::import(&cli.db, cli.config.as_deref(), &args),
+        Command::Export(args) => store_cmds::export(&cli.db, cli.config.as_deref(), &args),
         Command::Fetch(args) => fetch::run(&cli.db, cli.config.as_deref(), &args),
-        Command::Markets(args) => store_cmds::markets(&cli.db, &args),
+        Command::Markets(args) => store_cmds::markets(&cli.db, cli.config.as_deref(), &args),
         Command::Serve(args) => serve::run(&cli.db, cli.config.as_deref(), &args),
     };
     match result {

@@ -92,6 +92,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
                 up.base_url()
             );
         }
+        let db = store.db().clone();
         let read =
             ReadPath::with_upstream(store, &cache, std::sync::Arc::new(wall_clock), upstream)?;
         let mut memory = file.memory.clone();
@@ -123,7 +124,14 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
         http_api::serve(listener, config, read, cache, guard, shutdown_signal()).await?;
-        eprintln!("candlecache: stopped");
+        // The file alone is then complete: a copy or a backup needs no -wal beside it.
+        match db.checkpoint().await {
+            Ok((false, frames)) => {
+                eprintln!("candlecache: stopped; WAL checkpointed ({frames} frames)")
+            }
+            Ok((true, _)) => eprintln!("candlecache: stopped; WAL checkpoint partly blocked by a reader"),
+            Err(e) => eprintln!("candlecache: stopped; WAL checkpoint failed: {e}"),
+        }
         Ok(())
     })
 }

@@ -90,8 +90,10 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn open_store(db: &Path, must_exist: bool) -> Result<SqliteStore> {
-    open_store_with(DbConfig::new(db), must_exist).await
+/// Opens the store with the `[database]` settings of the configuration file, if any.
+async fn open_store(db: &Path, config: Option<&Path>, must_exist: bool) -> Result<SqliteStore> {
+    let file = crate::config::FileConfig::load(config)?;
+    open_store_with(file.db(db), must_exist).await
 }
 
 /// Opens the store with a database configuration; refuses a missing file if asked to.
@@ -125,9 +127,9 @@ pub(crate) fn bar(len: u64, unit: &str) -> ProgressBar {
     bar
 }
 
-pub(crate) fn import(db: &Path, args: &ImportArgs) -> Result<()> {
+pub(crate) fn import(db: &Path, config: Option<&Path>, args: &ImportArgs) -> Result<()> {
     runtime()?.block_on(async {
-        let store = open_store(db, false).await?;
+        let store = open_store(db, config, false).await?;
         let opts = ImportOptions {
             symbol: args.symbol.clone(),
             timeframe: args.timeframe,
@@ -167,9 +169,9 @@ pub(crate) fn import(db: &Path, args: &ImportArgs) -> Result<()> {
     })
 }
 
-pub(crate) fn export(db: &Path, args: &ExportArgs) -> Result<()> {
+pub(crate) fn export(db: &Path, config: Option<&Path>, args: &ExportArgs) -> Result<()> {
     runtime()?.block_on(async {
-        let store = open_store(db, true).await?;
+        let store = open_store(db, config, true).await?;
         let (start, end) = (args.start.unwrap_or(0), args.end.unwrap_or(i64::MAX));
         if start >= end {
             bail!("--start must be before --end");
@@ -207,9 +209,9 @@ pub(crate) fn export(db: &Path, args: &ExportArgs) -> Result<()> {
     })
 }
 
-pub(crate) fn markets(db: &Path, args: &MarketsArgs) -> Result<()> {
+pub(crate) fn markets(db: &Path, config: Option<&Path>, args: &MarketsArgs) -> Result<()> {
     runtime()?.block_on(async {
-        let store = open_store(db, true).await?;
+        let store = open_store(db, config, true).await?;
         let markets = store.markets().await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&markets)?);

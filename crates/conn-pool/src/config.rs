@@ -22,6 +22,9 @@ pub struct SqliteConfig {
     pub mmap_size_bytes: u64,
     /// Connections idle longer than this are closed by the idle cleanup, in ms.
     pub idle_timeout_ms: u64,
+    /// The most bytes the database file may grow to (`PRAGMA max_page_count`); 0 for no
+    /// limit. A write past it fails as a full disk would, and changes nothing.
+    pub max_db_bytes: u64,
 }
 
 impl SqliteConfig {
@@ -70,6 +73,7 @@ impl Default for SqliteConfig {
             cache_size_pages: 10_000,
             mmap_size_bytes: 268_435_456,
             idle_timeout_ms: 300_000,
+            max_db_bytes: 0,
         }
     }
 }

@@ -92,6 +92,7 @@ impl SqlitePool {
             config.cache_size_pages, config.mmap_size_bytes
         );
         let busy = Duration::from_millis(config.busy_timeout_ms);
+        let max_db_bytes = config.max_db_bytes;
         let pool = deadpool_sqlite::Config::new(&config.path)
             .builder(Runtime::Tokio1)
             .map_err(|e| Error::Task(e.to_string()))?
@@ -102,7 +103,15 @@ impl SqlitePool {
                 Box::pin(async move {
                     conn.interact(move |c| {
                         c.busy_timeout(busy)?;
-                        c.execute_batch(&pragmas)
+                        c.execute_batch(&pragmas)?;
+                        if max_db_bytes > 0 {
+                            let page: u64 =
+                                c.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))? as u64;
+                            // SQLite keeps the limit at least at the current size.
+                            let pages = max_db_bytes.div_ceil(page.max(512));
+                            c.execute_batch(&format!("PRAGMA max_page_count={pages}"))?;
+                        }
+                        Ok(())
                     })
                     .await
                     .map_err(|e| HookError::message(e.to_string()))?

@@ -74,6 +74,10 @@ pub(crate) fn error_response(e: &Error) -> Response<http_body_util::Full<Bytes>>
     *r.status_mut() = e.status();
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Error::Busy(_) = e {
+        r.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     if let Error::MethodNotAllowed { allow, .. } = e {
         r.headers_mut()
             .insert(ALLOW, HeaderValue::from_static(allow));

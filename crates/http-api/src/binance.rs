@@ -52,6 +52,7 @@ pub(crate) fn to_binance(e: Error) -> Error {
         Error::InvalidFormat(m) | Error::InvalidTime(m) => binance(bad, -1100, m),
         Error::Upstream(m) => binance(StatusCode::BAD_GATEWAY, -1000, m),
         Error::UpstreamTimeout(m) => binance(StatusCode::GATEWAY_TIMEOUT, -1007, m),
+        Error::Busy(m) => binance(StatusCode::SERVICE_UNAVAILABLE, -1008, m),
         other => binance(other.status(), -1000, other.to_string()),
     }
 }

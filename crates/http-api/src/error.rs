@@ -59,6 +59,12 @@ pub enum Error {
     /// The body is larger than the limit.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// No database connection was free in time; answered 503 with Retry-After.
+    #[error("busy: {0}; retry shortly")]
+    Busy(String),
+    /// A write did not fit in the database (disk full or the configured maximum).
+    #[error("{0}")]
+    StorageFull(String),
     /// The request's headers are larger than allowed.
     #[error("the request headers are larger than {0} bytes")]
     HeadersTooLarge(usize),
@@ -96,6 +102,8 @@ impl Error {
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -123,6 +131,8 @@ impl Error {
             Self::UriTooLong(_) => "uri_too_long",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::HeadersTooLarge(_) => "headers_too_large",
+            Self::Busy(_) => "busy",
+            Self::StorageFull(_) => "storage_full",
             Self::Unauthorized => "unauthorized",
             Self::Upstream(_) | Self::UpstreamTimeout(_) => "upstream_unavailable",
             Self::Binance { .. } => "binance",
@@ -142,6 +152,10 @@ impl From<market_cache::Error> for Error {
             market_cache::Error::InvalidTime { .. } => Self::InvalidTime(e.to_string()),
             market_cache::Error::Upstream(m) => Self::Upstream(m),
             market_cache::Error::UpstreamTimeout(m) => Self::UpstreamTimeout(m),
+            market_cache::Error::Db(db) if db.is_busy() => Self::Busy(db.to_string()),
+            market_cache::Error::Db(db @ query_opt::Error::Full { .. }) => {
+                Self::StorageFull(db.to_string())
+            }
             other => Self::Internal(other.to_string()),
         }
     }

@@ -459,6 +459,17 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 Some(Error::UnknownSymbol(s)) => Error::UnknownSymbol(s.clone()),
                 Some(Error::Upstream(s)) => Error::Upstream(s.clone()),
                 Some(Error::UpstreamTimeout(s)) => Error::UpstreamTimeout(s.clone()),
+                // Kinds the caller answers differently (503 busy, 507 full) keep their kind.
+                Some(Error::Db(query_opt::Error::Pool(conn_pool::Error::Exhausted {
+                    waited_ms,
+                    max_size,
+                }))) => Error::Db(query_opt::Error::Pool(conn_pool::Error::Exhausted {
+                    waited_ms: *waited_ms,
+                    max_size: *max_size,
+                })),
+                Some(Error::Db(query_opt::Error::Full { sql })) => {
+                    Error::Db(query_opt::Error::Full { sql: sql.clone() })
+                }
                 _ => Error::Db(query_opt::Error::Unusable(e.to_string())),
             }),
             Err(e) => Err(Error::Encode {

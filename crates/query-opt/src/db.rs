@@ -220,6 +220,23 @@ impl Db {
             .await?
     }
 
+    /// Moves everything in the write-ahead log into the database file and truncates the
+    /// log, so the file alone is complete (on shutdown, before a backup). Returns whether a
+    /// reader kept part of it back, and the frames moved.
+    ///
+    /// # Errors
+    /// [`Error::Pool`] or [`Error::Query`] if the database cannot be reached.
+    pub async fn checkpoint(&self) -> Result<(bool, i64)> {
+        self.run(|s| {
+            s.time("PRAGMA wal_checkpoint(TRUNCATE)", 1, |c| {
+                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get::<_, i64>(0)? != 0, r.get(2)?))
+                })
+            })
+        })
+        .await
+    }
+
     /// Runs `PRAGMA optimize`, `ANALYZE` and a truncating WAL checkpoint, and reports.
     ///
     /// # Errors
@@ -312,9 +329,14 @@ impl Session<'_> {
         let started = Instant::now();
         let out = f(self.conn);
         self.log.record(sql, executions, started.elapsed());
-        out.map_err(|source| Error::Query {
-            sql: crate::normalize(sql),
-            source,
+        out.map_err(|source| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => Error::Full {
+                sql: crate::normalize(sql),
+            },
+            _ => Error::Query {
+                sql: crate::normalize(sql),
+                source,
+            },
         })
     }
 

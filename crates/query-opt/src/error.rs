@@ -11,6 +11,13 @@ pub enum Error {
         #[source]
         source: conn_pool::rusqlite::Error,
     },
+    /// A write did not fit: the disk is full or the file reached its configured limit
+    /// (`max_db_bytes`). The transaction was rolled back; nothing of it was stored.
+    #[error("the database is full (the disk, or the configured maximum database size): `{sql}` was not written")]
+    Full {
+        /// The statement's normalized pattern.
+        sql: String,
+    },
     /// The database file was written by a newer candlecache.
     #[error(
         "database schema version {found} is newer than this candlecache understands ({supported})"
@@ -30,6 +37,13 @@ pub enum Error {
     /// The result cache failed.
     #[error(transparent)]
     Cache(#[from] cache_core::Error),
+}
+
+impl Error {
+    /// True when no connection was free in time: the caller may retry soon.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Pool(conn_pool::Error::Exhausted { .. }))
+    }
 }
 
 /// The result type of `query-opt`.
