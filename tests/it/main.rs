@@ -3,6 +3,7 @@
 
 mod demo;
 mod fake_exchange;
+mod hostile;
 mod http;
 mod memory;
 mod reliability;
