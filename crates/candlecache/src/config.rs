@@ -146,3 +146,77 @@ impl FileConfig {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A value of any TOML type, or text that is not TOML.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<f64>().prop_map(|v| format!("{v:?}")),
+            any::<bool>().prop_map(|v| v.to_string()),
+            "\\PC{0,16}".prop_map(|s| format!("{s:?}")),
+            "\\PC{0,16}",
+            Just("[1, 2]".to_owned()),
+            Just("{ a = 1 }".to_owned()),
+        ]
+    }
+
+    const KEYS: &[&str] = &[
+        "listen",
+        "max_rows",
+        "header_timeout_secs",
+        "token",
+        "budget_bytes",
+        "shards",
+        "min_compression_saving",
+        "warm_max_share",
+        "promote_after_warm_hits",
+        "slow_query_ms",
+        "max_db_mb",
+        "max_size",
+        "wait_timeout_ms",
+        "url",
+        "retries",
+        "weight_share",
+        "limit_mb",
+        "warning",
+        "critical",
+        "reclaim_to",
+        "sample_interval_ms",
+        "history_minutes",
+        "nope",
+    ];
+    const SECTIONS: &[&str] = &[
+        "server",
+        "cache",
+        "database",
+        "database.pool",
+        "upstream",
+        "upstream.client",
+        "memory",
+        "elsewhere",
+    ];
+
+    proptest! {
+        #[test]
+        fn any_configuration_file_loads_or_is_refused_with_a_message(
+            entries in proptest::collection::vec((0..SECTIONS.len(), 0..KEYS.len(), value()), 0..8),
+        ) {
+            let mut text = String::new();
+            for (s, k, v) in &entries {
+                text.push_str(&format!("[{}]\n{} = {v}\n", SECTIONS[*s], KEYS[*k]));
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, &text).unwrap();
+            match FileConfig::load(Some(&path)) {
+                Ok(_) => {}
+                Err(e) => prop_assert!(e.to_string().contains("c.toml"), "{e}"),
+            }
+        }
+    }
+}

@@ -87,4 +87,20 @@ mod tests {
             Err(Error::MissingParameter("symbol"))
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_query_string_parses_or_is_refused_by_name(q in "\\PC{0,80}", raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
+            if let Ok(p) = Params::parse(Some(&q)) {
+                // Every parameter found is retrievable by its name.
+                for name in q.split('&').filter_map(|kv| kv.split('=').next()).filter(|k| !k.is_empty()) {
+                    if let Some(decoded) = decode(name) {
+                        let _ = p.get(&decoded);
+                    }
+                }
+            }
+            let lossy = String::from_utf8_lossy(&raw);
+            let _ = Params::parse(Some(&lossy));
+        }
+    }
 }
