@@ -53,7 +53,7 @@ pub(crate) fn cache(args: &[&str]) -> Result<()> {
     publish("cache", &section)
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -192,7 +192,7 @@ fn provenance(bench: &str, args: &[&str]) -> String {
 }
 
 /// Writes a table into docs/BENCHMARKS.md and prints it.
-fn publish(name: &str, body: &str) -> Result<()> {
+pub(crate) fn publish(name: &str, body: &str) -> Result<()> {
     write_section(name, body)?;
     println!("{body}");
     println!("written to docs/BENCHMARKS.md");
@@ -213,7 +213,7 @@ fn rows_arg(args: &[&str], bench: &str) -> Result<u64> {
 }
 
 /// The generated 1m candle file of `rows` rows, made once and reused by every bench.
-fn generated(rows: u64) -> Result<std::path::PathBuf> {
+pub(crate) fn generated(rows: u64) -> Result<std::path::PathBuf> {
     let data = root().join(format!("target/bench/data/BTCUSDT-1m-{rows}.csv"));
     if !data.exists() {
         eprintln!(
@@ -547,7 +547,7 @@ impl Drop for Started {
     }
 }
 
-fn wait_http(url: &str) -> Result<()> {
+pub(crate) fn wait_http(url: &str) -> Result<()> {
     for _ in 0..300 {
         if Command::new("curl")
             .args(["-sf", "-o", "/dev/null", url])

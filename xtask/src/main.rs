@@ -7,6 +7,7 @@ mod bench;
 mod clients;
 mod gen;
 mod layers;
+mod soak;
 
 use std::process::Command;
 
@@ -29,6 +30,11 @@ tasks:
                           Flask baseline of ../shared/baselines (installs wrk, nginx, Flask)
   bench resample [--rows N]
                           1m to 1h and 1w against polars and pandas, results checked equal
+  soak [--seconds 60] [--connections 256] [--runs 3] [--cache-mb 64]
+                          a mixed workload (hits, misses, resamples, Arrow/CSV, bad
+                          requests) with wrk against the release server, repeated, then
+                          SIGTERM under load: no 5xx, no socket errors, bounded and stable
+                          memory, clean exit; writes docs/BENCHMARKS.md
   gen-data --rows N OUT   writes a deterministic Binance 1m kline CSV
   check-ccxt              ccxt's binance client (from PyPI, into target/clients) pointed at
                           candlecache's /api/v3: load_markets, then fetch_ohlcv through seven
@@ -72,6 +78,7 @@ fn run() -> Result<()> {
                 .with_context(|| format!("--rows `{n}` is not a count"))?;
             gen::binance_1m(std::path::Path::new(out), rows, 42)
         }
+        ["soak", rest @ ..] => soak::soak(rest),
         ["check-ccxt"] => clients::ccxt(),
         ["check-dashboard"] => clients::dashboard(),
         ["help" | "--help" | "-h"] | [] => {

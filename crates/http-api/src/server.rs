@@ -154,12 +154,12 @@ async fn handle(
         let head = Request::from_parts(parts, ());
         let app = app.clone();
         let route = route_name(&path);
-        // Its own task, so a panic in a handler becomes a 500 for this request only.
-        match tokio::spawn(
-            async move { app.guard.profiles().future(route, app.handle(&head)).await },
-        )
-        .await
-        {
+        // Its own task, so a panic in a handler becomes a 500 for this request only; and
+        // aborted if the client goes away first, so abandoned requests do not pile up.
+        let task = AbortOnDrop(tokio::spawn(async move {
+            app.guard.profiles().future(route, app.handle(&head)).await
+        }));
+        match task.await {
             Ok(r) => r.map(|reply| response(reply, head_only)),
             Err(e) => Err(Error::Internal(format!("handler failed: {e}"))),
         }
@@ -180,4 +180,26 @@ async fn handle(
         took.as_secs_f64() * 1000.0
     );
     resp
+}
+
+/// A spawned task that is aborted when this handle is dropped: hyper drops a request's
+/// future when its connection closes.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        // A no-op once the task has finished.
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
 }

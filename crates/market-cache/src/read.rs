@@ -284,20 +284,31 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             Some(s) if tf.is_aligned(s) => s,
             Some(s) => tf.next(s),
         };
+        let resampling = source_tf != tf;
         let mut candles = Vec::new();
         let (mut hits, mut loads) = (0u32, 0u32);
-        let mut chunk = chunk_start(source_tf, start);
-        // Read chunk by chunk until the range or the limit is covered.
+        // Read chunk by chunk until the range or the limit is covered: chunks of the stored
+        // timeframe, or resampled chunks of the timeframe asked (cached in turn, so a
+        // weekly view over years of 1m is computed once).
+        let mut chunk = chunk_start(tf, start);
+        if !resampling {
+            chunk = chunk_start(source_tf, start);
+        }
+        let grid = if resampling { tf } else { source_tf };
         while chunk < req.end {
-            let next = chunk_end(source_tf, chunk);
-            let (part, hit) = self
-                .chunk(&req.symbol, source_tf, chunk, next, backfill)
-                .await?;
+            let next = chunk_end(grid, chunk);
+            let (part, hit) = if resampling {
+                self.resampled(&req.symbol, tf, source_tf, chunk, next)
+                    .await?
+            } else {
+                self.chunk(&req.symbol, source_tf, chunk, next, backfill)
+                    .await?
+            };
             if hit {
                 hits += 1
             } else {
                 loads += 1;
-                if !backfill {
+                if !backfill && !resampling {
                     // Never ahead of need from an upstream: its request weight is scarce.
                     self.prefetch(&req.symbol, source_tf, chunk, next)
                 }
@@ -316,33 +327,20 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                     .await?
                 {
                     Some(t) if t > next => {
-                        chunk = chunk_start(source_tf, t);
+                        chunk = chunk_start(grid, t);
                         continue;
                     }
                     Some(_) => {}
                     None => break,
                 }
             }
-            // One candle more than the limit tells whether there is a next page; for
-            // resampling, whole buckets must be complete first.
-            let enough = if source_tf == tf {
-                candles.len() > limit
-            } else {
-                candles
-                    .last()
-                    .is_some_and(|l| tf.floor(l.open_time) >= tf.floor(start))
-                    && resampled_len(&candles, tf) > limit + 1
-            };
-            if enough {
+            // One candle more than the limit tells whether there is a next page.
+            if candles.len() > limit {
                 break;
             }
             chunk = next;
         }
-        let mut out = if source_tf == tf {
-            candles
-        } else {
-            resample(&candles, tf)
-        };
+        let mut out = candles;
         let next_start = if out.len() > limit {
             let n = out[limit].open_time;
             out.truncate(limit);
@@ -453,30 +451,77 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         } else {
             ns.get_or_load_typed(key.as_bytes(), load).await
         };
-        match loaded {
-            Ok(v) => Ok((Arc::new(v), false)),
-            Err(cache_core::Error::Load(e)) => Err(match e.downcast_ref::<Error>() {
-                Some(Error::UnknownSymbol(s)) => Error::UnknownSymbol(s.clone()),
-                Some(Error::Upstream(s)) => Error::Upstream(s.clone()),
-                Some(Error::UpstreamTimeout(s)) => Error::UpstreamTimeout(s.clone()),
-                // Kinds the caller answers differently (503 busy, 507 full) keep their kind.
-                Some(Error::Db(query_opt::Error::Pool(conn_pool::Error::Exhausted {
-                    waited_ms,
-                    max_size,
-                }))) => Error::Db(query_opt::Error::Pool(conn_pool::Error::Exhausted {
-                    waited_ms: *waited_ms,
-                    max_size: *max_size,
-                })),
-                Some(Error::Db(query_opt::Error::Full { sql })) => {
-                    Error::Db(query_opt::Error::Full { sql: sql.clone() })
-                }
-                _ => Error::Db(query_opt::Error::Unusable(e.to_string())),
-            }),
-            Err(e) => Err(Error::Encode {
-                what: "chunk",
-                message: e.to_string(),
-            }),
+        loaded
+            .map(|v| (Arc::new(v), false))
+            .map_err(|e| load_error(e, "chunk"))
+    }
+
+    /// The candles of `tf` in `[start, end)` (a chunk of `tf`'s grid, so whole buckets)
+    /// resampled from `source`, from memory or computed from the source's chunks; says
+    /// whether it was in memory.
+    async fn resampled(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        source: Timeframe,
+        start: i64,
+        end: i64,
+    ) -> Result<(Arc<Vec<Candle>>, bool)> {
+        let key = format!("{symbol}/{tf}/from/{source}/{start}");
+        let forming = end > (self.inner.now)() - CLOSE_GRACE_MS;
+        let ns = if forming {
+            &self.inner.recent
+        } else {
+            &self.inner.history
+        };
+        if let Ok(Some(v)) = ns.get_typed::<Vec<Candle>>(key.as_bytes()) {
+            return Ok((Arc::new(v), true));
         }
+        let load = || async {
+            // Complete buckets are resampled as soon as they are complete; only the open
+            // bucket's source candles wait in `pending` (candles arrive in order).
+            let mut out = Vec::new();
+            let mut pending: Vec<Candle> = Vec::new();
+            let mut chunk = chunk_start(source, start);
+            while chunk < end {
+                let next = chunk_end(source, chunk);
+                let (part, _) = self.chunk(symbol, source, chunk, next, false).await?;
+                pending.extend(
+                    part.iter()
+                        .filter(|c| c.open_time >= start && c.open_time < end)
+                        .cloned(),
+                );
+                if let Some(open) = pending.last().map(|l| tf.floor(l.open_time)) {
+                    let split = pending.partition_point(|c| tf.floor(c.open_time) < open);
+                    if split > 0 {
+                        out.extend(resample(&pending[..split], tf));
+                        pending.drain(..split);
+                    }
+                }
+                if part.is_empty() && next < end {
+                    match self.next_needed(symbol, source, next, end, false).await? {
+                        Some(t) if t > next => {
+                            chunk = chunk_start(source, t);
+                            continue;
+                        }
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                chunk = next;
+            }
+            out.extend(resample(&pending, tf));
+            Ok::<_, Error>(out)
+        };
+        let loaded = if forming {
+            ns.get_or_load_typed_with_ttl(key.as_bytes(), forming_ttl(tf), load)
+                .await
+        } else {
+            ns.get_or_load_typed(key.as_bytes(), load).await
+        };
+        loaded
+            .map(|v| (Arc::new(v), false))
+            .map_err(|e| load_error(e, "resampled chunk"))
     }
 
     /// After a miss, loads the neighbouring chunks in the background if they are not in
@@ -514,17 +559,32 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     }
 }
 
-fn resampled_len(candles: &[Candle], tf: Timeframe) -> usize {
-    let mut n = 0;
-    let mut last = None;
-    for c in candles {
-        let b = tf.floor(c.open_time);
-        if last != Some(b) {
-            n += 1;
-            last = Some(b);
-        }
+/// The error of a single-flight load, as the read path's own: the loader's error is shared
+/// by every waiter, so the kinds callers answer differently are rebuilt.
+fn load_error(e: cache_core::Error, what: &'static str) -> Error {
+    match e {
+        cache_core::Error::Load(e) => match e.downcast_ref::<Error>() {
+            Some(Error::UnknownSymbol(s)) => Error::UnknownSymbol(s.clone()),
+            Some(Error::Upstream(s)) => Error::Upstream(s.clone()),
+            Some(Error::UpstreamTimeout(s)) => Error::UpstreamTimeout(s.clone()),
+            // 503 busy and 507 full keep their kind.
+            Some(Error::Db(query_opt::Error::Pool(conn_pool::Error::Exhausted {
+                waited_ms,
+                max_size,
+            }))) => Error::Db(query_opt::Error::Pool(conn_pool::Error::Exhausted {
+                waited_ms: *waited_ms,
+                max_size: *max_size,
+            })),
+            Some(Error::Db(query_opt::Error::Full { sql })) => {
+                Error::Db(query_opt::Error::Full { sql: sql.clone() })
+            }
+            _ => Error::Db(query_opt::Error::Unusable(e.to_string())),
+        },
+        e => Error::Encode {
+            what,
+            message: e.to_string(),
+        },
     }
-    n
 }
 
 /// The open time of the chunk holding `t`: chunks are [`CHUNK_CANDLES`] candles on the
