@@ -41,7 +41,7 @@ fn a_small_memory_limit_makes_the_cache_give_memory_back_and_requests_still_succ
         let m = memory(&srv);
         assert_eq!(m["health"], "Excellent");
         assert!(m["heap"]["installed"].as_bool().unwrap(), "{m}");
-        m["rss_bytes"].as_u64().unwrap()
+        m["private_bytes"].as_u64().unwrap()
     };
     // Warning at 20 MB above that: well below what the cache will be asked to hold.
     let limit_mb = (baseline + 20_000_000) / 800_000;
@@ -104,7 +104,7 @@ fn a_small_memory_limit_makes_the_cache_give_memory_back_and_requests_still_succ
         assert_eq!(a["by"], "cache");
         assert!(a["level"] == "Warning" || a["level"] == "Critical", "{a}");
         assert!(
-            a["rss_bytes"].as_u64().unwrap() >= limit_mb * 800_000,
+            a["private_bytes"].as_u64().unwrap() >= limit_mb * 800_000,
             "{a}"
         );
         sum += a["bytes_freed"].as_u64().unwrap();

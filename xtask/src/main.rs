@@ -30,7 +30,7 @@ tasks:
                           Flask baseline of ../shared/baselines (installs wrk, nginx, Flask)
   bench resample [--rows N]
                           1m to 1h and 1w against polars and pandas, results checked equal
-  soak [--seconds 60] [--connections 256] [--runs 3] [--cache-mb 64]
+  soak [--seconds 60] [--connections 256] [--runs 3] [--cache-mb 256]
                           a mixed workload (hits, misses, resamples, Arrow/CSV, bad
                           requests) with wrk against the release server, repeated, then
                           SIGTERM under load: no 5xx, no socket errors, bounded and stable

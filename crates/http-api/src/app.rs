@@ -339,6 +339,7 @@ impl App {
             "cache": self.cache.stats(),
             "memory": {
                 "rss_bytes": memory.analysis.rss_bytes,
+                "private_bytes": memory.analysis.private_bytes,
                 "limit_bytes": memory.analysis.limit_bytes,
                 "usage_pct": memory.analysis.usage_pct,
                 "health": memory.analysis.health,
@@ -384,6 +385,7 @@ impl App {
             Some((a, actions)) => json!({
                 "health": a.health,
                 "rss_bytes": a.rss_bytes,
+                "private_bytes": a.private_bytes,
                 "usage_pct": a.usage_pct,
                 "bytes_freed": actions.iter().map(|x| x.bytes_freed).sum::<u64>(),
                 "reclaims": actions,

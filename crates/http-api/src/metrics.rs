@@ -282,6 +282,12 @@ fn render_memory(s: &mut String, m: &mem_guard::Report) {
     };
     for (metric, help, kind, value) in [
         (
+            "memory_private_bytes",
+            "Private (anonymous) resident memory: what the level judges.",
+            "gauge",
+            a.private_bytes as f64,
+        ),
+        (
             "memory_rss_bytes",
             "Resident memory of the process.",
             "gauge",

@@ -60,7 +60,7 @@ pub(crate) const DOCUMENT: &str = r##"{
     "/api/v3/ping": {"get": {"summary": "Connectivity", "responses": {"200": {"description": "{}"}}}},
     "/api/performance/stats": {"get": {"summary": "Cache, pool, query and HTTP figures", "responses": {"200": {"description": "Stats"}}}},
     "/api/performance/cache": {"get": {"summary": "Cache figures per namespace and in total", "responses": {"200": {"description": "Cache stats"}}}},
-    "/api/performance/memory": {"get": {"summary": "Memory: rss_bytes, limit_bytes, usage_pct, health (Excellent, Good, Warning, Critical), trend_mb_per_min, leak_suspected, stability_score, recommendations, history, heap, profiles (per route), reclaims", "responses": {"200": {"description": "Memory report"}}}},
+    "/api/performance/memory": {"get": {"summary": "Memory: rss_bytes, private_bytes (judged), limit_bytes, usage_pct, health (Excellent, Good, Warning, Critical), trend_mb_per_min, leak_suspected, stability_score, recommendations, history, heap, profiles (per route), reclaims", "responses": {"200": {"description": "Memory report"}}}},
     "/api/performance/cache/clear": {"post": {"summary": "Clears the memory tiers (not the store)",
       "parameters": [{"name": "namespace", "in": "query", "schema": {"type": "string"}}],
       "responses": {"200": {"description": "Bytes freed"}, "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}}}},

@@ -9,8 +9,12 @@ use crate::Config;
 pub struct Sample {
     /// When, epoch ms.
     pub at_ms: i64,
-    /// Resident memory of the process.
+    /// Resident memory of the process, everything the OS counts (file pages included).
     pub rss_bytes: u64,
+    /// The resident memory that is the process's own: anonymous and shared-memory pages,
+    /// without file pages (a memory-mapped database is counted once per mapping in RSS,
+    /// but it is the OS's page cache). Health and trend are judged on this.
+    pub private_bytes: u64,
     /// Virtual memory of the process.
     pub virtual_bytes: u64,
     /// The system's total memory.
@@ -35,8 +39,10 @@ pub enum Health {
 /// The analysis of a window of samples.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Analysis {
-    /// The latest resident memory.
+    /// The latest resident memory, everything the OS counts.
     pub rss_bytes: u64,
+    /// The latest private resident memory, which the level and the trend judge.
+    pub private_bytes: u64,
     /// The limit it is judged against.
     pub limit_bytes: u64,
     /// `rss / limit`, in percent.
@@ -87,8 +93,9 @@ fn fit(points: &[(f64, f64)]) -> (f64, f64) {
 /// Analyses `samples` (oldest first) against the thresholds of `t`.
 pub fn analyze(samples: &[Sample], t: &Config) -> Analysis {
     let rss = samples.last().map_or(0, |s| s.rss_bytes);
+    let private = samples.last().map_or(0, |s| s.private_bytes);
     let limit_bytes = t.limit_bytes();
-    let usage = rss as f64 / limit_bytes.max(1) as f64;
+    let usage = private as f64 / limit_bytes.max(1) as f64;
     let health = if usage >= t.critical {
         Health::Critical
     } else if usage >= t.warning {
@@ -101,7 +108,12 @@ pub fn analyze(samples: &[Sample], t: &Config) -> Analysis {
     let t0 = samples.first().map_or(0, |s| s.at_ms);
     let points: Vec<(f64, f64)> = samples
         .iter()
-        .map(|s| ((s.at_ms - t0) as f64 / 60_000.0, s.rss_bytes as f64 / 1e6))
+        .map(|s| {
+            (
+                (s.at_ms - t0) as f64 / 60_000.0,
+                s.private_bytes as f64 / 1e6,
+            )
+        })
         .collect();
     let (slope, r2) = fit(&points);
     let minutes = points.last().map_or(0.0, |p| p.0);
@@ -161,6 +173,7 @@ pub fn analyze(samples: &[Sample], t: &Config) -> Analysis {
     }
     Analysis {
         rss_bytes: rss,
+        private_bytes: private,
         limit_bytes,
         usage_pct: usage * 100.0,
         health,
@@ -184,7 +197,8 @@ mod tests {
         (0..n)
             .map(|i| Sample {
                 at_ms: 1_700_000_000_000 + i as i64 * 10_000,
-                rss_bytes: (f(i) * MB as f64) as u64,
+                rss_bytes: (f(i) * MB as f64) as u64 + 50 * MB,
+                private_bytes: (f(i) * MB as f64) as u64,
                 virtual_bytes: 4000 * MB,
                 system_total_bytes: 24_000 * MB,
                 system_available_bytes: 20_000 * MB,

@@ -44,8 +44,8 @@ pub struct ReclaimAction {
     pub action: &'static str,
     /// Bytes the target reports freed.
     pub bytes_freed: u64,
-    /// Resident memory at the sample that called for it.
-    pub rss_bytes: u64,
+    /// Private resident memory at the sample that called for it.
+    pub private_bytes: u64,
 }
 
 /// A point of the memory history.
@@ -55,6 +55,8 @@ pub struct Point {
     pub at_ms: i64,
     /// The highest resident memory among the samples of the point.
     pub rss_bytes: u64,
+    /// The highest private resident memory among them.
+    pub private_bytes: u64,
 }
 
 /// Everything the guard knows, for `/api/performance/memory`.
@@ -207,7 +209,7 @@ impl MemGuard {
         }
         let c = &self.inner.config;
         let target_rss = (c.limit_bytes() as f64 * c.reclaim_to) as u64;
-        let mut want = a.rss_bytes.saturating_sub(target_rss);
+        let mut want = a.private_bytes.saturating_sub(target_rss);
         let mut done = Vec::new();
         let mut record = |by: &str, action: &'static str, bytes_freed: u64| {
             if bytes_freed > 0 {
@@ -218,7 +220,7 @@ impl MemGuard {
                     by: by.to_owned(),
                     action,
                     bytes_freed,
-                    rss_bytes: a.rss_bytes,
+                    private_bytes: a.private_bytes,
                 });
             }
         };
@@ -316,6 +318,7 @@ fn downsample(samples: &[Sample], points: usize) -> Vec<Point> {
         .map(|c| Point {
             at_ms: c.last().map_or(0, |s| s.at_ms),
             rss_bytes: c.iter().map(|s| s.rss_bytes).max().unwrap_or(0),
+            private_bytes: c.iter().map(|s| s.private_bytes).max().unwrap_or(0),
         })
         .collect()
 }
@@ -346,6 +349,7 @@ mod tests {
             .map(|i| Sample {
                 at_ms: i,
                 rss_bytes: if i == 517 { 9_999 } else { 10 },
+                private_bytes: 5,
                 virtual_bytes: 0,
                 system_total_bytes: 0,
                 system_available_bytes: 0,

@@ -55,14 +55,30 @@ impl SampleSource for ProcessSource {
             .system
             .process(self.pid)
             .ok_or_else(|| Error::Sample(format!("process {} not found", self.pid)))?;
+        let rss = p.memory();
         Ok(Sample {
             at_ms: now_ms(),
-            rss_bytes: p.memory(),
+            rss_bytes: rss,
+            private_bytes: private_resident().unwrap_or(rss),
             virtual_bytes: p.virtual_memory(),
             system_total_bytes: self.system.total_memory(),
             system_available_bytes: self.system.available_memory(),
         })
     }
+}
+
+/// Anonymous plus shared-memory resident bytes, from `/proc/self/status` (Linux); `None`
+/// where that is not available, and RSS is used instead.
+fn private_resident() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((kb("RssAnon:")? + kb("RssShmem:").unwrap_or(0)) * 1024)
 }
 
 /// Milliseconds since the epoch.

@@ -30,7 +30,8 @@ impl SampleSource for Script {
         s.0 += 10_000;
         Ok(Sample {
             at_ms: 1_750_000_000_000 + s.0,
-            rss_bytes: (mb * MB as f64) as u64,
+            rss_bytes: (mb * MB as f64) as u64 + 300 * MB,
+            private_bytes: (mb * MB as f64) as u64,
             virtual_bytes: 3 * 1024 * MB,
             system_total_bytes: 24_000 * MB,
             system_available_bytes: 18_000 * MB,
@@ -176,7 +177,7 @@ fn a_warning_reclaims_from_a_real_cache_and_the_cache_agrees() {
     );
     assert!(after.total.evictions > before.total.evictions);
     assert_eq!(report.reclaimed_bytes_total, action.bytes_freed);
-    assert_eq!(action.rss_bytes, 812 * MB);
+    assert_eq!(action.private_bytes, 812 * MB);
 }
 
 #[test]
@@ -254,6 +255,10 @@ fn the_process_source_reads_this_process() {
     let a = guard.tick().unwrap();
     let r = guard.report();
     assert!(a.rss_bytes > MB, "{a:?}");
+    assert!(
+        a.private_bytes > MB && a.private_bytes <= a.rss_bytes,
+        "{a:?}"
+    );
     assert!(r.virtual_bytes >= a.rss_bytes);
     assert!(r.system_total_bytes > r.system_available_bytes && r.system_available_bytes > 0);
 }

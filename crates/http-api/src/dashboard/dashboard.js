@@ -370,7 +370,7 @@ function spark(history, limit) {
     g.fillText("history: collecting samples…", 4, 28);
     return;
   }
-  const max = Math.max(...history.map((p) => p.rss_bytes)) * 1.25;
+  const max = Math.max(...history.map((p) => p.private_bytes)) * 1.25;
   const t0 = history[0].at_ms, t1 = history[history.length - 1].at_ms;
   const px = (t) => ((t - t0) / Math.max(1, t1 - t0)) * (c.width - 2) + 1;
   const py = (v) => c.height - 2 - (v / max) * (c.height - 4);
@@ -379,7 +379,7 @@ function spark(history, limit) {
     g.beginPath(); g.moveTo(0, py(limit * 0.8)); g.lineTo(c.width, py(limit * 0.8)); g.stroke();
   }
   g.setLineDash([]); g.strokeStyle = "#4f9cf9"; g.beginPath();
-  history.forEach((p, i) => (i ? g.lineTo : g.moveTo).call(g, px(p.at_ms), py(p.rss_bytes)));
+  history.forEach((p, i) => (i ? g.lineTo : g.moveTo).call(g, px(p.at_ms), py(p.private_bytes)));
   g.stroke();
 }
 
@@ -395,7 +395,7 @@ async function refreshHealth() {
   const badge = $("mem-health");
   badge.textContent = m.health;
   badge.className = `badge ${m.health}`;
-  $("mem-rss").textContent = `${fmtBytes(m.rss_bytes)} (${m.usage_pct.toFixed(1)} % of limit)`;
+  $("mem-rss").textContent = `${fmtBytes(m.private_bytes)} private (${m.usage_pct.toFixed(1)} % of limit), ${fmtBytes(m.rss_bytes)} with mapped files`;
   $("mem-limit").textContent = fmtBytes(m.limit_bytes);
   $("mem-trend").textContent = `${m.trend_mb_per_min >= 0 ? "+" : ""}${m.trend_mb_per_min.toFixed(2)} MB/min` +
     ` over ${m.window_minutes < 1 ? (m.window_minutes * 60).toFixed(0) + " s" : m.window_minutes.toFixed(0) + " min"}` +
