@@ -5,6 +5,7 @@
 
 mod bench;
 mod clients;
+mod crash;
 mod gen;
 mod layers;
 mod soak;
@@ -35,6 +36,9 @@ tasks:
                           requests) with wrk against the release server, repeated, then
                           SIGTERM under load: no 5xx, no socket errors, bounded and stable
                           memory, clean exit; writes docs/BENCHMARKS.md
+  crash [--rounds 20]     SIGKILL during import and during backfill (from a second
+                          candlecache as upstream), N times each: integrity_check, whole
+                          batches, coverage only of what is stored, exact resume
   gen-data --rows N OUT   writes a deterministic Binance 1m kline CSV
   check-ccxt              ccxt's binance client (from PyPI, into target/clients) pointed at
                           candlecache's /api/v3: load_markets, then fetch_ohlcv through seven
@@ -79,6 +83,7 @@ fn run() -> Result<()> {
             gen::binance_1m(std::path::Path::new(out), rows, 42)
         }
         ["soak", rest @ ..] => soak::soak(rest),
+        ["crash", rest @ ..] => crash::crash(rest),
         ["check-ccxt"] => clients::ccxt(),
         ["check-dashboard"] => clients::dashboard(),
         ["help" | "--help" | "-h"] | [] => {
