@@ -13,7 +13,7 @@ use conn_pool::rusqlite::{Connection, OpenFlags};
 
 use crate::fake_exchange::{self as fake, FakeExchange, Fault, SYMBOL};
 use crate::http::{get, spawn};
-use crate::upstream::{aligned_start, expected_csv};
+use crate::upstream::{aligned_start, expected_csv, exported_1m};
 use crate::{binary, run, write_candles, FIRST, MINUTE};
 
 fn query(db: &Path, sql: &str) -> i64 {
@@ -336,26 +336,5 @@ fn a_killed_backfill_leaves_whole_pages_true_coverage_and_resumes_exactly() {
     // Resuming completes exactly: the exchange's candles, each once.
     let (st, out, err) = run(&db, &args);
     assert!(st.success(), "{out}{err}");
-    let (st, csv, _) = run(
-        &db,
-        &[
-            "export",
-            "--symbol",
-            SYMBOL,
-            "--timeframe",
-            "1m",
-            "--start",
-            &s,
-            "--end",
-            &e,
-            "--format",
-            "binance",
-            "-",
-        ],
-    );
-    assert!(st.success());
-    let got: Vec<&str> = csv.lines().collect();
-    let want = expected_csv(start, end);
-    assert_eq!(got.len(), want.len());
-    assert!(got.iter().zip(&want).all(|(g, w)| g == w));
+    assert_eq!(exported_1m(&db, start, end), expected_csv(start, end));
 }

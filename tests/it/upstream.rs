@@ -33,6 +33,28 @@ pub(crate) fn expected_csv(start: i64, end: i64) -> Vec<String> {
         .collect()
 }
 
+/// The stored 1m candles of the fake's symbol in `[start, end)`, as Binance CSV lines.
+pub(crate) fn exported_1m(db: &std::path::Path, start: i64, end: i64) -> Vec<String> {
+    let (s, e) = (start.to_string(), end.to_string());
+    let args = [
+        "export",
+        "--symbol",
+        SYMBOL,
+        "--timeframe",
+        "1m",
+        "--start",
+        &s,
+        "--end",
+        &e,
+        "--format",
+        "binance",
+        "-",
+    ];
+    let (status, csv, err) = run(db, &args);
+    assert!(status.success(), "{err}");
+    csv.lines().map(str::to_owned).collect()
+}
+
 #[test]
 fn a_backfill_through_faults_stores_exactly_the_exchange_candles_once() {
     let ex = FakeExchange::start();
@@ -76,31 +98,9 @@ fn a_backfill_through_faults_stores_exactly_the_exchange_candles_once() {
     }
 
     // Exactly the exchange's candles, holes included, values as the exchange wrote them.
-    let (status, csv, err) = run(
-        &db,
-        &[
-            "export",
-            "--symbol",
-            SYMBOL,
-            "--timeframe",
-            "1m",
-            "--start",
-            &s,
-            "--end",
-            &e,
-            "--format",
-            "binance",
-            "-",
-        ],
-    );
-    assert!(status.success(), "{err}");
-    let got: Vec<&str> = csv.lines().collect();
     let want = expected_csv(start, end);
     assert!(want.len() < 3500, "the exchange has holes");
-    assert_eq!(got.len(), want.len());
-    for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g, w);
-    }
+    assert_eq!(exported_1m(&db, start, end), want);
 
     // Covered, so a second fetch (or any sub-range) asks nothing.
     let before = ex.klines_seen().len();

@@ -323,19 +323,6 @@ pub(crate) fn storage(args: &[&str]) -> Result<()> {
     let bench = root().join("target/bench");
     let data = generated(rows)?;
     let python = install_peers(&bench)?;
-    // The same server without the counting allocator, to measure what counting costs.
-    crate::cargo(
-        &[
-            "build",
-            "--release",
-            "-p",
-            "candlecache",
-            "--no-default-features",
-        ],
-        &[],
-    )?;
-    let plain = bench.join("candlecache-plain");
-    std::fs::copy(root().join("target/release/candlecache"), &plain)?;
     crate::cargo(&["build", "--release", "-p", "candlecache"], &[])?;
     let bin = root().join("target/release/candlecache");
     let fresh = |name: &str| -> Result<std::path::PathBuf> {

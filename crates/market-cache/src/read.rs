@@ -412,21 +412,6 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         backfill: bool,
     ) -> Result<(Arc<Vec<Candle>>, bool)> {
         let key = format!("{symbol}/{tf}/{start}");
-        let now = (self.inner.now)();
-        // The chunk holding the forming candle (or the future) changes; the rest does not.
-        let forming = end > now - CLOSE_GRACE_MS;
-        let ns = if forming {
-            &self.inner.recent
-        } else {
-            &self.inner.history
-        };
-        if let Ok(Some(v)) = ns.get_typed::<Vec<Candle>>(key.as_bytes()) {
-            self.inner
-                .counters
-                .chunk_hits
-                .fetch_add(1, Ordering::Relaxed);
-            return Ok((Arc::new(v), true));
-        }
         // Single-flight: a request and a prefetch of the same chunk read the store once.
         let counters = &self.inner.counters;
         let load = || async {
@@ -445,6 +430,38 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             candles.extend(forming.into_iter().filter(|c| Some(c.open_time) > last));
             Ok::<_, Error>(candles)
         };
+        let got = self.cached(&key, tf, end, "chunk", load).await?;
+        if got.1 {
+            counters.chunk_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(got)
+    }
+
+    /// The candles under `key` (a chunk of `tf` ending at `end`) from memory, or loaded
+    /// once however many ask at the same time; says whether they were in memory. The
+    /// chunk holding the forming candle (or the future) changes, so it lives in `recent`
+    /// with the timeframe's TTL; the rest does not change.
+    async fn cached<F, Fut>(
+        &self,
+        key: &str,
+        tf: Timeframe,
+        end: i64,
+        what: &'static str,
+        load: F,
+    ) -> Result<(Arc<Vec<Candle>>, bool)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<Candle>>>,
+    {
+        let forming = end > (self.inner.now)() - CLOSE_GRACE_MS;
+        let ns = if forming {
+            &self.inner.recent
+        } else {
+            &self.inner.history
+        };
+        if let Ok(Some(v)) = ns.get_typed::<Vec<Candle>>(key.as_bytes()) {
+            return Ok((Arc::new(v), true));
+        }
         let loaded = if forming {
             ns.get_or_load_typed_with_ttl(key.as_bytes(), forming_ttl(tf), load)
                 .await
@@ -453,7 +470,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         };
         loaded
             .map(|v| (Arc::new(v), false))
-            .map_err(|e| load_error(e, "chunk"))
+            .map_err(|e| load_error(e, what))
     }
 
     /// The candles of `tf` in `[start, end)` (a chunk of `tf`'s grid, so whole buckets)
@@ -468,15 +485,6 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         end: i64,
     ) -> Result<(Arc<Vec<Candle>>, bool)> {
         let key = format!("{symbol}/{tf}/from/{source}/{start}");
-        let forming = end > (self.inner.now)() - CLOSE_GRACE_MS;
-        let ns = if forming {
-            &self.inner.recent
-        } else {
-            &self.inner.history
-        };
-        if let Ok(Some(v)) = ns.get_typed::<Vec<Candle>>(key.as_bytes()) {
-            return Ok((Arc::new(v), true));
-        }
         let load = || async {
             // Complete buckets are resampled as soon as they are complete; only the open
             // bucket's source candles wait in `pending` (candles arrive in order).
@@ -513,15 +521,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             out.extend(resample(&pending, tf));
             Ok::<_, Error>(out)
         };
-        let loaded = if forming {
-            ns.get_or_load_typed_with_ttl(key.as_bytes(), forming_ttl(tf), load)
-                .await
-        } else {
-            ns.get_or_load_typed(key.as_bytes(), load).await
-        };
-        loaded
-            .map(|v| (Arc::new(v), false))
-            .map_err(|e| load_error(e, "resampled chunk"))
+        self.cached(&key, tf, end, "resampled chunk", load).await
     }
 
     /// After a miss, loads the neighbouring chunks in the background if they are not in
