@@ -817,7 +817,11 @@ impl Inner {
                 freed += self.scan(scope, &mut v);
                 if v.lists[0].is_empty() && v.lists[1].is_empty() {
                     v.valid = false;
-                    break;
+                    // A scan that met only expired entries (and evicted them) may have
+                    // stopped short of live ones: look again rather than give up.
+                    if !v.truncated.iter().flatten().any(|t| *t) {
+                        break;
+                    }
                 }
                 continue;
             }

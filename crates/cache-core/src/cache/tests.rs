@@ -722,7 +722,7 @@ proptest! {
                 Op::Reclaim { bytes } => {
                     let before = cache.held_bytes();
                     let freed = cache.free_at_least(bytes.into());
-                    prop_assert!(freed >= u64::from(bytes).min(before));
+                    prop_assert!(freed >= u64::from(bytes).min(before), "freed {} of {} asked, {} held", freed, bytes, before);
                     prop_assert_eq!(cache.held_bytes(), before - freed);
                 }
                 Op::DropWarm => { cache.drop_compressed(); }
