@@ -588,3 +588,46 @@ fn the_dashboard_page_and_its_assets_are_served_from_the_binary() {
     assert_eq!(request(srv.addr, "POST", "/", "").status, 405);
     assert_eq!(get(srv.addr, "/assets/missing.js").status, 404);
 }
+
+#[test]
+fn the_access_log_has_a_line_per_request_and_can_be_turned_off() {
+    for (flag, want) in [(None, 3), (Some("--no-access-log"), 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("stderr.log");
+        let mut child = Command::new(crate::binary())
+            .arg("--db")
+            .arg(dir.path().join("c.db"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flag)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr: SocketAddr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap()
+            .parse()
+            .unwrap();
+        for target in ["/healthz", "/nope?x=1", "/api/crypto/markets"] {
+            get(addr, target);
+        }
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        // Written by a thread of its own, and flushed before the process exits.
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(" GET /")).collect();
+        assert_eq!(lines.len(), want, "{text}");
+        if want > 0 {
+            assert!(lines[1].contains("GET /nope 404"), "{text}");
+            assert!(lines[0].ends_with("ms"), "{text}");
+        }
+    }
+}

@@ -755,7 +755,7 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
     let mut s = String::new();
     writeln!(s, "## HTTP: a cached hit of 1,000 1h candles as JSON\n")?;
     s.push_str(&provenance("http", args));
-    writeln!(s, "Load: `wrk -t2 -c32 -d{secs}s --latency` after a 2 s warm-up, on loopback; wrk and the servers share the same 2 cores. Same rows everywhere: 1M generated 1m candles and their 1h aggregation. candlecache runs six times, alternating the shipped binary (counting allocator for the per-route allocation profiles) and one built with `--no-default-features` (plain system allocator); each row is the median of its three runs.\n")?;
+    writeln!(s, "Load: `wrk -t2 -c32 -d{secs}s --latency` after a 2 s warm-up, on loopback; wrk and the servers share the same 2 cores. Same rows everywhere: 1M generated 1m candles and their 1h aggregation. candlecache runs six times, alternating the shipped binary (counting allocator for the per-route allocation profiles) and one built with `--no-default-features` (plain system allocator); each row is the median of its three runs. candlecache writes its access log (one line per request, by a thread of its own); nginx's is off in the baseline's configuration.\n")?;
     writeln!(
         s,
         "| server | requests/s | p50 | p99 | body bytes | non-2xx | candlecache is |"

@@ -39,6 +39,9 @@ pub(crate) struct Args {
     /// at 90 % it drops its compressed tier and halves the rest.
     #[arg(long, env = "CANDLECACHE_MEMORY_LIMIT_MB", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     memory_limit_mb: Option<u64>,
+    /// No access-log line per request on stderr (also `[server] access_log = false`).
+    #[arg(long)]
+    no_access_log: bool,
     /// Load the bundled real candles (XRPETH 1m and 5m, XRP/USDT 1h) into an empty
     /// database first, so there is something to look at.
     #[arg(long)]
@@ -120,6 +123,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             max_rows: args.max_rows.map_or(file.server.max_rows, |m| m as usize),
             token: args.token.clone().or(file.server.token.clone()),
             header_timeout_secs: file.server.header_timeout_secs,
+            access_log: file.server.access_log && !args.no_access_log,
         };
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;

@@ -25,6 +25,7 @@ pub(crate) struct App {
     pub(crate) cache: Cache,
     pub(crate) responses: NamespaceCache,
     pub(crate) metrics: Metrics,
+    pub(crate) access_log: crate::access_log::AccessLog,
     pub(crate) max_rows: usize,
     pub(crate) token: Option<String>,
     pub(crate) guard: mem_guard::MemGuard,
@@ -362,6 +363,10 @@ impl App {
             "queries": {"patterns": db.log().patterns(), "slow": db.log().slow()},
             "read_path": self.read.stats(),
             "http": self.metrics.summary(),
+            "access_log": {
+                "enabled": self.access_log.enabled(),
+                "dropped_lines": self.access_log.dropped(),
+            },
         });
         Ok(Reply::json(envelope(data, None)))
     }

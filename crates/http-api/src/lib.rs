@@ -15,6 +15,7 @@
 //!
 //! It never runs SQL itself: candles come from `market_cache::read::ReadPath`.
 
+mod access_log;
 mod app;
 mod binance;
 mod encode;

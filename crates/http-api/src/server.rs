@@ -39,6 +39,8 @@ pub struct HttpConfig {
     pub header_timeout_secs: u64,
     /// Bearer token for the mutating endpoints; required when listening beyond loopback.
     pub token: Option<String>,
+    /// One line per request on stderr (written by a thread of its own).
+    pub access_log: bool,
 }
 
 impl Default for HttpConfig {
@@ -48,6 +50,7 @@ impl Default for HttpConfig {
             max_rows: market_cache::read::MAX_LIMIT,
             header_timeout_secs: 10,
             token: None,
+            access_log: true,
         }
     }
 }
@@ -80,6 +83,7 @@ pub async fn serve(
         cache,
         responses,
         metrics: Default::default(),
+        access_log: crate::access_log::AccessLog::start(config.access_log),
         max_rows: config.max_rows,
         token: config.token.clone(),
         guard,
@@ -173,12 +177,14 @@ async fn handle(
     let took = started.elapsed();
     app.metrics
         .record(route_name(&path), resp.status().as_u16(), took);
-    eprintln!(
-        "{peer} {method} {path} {} {}B {:.2}ms",
-        resp.status().as_u16(),
-        http_body::Body::size_hint(resp.body()).exact().unwrap_or(0),
-        took.as_secs_f64() * 1000.0
-    );
+    if app.access_log.enabled() {
+        app.access_log.line(format!(
+            "{peer} {method} {path} {} {}B {:.2}ms",
+            resp.status().as_u16(),
+            http_body::Body::size_hint(resp.body()).exact().unwrap_or(0),
+            took.as_secs_f64() * 1000.0
+        ));
+    }
     resp
 }
 
