@@ -92,3 +92,24 @@ pub(crate) fn write_candles(path: &std::path::Path, rows: i64) {
         .unwrap();
     }
 }
+
+/// A database in `dir` holding `rows` 1m candles of BTCUSDT from [`FIRST`], imported
+/// through the binary.
+pub(crate) fn imported_candles(dir: &std::path::Path, rows: i64) -> PathBuf {
+    let db = dir.join("c.db");
+    let csv = dir.join("BTCUSDT-1m.csv");
+    write_candles(&csv, rows);
+    let (st, _, err) = run(
+        &db,
+        &[
+            "import",
+            csv.to_str().unwrap(),
+            "--symbol",
+            "BTCUSDT",
+            "--timeframe",
+            "1m",
+        ],
+    );
+    assert!(st.success(), "{err}");
+    db
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::http::{get, request, spawn, Server};
-use crate::{run, write_candles, FIRST, MINUTE};
+use crate::{imported_candles, run, FIRST, MINUTE};
 
 const ROWS: i64 = 120_000;
 
@@ -19,21 +19,7 @@ fn memory(srv: &Server) -> Value {
 #[test]
 fn a_small_memory_limit_makes_the_cache_give_memory_back_and_requests_still_succeed() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("c.db");
-    let csv = dir.path().join("BTCUSDT-1m.csv");
-    write_candles(&csv, ROWS);
-    let (st, _, err) = run(
-        &db,
-        &[
-            "import",
-            csv.to_str().unwrap(),
-            "--symbol",
-            "BTCUSDT",
-            "--timeframe",
-            "1m",
-        ],
-    );
-    assert!(st.success(), "{err}");
+    let db = imported_candles(dir.path(), ROWS);
 
     // What this server needs before it caches anything, measured by starting it once.
     let baseline = {

@@ -14,7 +14,7 @@ use conn_pool::rusqlite::{Connection, OpenFlags};
 use crate::fake_exchange::{self as fake, FakeExchange, Fault, SYMBOL};
 use crate::http::{get, spawn};
 use crate::upstream::{aligned_start, expected_csv, exported_1m};
-use crate::{binary, run, write_candles, FIRST, MINUTE};
+use crate::{binary, imported_candles, run, write_candles, FIRST, MINUTE};
 
 fn query(db: &Path, sql: &str) -> i64 {
     let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
@@ -95,22 +95,7 @@ fn a_full_database_refuses_writes_clearly_keeps_whole_batches_and_recovers() {
 #[test]
 fn an_exhausted_pool_answers_503_with_retry_after_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("c.db");
-    let csv = dir.path().join("BTCUSDT-1m.csv");
-    write_candles(&csv, 60_000);
-    assert!(run(
-        &db,
-        &[
-            "import",
-            csv.to_str().unwrap(),
-            "--symbol",
-            "BTCUSDT",
-            "--timeframe",
-            "1m"
-        ]
-    )
-    .0
-    .success());
+    let db = imported_candles(dir.path(), 60_000);
     let cfg = config(
         dir.path(),
         "[database.pool]\nmax_size = 1\nwait_timeout_ms = 1\n",
@@ -191,10 +176,7 @@ fn try_get(addr: SocketAddr, target: &str) -> Option<(u16, bool)> {
 #[test]
 fn sigterm_under_load_finishes_requests_checkpoints_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("c.db");
-    let csv = dir.path().join("BTCUSDT-1m.csv");
-    write_candles(&csv, 50_000);
-    assert!(run(&db, &["import", csv.to_str().unwrap()]).0.success());
+    let db = imported_candles(dir.path(), 50_000);
     let mut srv = spawn(&db, &["serve"]);
     let addr = srv.addr;
     let stop = Arc::new(AtomicBool::new(false));

@@ -534,7 +534,7 @@ impl Drop for Started {
     }
 }
 
-pub(crate) fn wait_http(url: &str) -> Result<()> {
+fn wait_http(url: &str) -> Result<()> {
     for _ in 0..300 {
         if Command::new("curl")
             .args(["-sf", "-o", "/dev/null", url])

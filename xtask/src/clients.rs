@@ -59,7 +59,7 @@ pub(crate) fn ccxt() -> Result<()> {
 
 /// Starts `candlecache serve` on a free loopback port; returns it (stopped when dropped)
 /// and its base URL.
-fn serve(bin: &Path, db: &Path, args: &[&str]) -> Result<(Started, String)> {
+pub(crate) fn serve(bin: &Path, db: &Path, args: &[&str]) -> Result<(Started, String)> {
     let mut child = Command::new(bin)
         .arg("--db")
         .arg(db)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench::{sh, wait_http, Started};
+use crate::bench::sh;
 use crate::layers::root;
 
 const ROWS: u64 = 300_000;
@@ -16,7 +16,6 @@ const BATCH: u64 = 5_000;
 /// The generator's first candle: 2020-01-01.
 const FIRST: i64 = 1_577_836_800_000;
 const MINUTE: i64 = 60_000;
-const PORT: u16 = 18320;
 
 fn sql(db: &Path, query: &str) -> Result<String> {
     Ok(sh(Command::new("sqlite3").arg(db).arg(query))?
@@ -127,16 +126,7 @@ pub(crate) fn crash(args: &[&str]) -> Result<()> {
 
     // Backfill from a candlecache serving the imported file (an upstream, as instances
     // chain): killed `rounds` times, then resumed.
-    let child = Command::new(&bin)
-        .arg("--db")
-        .arg(&src)
-        .args(["serve", "--listen", &format!("127.0.0.1:{PORT}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let _upstream = Started(child);
-    let url = format!("http://127.0.0.1:{PORT}");
-    wait_http(&format!("{url}/healthz"))?;
+    let (_upstream, url) = crate::clients::serve(&bin, &src, &[])?;
     let (start, end) = (FIRST, FIRST + ROWS as i64 * MINUTE);
     let fetch = |db: &Path| {
         let mut c = Command::new(&bin);

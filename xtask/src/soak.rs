@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::bench::{generated, machine, publish, sh, wait_http, Started};
+use crate::bench::{generated, machine, publish, sh};
 use crate::layers::root;
 
-const PORT: u16 = 18310;
 /// What the process may hold privately beyond the cache budget: the runtime, 256
 /// connections' buffers, SQLite's page caches, answers being encoded.
 const OVERHEAD_MB: u64 = 160;
@@ -132,18 +131,9 @@ pub(crate) fn soak(args: &[&str]) -> Result<()> {
     }
     let db_bytes = std::fs::metadata(&db)?.len();
     let bound = a.cache_mb * 1_000_000 + OVERHEAD_MB * 1_000_000;
-    let child = Command::new(&bin)
-        .arg("--db")
-        .arg(&db)
-        .args(["serve", "--listen", &format!("127.0.0.1:{PORT}")])
-        .args(["--cache-mb", &a.cache_mb.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut server = Started(child);
+    let (mut server, url) =
+        crate::clients::serve(&bin, &db, &["--cache-mb", &a.cache_mb.to_string()])?;
     let pid = server.0.id();
-    let url = format!("http://127.0.0.1:{PORT}");
-    wait_http(&format!("{url}/healthz"))?;
     let (rss0, _, private0) = rss(pid)?;
 
     let mut runs = Vec::new();
@@ -155,7 +145,7 @@ pub(crate) fn soak(args: &[&str]) -> Result<()> {
         let (out, peak_private) = sampled(&mut wrk(&url, a.connections, a.seconds), pid)?;
         let v = soak_line(&out)?;
         let (_, peak_rss, private) = rss(pid)?;
-        runs.push((v, private, peak_private, peak_rss));
+        runs.push((v, private, peak_private.max(private), peak_rss));
     }
 
     // SIGTERM in the middle of a run: requests in flight finish, the WAL is checkpointed,

@@ -290,11 +290,8 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         // Read chunk by chunk until the range or the limit is covered: chunks of the stored
         // timeframe, or resampled chunks of the timeframe asked (cached in turn, so a
         // weekly view over years of 1m is computed once).
-        let mut chunk = chunk_start(tf, start);
-        if !resampling {
-            chunk = chunk_start(source_tf, start);
-        }
         let grid = if resampling { tf } else { source_tf };
+        let mut chunk = chunk_start(grid, start);
         while chunk < req.end {
             let next = chunk_end(grid, chunk);
             let (part, hit) = if resampling {
