@@ -2,11 +2,17 @@
 //! holes (minutes the exchange truly has no candle for), a still-forming last candle that
 //! changes with the clock, Binance's klines semantics and row format, and faults injected
 //! on demand: 500s, 429 with Retry-After, truncated bodies and duplicated rows.
+//!
+//! On a second port it speaks Binance's combined WebSocket market streams
+//! (`/stream`, SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS, `<symbol>@kline_<interval>`):
+//! every 250 ms the forming candle of each subscribed stream, and each candle once with
+//! `"x":true` and its final values as it closes; with faults: a dropped connection, a
+//! stall (socket open, nothing sent), refused connections and malformed frames.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,12 +39,29 @@ pub(crate) struct Seen {
     pub(crate) at: i64,
 }
 
+/// A fault of the stream side, applied by the open connections (the first to look).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WsFault {
+    /// The TCP connection is shut down without a close frame.
+    Drop,
+    /// Nothing is sent or read for this many ms; the socket stays open.
+    Stall(u64),
+    /// Garbage text, a binary frame, an event for another symbol, an event for a stream
+    /// not subscribed and an out-of-order event, then business as usual.
+    Malformed,
+}
+
 #[derive(Default)]
 struct State {
     faults: Mutex<VecDeque<Fault>>,
     klines: Mutex<Vec<Seen>>,
     other: Mutex<Vec<String>>,
     stop: AtomicBool,
+    ws_faults: Mutex<VecDeque<WsFault>>,
+    /// Stream connections still to refuse (HTTP 403 before the handshake).
+    ws_refuse: AtomicU64,
+    ws_connections: AtomicU64,
+    ws_subscribes: Mutex<Vec<String>>,
 }
 
 /// The symbol the exchange lists.
@@ -50,14 +73,16 @@ pub(crate) const EXCHANGE_INFO: &str = r#"{"timezone":"UTC","serverTime":1,"rate
 
 pub(crate) struct FakeExchange {
     pub(crate) addr: SocketAddr,
+    pub(crate) ws_addr: SocketAddr,
     state: Arc<State>,
 }
 
 impl Drop for FakeExchange {
     fn drop(&mut self) {
         self.state.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
+        // Wake the accept loops so they see the flag.
         let _ = TcpStream::connect(self.addr);
+        let _ = TcpStream::connect(self.ws_addr);
     }
 }
 
@@ -68,7 +93,7 @@ pub(crate) fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn interval_ms(name: &str) -> Option<i64> {
+pub(crate) fn interval_ms(name: &str) -> Option<i64> {
     Some(match name {
         "1s" => 1_000,
         "1m" => 60_000,
@@ -175,19 +200,55 @@ impl FakeExchange {
     pub(crate) fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        let ws_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ws_addr = ws_listener.local_addr().unwrap();
         let state = Arc::new(State::default());
-        let s = state.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.stop.load(Ordering::SeqCst) {
-                    return;
+        for (listener, handler) in [
+            (listener, serve as fn(TcpStream, &State)),
+            (ws_listener, serve_ws),
+        ] {
+            let s = state.clone();
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if s.stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let s = s.clone();
+                    std::thread::spawn(move || handler(conn, &s));
                 }
-                let Ok(conn) = conn else { continue };
-                let s = s.clone();
-                std::thread::spawn(move || serve(conn, &s));
-            }
-        });
-        Self { addr, state }
+            });
+        }
+        Self {
+            addr,
+            ws_addr,
+            state,
+        }
+    }
+
+    /// The stream host, as `--upstream-ws` takes it.
+    pub(crate) fn ws_url(&self) -> String {
+        format!("ws://{}", self.ws_addr)
+    }
+
+    /// Queues faults for the open stream connections.
+    pub(crate) fn inject_ws(&self, faults: &[WsFault]) {
+        self.state.ws_faults.lock().unwrap().extend(faults);
+    }
+
+    /// Refuses the next `n` stream connections.
+    pub(crate) fn refuse_ws(&self, n: u64) {
+        self.state.ws_refuse.store(n, Ordering::SeqCst);
+    }
+
+    /// Stream connections accepted so far (refused ones not counted).
+    pub(crate) fn ws_connections(&self) -> u64 {
+        self.state.ws_connections.load(Ordering::SeqCst)
+    }
+
+    /// Every stream name subscribed so far, in order, repeats included.
+    pub(crate) fn ws_subscribes(&self) -> Vec<String> {
+        self.state.ws_subscribes.lock().unwrap().clone()
     }
 
     pub(crate) fn url(&self) -> String {
@@ -306,6 +367,183 @@ fn serve(conn: TcpStream, s: &State) {
         };
         if written.is_err() {
             return;
+        }
+    }
+}
+
+/// The kline event of the candle opening at `t` on stream `name`, as Binance sends it.
+pub(crate) fn kline_event(name: &str, interval: &str, iv: i64, t: i64, now: i64) -> String {
+    let r: Vec<serde_json::Value> = serde_json::from_str(&row(iv, t, now)).unwrap();
+    let closed = t + iv <= now;
+    serde_json::json!({
+        "stream": name,
+        "data": {
+            "e": "kline", "E": now, "s": SYMBOL,
+            "k": {
+                "t": t, "T": t + iv - 1, "s": SYMBOL, "i": interval, "f": 100, "L": 200,
+                "o": r[1], "c": r[4], "h": r[2], "l": r[3], "v": r[5], "n": r[8],
+                "x": closed, "q": r[7], "V": r[9], "Q": r[10], "B": "0"
+            }
+        }
+    })
+    .to_string()
+}
+
+/// One stream connection: Binance's combined endpoint with its JSON methods.
+fn serve_ws(conn: TcpStream, s: &State) {
+    use tungstenite::Message;
+    if s.stop.load(Ordering::SeqCst) {
+        return;
+    }
+    let refuse = s
+        .ws_refuse
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if refuse {
+        let mut conn = conn;
+        let _ = conn
+            .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        return;
+    }
+    let Ok(mut ws) = tungstenite::accept(conn) else {
+        return;
+    };
+    s.ws_connections.fetch_add(1, Ordering::SeqCst);
+    let _ = ws
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(25)));
+    // Stream name -> (interval name, interval ms, open time of the last candle sent).
+    let mut subs: HashMap<String, (String, i64, Option<i64>)> = HashMap::new();
+    let mut next_send = std::time::Instant::now();
+    loop {
+        if s.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(t.as_str()) else {
+                    continue;
+                };
+                let id = v["id"].clone();
+                let names: Vec<String> = v["params"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|p| p.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let reply = match v["method"].as_str() {
+                    Some("SUBSCRIBE") => {
+                        for n in names {
+                            s.ws_subscribes.lock().unwrap().push(n.clone());
+                            let iv_name = n.rsplit('_').next().unwrap_or_default().to_owned();
+                            if let Some(iv) = interval_ms(&iv_name) {
+                                subs.entry(n).or_insert((iv_name, iv, None));
+                            }
+                        }
+                        serde_json::json!({"result": null, "id": id})
+                    }
+                    Some("UNSUBSCRIBE") => {
+                        for n in names {
+                            subs.remove(&n);
+                        }
+                        serde_json::json!({"result": null, "id": id})
+                    }
+                    Some("LIST_SUBSCRIPTIONS") => {
+                        serde_json::json!({"result": subs.keys().collect::<Vec<_>>(), "id": id})
+                    }
+                    _ => {
+                        serde_json::json!({"error": {"code": 2, "msg": "Invalid request"}, "id": id})
+                    }
+                };
+                if ws.send(Message::text(reply.to_string())).is_err() {
+                    return;
+                }
+            }
+            Ok(Message::Close(_)) => return,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+        let fault = if subs.is_empty() {
+            None
+        } else {
+            s.ws_faults.lock().unwrap().pop_front()
+        };
+        match fault {
+            Some(WsFault::Drop) => {
+                let _ = ws.get_ref().shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            Some(WsFault::Stall(ms)) => std::thread::sleep(Duration::from_millis(ms)),
+            Some(WsFault::Malformed) => {
+                let now = now_ms();
+                let first = subs.keys().next().cloned().unwrap_or_default();
+                let frames = [
+                    Message::text("{not json"),
+                    Message::binary(vec![0u8, 1, 2]),
+                    Message::text(
+                        kline_event(&first, "1s", 1000, now / 1000 * 1000, now)
+                            .replace(SYMBOL, "ETHUSDT"),
+                    ),
+                    Message::text(kline_event(
+                        "btcusdt@kline_1h",
+                        "1h",
+                        3_600_000,
+                        now / 3_600_000 * 3_600_000,
+                        now,
+                    )),
+                    Message::text(kline_event(
+                        &first,
+                        "1s",
+                        1000,
+                        now / 1000 * 1000 - 60_000,
+                        now,
+                    )),
+                    Message::text(
+                        r#"{"stream":"btcusdt@kline_1s","data":{"e":"kline","s":"BTCUSDT","k":{"t":"x"}}}"#,
+                    ),
+                ];
+                for f in frames {
+                    if ws.send(f).is_err() {
+                        return;
+                    }
+                }
+            }
+            None => {}
+        }
+        if std::time::Instant::now() < next_send {
+            continue;
+        }
+        next_send += Duration::from_millis(250);
+        let now = now_ms();
+        for (name, (iv_name, iv, last)) in subs.iter_mut() {
+            let open = now / *iv * *iv;
+            let mut frames = Vec::new();
+            if let Some(prev) = *last {
+                // Each candle closes once, with its final values.
+                let mut t = prev;
+                while t < open {
+                    if exists(*iv, t, now) {
+                        frames.push(kline_event(name, iv_name, *iv, t, now));
+                    }
+                    t += *iv;
+                }
+            }
+            if exists(*iv, open, now) {
+                frames.push(kline_event(name, iv_name, *iv, open, now));
+            }
+            *last = Some(open);
+            for f in frames {
+                if ws.send(Message::text(f)).is_err() {
+                    return;
+                }
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ mod demo;
 mod fake_exchange;
 mod hostile;
 mod http;
+mod live;
 mod memory;
 mod reliability;
 mod storage;

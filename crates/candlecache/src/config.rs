@@ -27,11 +27,19 @@ pub(crate) struct FileConfig {
 }
 
 /// `[upstream]`: where missing candles are fetched from.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct UpstreamSection {
     /// A Binance-compatible base URL, e.g. `https://api.binance.com`.
     pub(crate) url: Option<String>,
+    /// The upstream's WebSocket market streams (`wss://stream.binance.com:9443`, the
+    /// default for Binance's hosts), or `off`.
+    pub(crate) ws: Option<String>,
+    /// Without a stream, the live edge of a series is re-read at most this often.
+    pub(crate) refresh_ms: u64,
+    /// `[upstream.stream]`: max_streams_per_connection, max_messages_per_sec,
+    /// watchdog_ms, rotate_ms, idle_ms, stale_ms, backoff_base_ms, backoff_max_ms.
+    pub(crate) stream: market_cache::stream::StreamConfig,
     /// `[upstream.client]`: connect_timeout_ms, request_timeout_ms, retries,
     /// backoff_base_ms, backoff_max_ms, deadline_ms, max_idle_per_host, idle_timeout_ms,
     /// weight_limit, weight_share, weight_window_ms, user_agent.
@@ -57,6 +65,18 @@ pub(crate) struct PoolSection {
     pub(crate) wait_timeout_ms: u64,
     pub(crate) busy_timeout_ms: u64,
     pub(crate) idle_timeout_ms: u64,
+}
+
+impl Default for UpstreamSection {
+    fn default() -> Self {
+        Self {
+            url: None,
+            ws: None,
+            refresh_ms: 1000,
+            stream: market_cache::stream::StreamConfig::default(),
+            client: conn_pool::HttpConfig::default(),
+        }
+    }
 }
 
 impl Default for DatabaseSection {
@@ -103,6 +123,17 @@ impl FileConfig {
         cfg.memory
             .validate()
             .map_err(|e| anyhow::anyhow!("configuration {}: [memory] {e}", path.display()))?;
+        if !(100..=60_000).contains(&cfg.upstream.refresh_ms) {
+            bail!(
+                "configuration {}: [upstream] `refresh_ms` must be between 100 and 60000",
+                path.display()
+            );
+        }
+        let mut stream = cfg.upstream.stream.clone();
+        stream.url = "ws://checked".into();
+        stream.validate().map_err(|e| {
+            anyhow::anyhow!("configuration {}: [upstream.stream] {e}", path.display())
+        })?;
         if cfg.server.max_rows == 0 {
             bail!(
                 "configuration {}: [server] `max_rows` must be greater than 0",
@@ -131,6 +162,37 @@ impl FileConfig {
             url,
             self.upstream.client.clone(),
         )?))
+    }
+
+    /// How the live edge is kept fresh: the refresh period, and the upstream's streams
+    /// named by `flag` (which wins), the file's `ws`, or Binance's for Binance's hosts;
+    /// `off` disables them.
+    pub(crate) fn live(
+        &self,
+        upstream: Option<&market_cache::upstream::Upstream>,
+        flag: Option<&str>,
+    ) -> Result<market_cache::read::LiveConfig> {
+        let mut live = market_cache::read::LiveConfig {
+            refresh: std::time::Duration::from_millis(self.upstream.refresh_ms),
+            stream: None,
+        };
+        let Some(up) = upstream else {
+            return Ok(live);
+        };
+        let url = match flag.or(self.upstream.ws.as_deref()).map(str::trim) {
+            Some("off" | "none" | "") => None,
+            Some(url) => Some(url.to_owned()),
+            None => market_cache::stream::default_stream_url(up.base_url()).map(str::to_owned),
+        };
+        if let Some(url) = url {
+            let mut stream = self.upstream.stream.clone();
+            stream.url = url;
+            stream
+                .validate()
+                .with_context(|| "the upstream stream (--upstream-ws / [upstream] ws)")?;
+            live.stream = Some(stream);
+        }
+        Ok(live)
     }
 
     /// The database configuration for the file at `db`.
@@ -180,6 +242,10 @@ mod tests {
         "max_size",
         "wait_timeout_ms",
         "url",
+        "ws",
+        "refresh_ms",
+        "watchdog_ms",
+        "idle_ms",
         "retries",
         "weight_share",
         "limit_mb",
@@ -197,6 +263,7 @@ mod tests {
         "database.pool",
         "upstream",
         "upstream.client",
+        "upstream.stream",
         "memory",
         "elsewhere",
     ];

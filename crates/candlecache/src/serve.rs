@@ -35,6 +35,11 @@ pub(crate) struct Args {
     /// are served.
     #[arg(long, env = "CANDLECACHE_UPSTREAM")]
     upstream: Option<String>,
+    /// The upstream's WebSocket market streams, which keep the latest candles as fresh
+    /// as the exchange's (`wss://stream.binance.com:9443` by default for Binance's
+    /// hosts; none for other upstreams), or `off` to refresh the edge over REST only.
+    #[arg(long, env = "CANDLECACHE_UPSTREAM_WS", value_name = "URL|off")]
+    upstream_ws: Option<String>,
     /// The memory limit in MB (default 2000): at 80 % of it the cache gives memory back,
     /// at 90 % it drops its compressed tier and halves the rest.
     #[arg(long, env = "CANDLECACHE_MEMORY_LIMIT_MB", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -95,9 +100,23 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
                 up.base_url()
             );
         }
+        let live = file.live(upstream.as_ref(), args.upstream_ws.as_deref())?;
+        if let Some(stream) = &live.stream {
+            eprintln!("candlecache: live edge from the streams at {}", stream.url);
+        } else if upstream.is_some() {
+            eprintln!(
+                "candlecache: live edge refreshed over REST at most every {} ms",
+                live.refresh.as_millis()
+            );
+        }
         let db = store.db().clone();
-        let read =
-            ReadPath::with_upstream(store, &cache, std::sync::Arc::new(wall_clock), upstream)?;
+        let read = ReadPath::with_live(
+            store,
+            &cache,
+            std::sync::Arc::new(wall_clock),
+            upstream,
+            live,
+        )?;
         let mut memory = file.memory.clone();
         if let Some(mb) = args.memory_limit_mb {
             memory.limit_mb = mb;

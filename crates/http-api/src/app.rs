@@ -16,6 +16,9 @@ use crate::metrics::Metrics;
 use crate::query::Params;
 use crate::{Error, Result};
 
+/// How long a whole answer of closed history is kept (`api_responses`).
+pub(crate) const RESPONSE_TTL: Duration = Duration::from_secs(60);
+
 /// Bodies larger than this are gzipped for clients that accept it.
 pub(crate) const GZIP_MIN_BYTES: usize = 1024;
 
@@ -155,6 +158,7 @@ impl App {
                     &self.cache,
                     self.read.store().db(),
                     &self.read.upstream().map(|u| u.stats()).unwrap_or_default(),
+                    (&self.read.stats(), self.read.stream_stats().as_ref()),
                     &self.guard.report(),
                 )),
                 ..Reply::json(json!(null))
@@ -194,10 +198,11 @@ impl App {
         }
     }
 
-    /// Reads the cached bytes of `key` as a reply.
-    pub(crate) fn cached_reply(&self, key: &str, gzip: bool) -> Option<Reply> {
+    /// Reads the cached bytes of `key` as a reply, with the encoding they were stored in
+    /// (a small body is kept plain even for a client that accepts gzip).
+    pub(crate) fn cached_reply(&self, key: &str) -> Option<Reply> {
         let hit = self.responses.get(key.as_bytes())?;
-        let (content_type, body) = split_cached(&hit);
+        let (content_type, gzip, body) = split_cached(&hit)?;
         Some(Reply {
             status: StatusCode::OK,
             content_type,
@@ -208,21 +213,35 @@ impl App {
         })
     }
 
-    /// Keeps a reply's bytes under `key` for `ttl`.
-    pub(crate) fn cache_reply(&self, key: &str, content_type: &str, body: &[u8], ttl: Duration) {
+    /// Keeps a reply's bytes (and whether they are gzipped) under `key` for `ttl`.
+    pub(crate) fn cache_reply(
+        &self,
+        key: &str,
+        content_type: &str,
+        gzip: bool,
+        body: &[u8],
+        ttl: Duration,
+    ) {
+        if ttl.is_zero() {
+            return;
+        }
         // A full cache only means the next request recomputes.
-        let _ =
-            self.responses
-                .insert_with_ttl(key.as_bytes(), join_cached(content_type, body), ttl);
+        let _ = self.responses.insert_with_ttl(
+            key.as_bytes(),
+            join_cached(content_type, gzip, body),
+            ttl,
+        );
     }
 
     async fn ohlc<B>(&self, req: &Request<B>, p: &Params) -> Result<Reply> {
         let symbol: Symbol = p.require("symbol")?.parse()?;
         let timeframe: Timeframe = p.require("timeframe")?.parse()?;
         let start = p.get("start").map(parse_time).transpose()?;
+        // Without a start the latest `limit` candles before `end` are answered; without an
+        // end, up to now, the forming candle included.
         let end = match p.get("end") {
             Some(e) => parse_time(e)?,
-            None => timeframe.next(wall_ms()),
+            None => timeframe.next(self.read.now()),
         };
         if start.is_some_and(|s| s >= end) {
             return Err(Error::InvalidRange);
@@ -276,7 +295,7 @@ impl App {
         // A repeated request is a lookup of ready bytes.
         let key =
             format!("ohlc|{symbol}|{timeframe}|{start:?}|{end}|{limit}|{fill:?}|{format}|{gzip}");
-        if let Some(hit) = self.cached_reply(&key, gzip) {
+        if let Some(hit) = self.cached_reply(&key) {
             return Ok(hit);
         }
         let t = Instant::now();
@@ -310,13 +329,9 @@ impl App {
             body = gzip_bytes(&body);
         }
         let encode_ms = t.elapsed().as_secs_f64() * 1000.0;
-        // Answers that hold the forming candle change soon; cache them no longer than it.
-        let ttl = if answer.partial_last {
-            market_cache::read::forming_ttl(timeframe).min(Duration::from_secs(60))
-        } else {
-            Duration::from_secs(60)
-        };
-        self.cache_reply(&key, content_type, &body, ttl);
+        // Answers that reach the live edge are kept only as long as it stays fresh.
+        let ttl = answer.max_age.map_or(RESPONSE_TTL, |a| a.min(RESPONSE_TTL));
+        self.cache_reply(&key, content_type, gzip, &body, ttl);
         let source = format!("{:?}", answer.source).to_lowercase();
         Ok(Reply {
             status: StatusCode::OK,
@@ -359,6 +374,9 @@ impl App {
             "upstream": self.read.upstream().map(|u| json!({
                 "base_url": u.base_url(),
                 "hosts": u.stats(),
+                "edge_refreshes": self.read.stats().edge_refreshes,
+                "edge_from_stream": self.read.stats().edge_from_stream,
+                "streams": self.read.stream_stats(),
             })),
             "queries": {"patterns": db.log().patterns(), "slow": db.log().slow()},
             "read_path": self.read.stats(),
@@ -449,15 +467,33 @@ fn clip(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
+/// Whether the client takes a gzipped body: `gzip` (or `x-gzip`, or `*` when gzip is not
+/// named) with a q-value above 0, as RFC 9110 12.5.3 reads `Accept-Encoding`.
 pub(crate) fn accepts_gzip<B>(req: &Request<B>) -> bool {
-    req.headers()
+    let mut gzip = None;
+    let mut star = None;
+    for entry in req
+        .headers()
         .get_all(ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.split(',')
-                .any(|e| e.trim().split(';').next() == Some("gzip") && !e.contains("q=0"))
-        })
+        .flat_map(|v| v.split(','))
+    {
+        let mut parts = entry.split(';');
+        let coding = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(Some(1.0), |(_, v)| v.trim().parse::<f32>().ok());
+        // An unreadable q-value refuses the coding rather than guessing.
+        let wanted = q.is_some_and(|q| q > 0.0);
+        match coding.as_str() {
+            "gzip" | "x-gzip" => gzip = Some(gzip.unwrap_or(false) || wanted),
+            "*" => star = Some(wanted),
+            _ => {}
+        }
+    }
+    gzip.or(star).unwrap_or(false)
 }
 
 pub(crate) fn gzip_bytes(b: &[u8]) -> Bytes {
@@ -469,24 +505,31 @@ pub(crate) fn gzip_bytes(b: &[u8]) -> Bytes {
     Bytes::from(enc.finish().unwrap_or_default())
 }
 
-/// Cached responses are stored as `content-type \n body`.
-fn join_cached(content_type: &str, body: &[u8]) -> Bytes {
-    let mut v = Vec::with_capacity(content_type.len() + 1 + body.len());
+/// Cached responses are stored as `content-type \n encoding \n body`, the encoding being
+/// `gzip` or empty, so a hit is sent exactly as it was encoded.
+fn join_cached(content_type: &str, gzip: bool, body: &[u8]) -> Bytes {
+    let enc: &[u8] = if gzip { b"gzip" } else { b"" };
+    let mut v = Vec::with_capacity(content_type.len() + enc.len() + 2 + body.len());
     v.extend_from_slice(content_type.as_bytes());
+    v.push(b'\n');
+    v.extend_from_slice(enc);
     v.push(b'\n');
     v.extend_from_slice(body);
     Bytes::from(v)
 }
 
-fn split_cached(v: &Bytes) -> (&'static str, Bytes) {
-    let nl = v.iter().position(|b| *b == b'\n').unwrap_or(0);
+fn split_cached(v: &Bytes) -> Option<(&'static str, bool, Bytes)> {
+    let nl = v.iter().position(|b| *b == b'\n')?;
     let ct = match &v[..nl] {
         b"text/csv" => "text/csv",
         b"application/vnd.apache.arrow.stream" => "application/vnd.apache.arrow.stream",
         _ => "application/json",
     };
+    let rest = &v[nl + 1..];
+    let nl2 = rest.iter().position(|b| *b == b'\n')?;
+    let gzip = &rest[..nl2] == b"gzip";
     // The body is shared, not copied.
-    (ct, v.slice(nl + 1..))
+    Some((ct, gzip, v.slice(nl + 1 + nl2 + 1..)))
 }
 
 /// Builds the HTTP response of a reply, with its headers.

@@ -2,11 +2,9 @@
 //! and `ping`, with Binance's parameters, row format and error bodies, so ccxt and
 //! freqtrade work with only the base URL changed.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use hyper::{Request, StatusCode};
-use market_cache::read::{forming_ttl, Fill, Request as ReadRequest};
+use market_cache::read::{Fill, Request as ReadRequest};
 use market_cache::upstream::{klines_json, PAGE};
 use market_cache::{CandleStore, Symbol, Timeframe};
 use serde_json::{json, Value};
@@ -123,25 +121,12 @@ impl App {
             }
         }
         let now = self.read.now();
-        // Binance: startTime <= openTime <= endTime; without startTime, the latest `limit`
-        // candles up to endTime (or now).
+        // Binance: startTime <= openTime <= endTime; without startTime, exactly the latest
+        // `limit` candles up to endTime (or now, the last one still forming).
         let end = end_incl.map_or_else(|| tf.next(now), |e| e.saturating_add(1));
-        let start = match start {
-            Some(s) => s,
-            None => {
-                let mut open = tf.floor(end - 1);
-                for _ in 1..limit {
-                    if open <= 0 {
-                        break;
-                    }
-                    open = tf.floor(open - 1);
-                }
-                open.max(0)
-            }
-        };
         let gzip = crate::app::accepts_gzip(req);
-        let key = format!("klines|{symbol}|{tf}|{start}|{end}|{limit}|{gzip}");
-        if let Some(hit) = self.cached_reply(&key, gzip) {
+        let key = format!("klines|{symbol}|{tf}|{start:?}|{end}|{limit}|{gzip}");
+        if let Some(hit) = self.cached_reply(&key) {
             return Ok(hit);
         }
         let answer = self
@@ -149,7 +134,7 @@ impl App {
             .get(&ReadRequest {
                 symbol,
                 timeframe: tf,
-                start: Some(start),
+                start,
                 end,
                 limit,
                 fill: Fill::None,
@@ -160,12 +145,10 @@ impl App {
         if gzip {
             body = crate::app::gzip_bytes(&body);
         }
-        let ttl = if answer.partial_last || end > now {
-            forming_ttl(tf).min(Duration::from_secs(60))
-        } else {
-            Duration::from_secs(60)
-        };
-        self.cache_reply(&key, "application/json", &body, ttl);
+        let ttl = answer.max_age.map_or(crate::app::RESPONSE_TTL, |a| {
+            a.min(crate::app::RESPONSE_TTL)
+        });
+        self.cache_reply(&key, "application/json", gzip, &body, ttl);
         Ok(Reply {
             body,
             gzip,
@@ -180,7 +163,7 @@ impl App {
             _ => "/api/v3/exchangeInfo".to_owned(),
         };
         let key = format!("exchangeInfo|{path}");
-        if let Some(hit) = self.cached_reply(&key, false) {
+        if let Some(hit) = self.cached_reply(&key) {
             return Ok(hit);
         }
         let (status, body) = match self.read.upstream() {
@@ -192,7 +175,13 @@ impl App {
         };
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         if status.is_success() {
-            self.cache_reply(&key, "application/json", &body, Duration::from_secs(60));
+            self.cache_reply(
+                &key,
+                "application/json",
+                false,
+                &body,
+                crate::app::RESPONSE_TTL,
+            );
         }
         Ok(Reply {
             status,

@@ -79,6 +79,10 @@ impl Metrics {
         cache: &Cache,
         db: &Db,
         upstream: &[conn_pool::HostStats],
+        live: (
+            &market_cache::read::ReadStats,
+            Option<&market_cache::stream::StreamStats>,
+        ),
         memory: &mem_guard::Report,
     ) -> String {
         let mut s = String::new();
@@ -267,8 +271,132 @@ impl Metrics {
                 let _ = writeln!(s, "candlecache_{metric}{{host=\"{}\"}} {}", h.host, get(h));
             }
         }
+        render_live(&mut s, live.0, live.1);
         render_memory(&mut s, memory);
         s
+    }
+}
+
+/// The live edge: REST refreshes, and the upstream streams when configured.
+fn render_live(
+    s: &mut String,
+    read: &market_cache::read::ReadStats,
+    streams: Option<&market_cache::stream::StreamStats>,
+) {
+    let mut one = |name: &str, help: &str, kind: &str, v: f64| {
+        let _ = writeln!(
+            s,
+            "# HELP candlecache_{name} {help}\n# TYPE candlecache_{name} {kind}\ncandlecache_{name} {v}"
+        );
+    };
+    one(
+        "edge_refreshes_total",
+        "Live-edge chunks re-read (over REST when there is an upstream).",
+        "counter",
+        read.edge_refreshes as f64,
+    );
+    one(
+        "edge_from_stream_total",
+        "Answers whose live edge came from the upstream stream.",
+        "counter",
+        read.edge_from_stream as f64,
+    );
+    let Some(st) = streams else { return };
+    for (name, help, kind, v) in [
+        (
+            "stream_connections",
+            "Upstream stream connections open.",
+            "gauge",
+            st.connections as f64,
+        ),
+        (
+            "stream_streams",
+            "Upstream streams subscribed.",
+            "gauge",
+            st.streams as f64,
+        ),
+        (
+            "stream_live_streams",
+            "Upstream streams trusted for the edge now.",
+            "gauge",
+            st.live_streams as f64,
+        ),
+        (
+            "stream_reconnects_total",
+            "Upstream stream reconnects.",
+            "counter",
+            st.reconnects as f64,
+        ),
+        (
+            "stream_stalls_total",
+            "Upstream stream connections replaced for silence.",
+            "counter",
+            st.stalls as f64,
+        ),
+        (
+            "stream_connect_failures_total",
+            "Failed upstream stream connection attempts.",
+            "counter",
+            st.connect_failures as f64,
+        ),
+        (
+            "stream_events_total",
+            "Kline events received from the upstream.",
+            "counter",
+            st.events as f64,
+        ),
+        (
+            "stream_events_per_second",
+            "Kline events a second over the last 10 s.",
+            "gauge",
+            st.events_per_sec,
+        ),
+        (
+            "stream_closed_stored_total",
+            "Closed candles stored from the stream.",
+            "counter",
+            st.closed_stored as f64,
+        ),
+        (
+            "stream_bad_frames_total",
+            "Upstream frames ignored as invalid.",
+            "counter",
+            st.bad_frames as f64,
+        ),
+        (
+            "stream_unexpected_total",
+            "Upstream events for streams not subscribed or contradicting theirs.",
+            "counter",
+            st.unexpected as f64,
+        ),
+        (
+            "stream_out_of_order_total",
+            "Upstream events older than what the series had.",
+            "counter",
+            st.out_of_order as f64,
+        ),
+        (
+            "stream_backfills_total",
+            "REST backfills after a stream (re)subscription.",
+            "counter",
+            st.backfills as f64,
+        ),
+    ] {
+        one(name, help, kind, v);
+    }
+    let _ = writeln!(
+        s,
+        "# HELP candlecache_stream_last_event_age_seconds Age of the last event per upstream stream.\n# TYPE candlecache_stream_last_event_age_seconds gauge"
+    );
+    for p in &st.per_stream {
+        if let Some(age) = p.last_event_age_ms {
+            let _ = writeln!(
+                s,
+                "candlecache_stream_last_event_age_seconds{{stream=\"{}\"}} {}",
+                p.stream,
+                age as f64 / 1000.0
+            );
+        }
     }
 }
 

@@ -16,7 +16,8 @@
 //!   [`fill_previous`].
 //!
 //! - [`read`]: the chunked read path over `cache-core`; [`upstream`]: backfill from a
-//!   Binance-compatible exchange with coverage, and the Binance klines row format.
+//!   Binance-compatible exchange with coverage, and the Binance klines row format;
+//!   [`stream`]: the live edge from the exchange's WebSocket kline streams.
 //!
 //! # Example
 //! ```
@@ -34,6 +35,7 @@ pub mod import;
 pub mod read;
 mod resample;
 mod store;
+pub mod stream;
 mod symbol;
 mod time;
 mod timeframe;

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::resample::{fill_previous, gaps, resample};
 use crate::store::CandleStore;
+use crate::stream::{StreamConfig, StreamStats, Streams};
 use crate::upstream::{Upstream, CLOSE_GRACE_MS};
 use crate::{Candle, Error, Result, Symbol, Timeframe};
 
@@ -39,7 +40,8 @@ pub struct Request {
     /// The timeframe wanted (stored or resampled).
     pub timeframe: Timeframe,
     /// First open time, epoch ms; a start inside a candle begins at the next one. `None`
-    /// starts at the first stored candle.
+    /// asks for the latest `limit` candles before `end` (as Binance answers klines
+    /// without startTime).
     pub start: Option<i64>,
     /// End of the range, exclusive, epoch ms.
     pub end: i64,
@@ -76,6 +78,9 @@ pub struct Answer {
     pub partial_last: bool,
     /// Where the next page starts, when `limit` cut the answer short.
     pub next_start: Option<i64>,
+    /// How long the answer may be served again: `None` for closed history, which never
+    /// changes; the live edge only as long as the freshness contract allows.
+    pub max_age: Option<Duration>,
 }
 
 /// Counters of the read path.
@@ -87,6 +92,10 @@ pub struct ReadStats {
     pub chunk_loads: u64,
     /// Neighbouring chunks loaded ahead of need after a miss.
     pub prefetches: u64,
+    /// Live-edge chunks re-read (with an upstream, from it over REST).
+    pub edge_refreshes: u64,
+    /// Answers whose edge came from the upstream's stream.
+    pub edge_from_stream: u64,
 }
 
 #[derive(Default)]
@@ -94,6 +103,46 @@ struct Counters {
     chunk_hits: AtomicU64,
     chunk_loads: AtomicU64,
     prefetches: AtomicU64,
+    edge_refreshes: AtomicU64,
+    edge_from_stream: AtomicU64,
+}
+
+/// How the live edge is kept fresh.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// With an upstream and no trusted stream, the edge of a series is re-read from the
+    /// upstream at most once per this period (single-flight across all clients).
+    pub refresh: Duration,
+    /// The upstream's WebSocket streams, if any.
+    pub stream: Option<StreamConfig>,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            refresh: Duration::from_secs(1),
+            stream: None,
+        }
+    }
+}
+
+/// How long an answer whose edge came from a stream may be served again: well inside
+/// the contract's 1 s, so a newer event shows at once to the next poll after it.
+const STREAM_ANSWER_AGE: Duration = Duration::from_millis(200);
+/// How long the stored part of an edge chunk read for a stream stays in memory; a new
+/// closed candle changes its key anyway.
+const STREAM_CHUNK_TTL: Duration = Duration::from_secs(10);
+
+/// Where the candles of a chunk came from, for the answer's freshness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Edge {
+    /// Closed history: never changes.
+    #[default]
+    Closed,
+    /// The edge, refreshed over REST (or, without an upstream, from the store).
+    Refreshed,
+    /// The edge, from the upstream's stream.
+    Stream,
 }
 
 /// A clock in epoch ms; injectable so tests decide what "now" is.
@@ -121,6 +170,8 @@ struct Inner<S> {
     /// Prefetches running at once are bounded so they never crowd out requests.
     prefetch_slots: tokio::sync::Semaphore,
     upstream: Option<Upstream>,
+    live: LiveConfig,
+    streams: Option<Streams<S>>,
 }
 
 /// How long a chunk that holds the still-forming candle may be served from memory.
@@ -140,6 +191,12 @@ pub fn forming_ttl(tf: Timeframe) -> Duration {
         D3 => 28_800,
         W1 | Mo1 => 86_400,
     })
+}
+
+/// The open time of the first chunk of `tf` that may still change at `now`: chunks ending
+/// after `now - CLOSE_GRACE_MS` hold the live edge.
+pub fn edge_chunk_start(tf: Timeframe, now: i64) -> i64 {
+    chunk_start(tf, now - CLOSE_GRACE_MS)
 }
 
 /// The system clock in epoch ms, the [`Now`] of [`ReadPath::new`].
@@ -177,6 +234,30 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         now: Now,
         upstream: Option<Upstream>,
     ) -> Result<Self> {
+        Self::with_live(store, cache, now, upstream, LiveConfig::default())
+    }
+
+    /// As [`ReadPath::with_upstream`], keeping the live edge fresh as `live` says. With a
+    /// stream configured it must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// If `cache` lacks either namespace, or the stream configuration is invalid.
+    pub fn with_live(
+        store: S,
+        cache: &Cache,
+        now: Now,
+        upstream: Option<Upstream>,
+        live: LiveConfig,
+    ) -> Result<Self> {
+        let streams = match (&upstream, &live.stream) {
+            (Some(up), Some(cfg)) => Some(Streams::new(
+                cfg.clone(),
+                store.clone(),
+                up.clone(),
+                now.clone(),
+            )?),
+            _ => None,
+        };
         let ns = |name| {
             cache.namespace(name).map_err(|e| Error::Encode {
                 what: "cache",
@@ -192,6 +273,8 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 counters: Counters::default(),
                 prefetch_slots: tokio::sync::Semaphore::new(2),
                 upstream,
+                live,
+                streams,
             }),
         })
     }
@@ -206,6 +289,11 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         self.inner.upstream.as_ref()
     }
 
+    /// Figures of the upstream streams, when they are configured.
+    pub fn stream_stats(&self) -> Option<StreamStats> {
+        self.inner.streams.as_ref().map(Streams::stats)
+    }
+
     /// Returns the clock.
     pub fn now(&self) -> i64 {
         (self.inner.now)()
@@ -218,6 +306,8 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             chunk_hits: c.chunk_hits.load(Ordering::Relaxed),
             chunk_loads: c.chunk_loads.load(Ordering::Relaxed),
             prefetches: c.prefetches.load(Ordering::Relaxed),
+            edge_refreshes: c.edge_refreshes.load(Ordering::Relaxed),
+            edge_from_stream: c.edge_from_stream.load(Ordering::Relaxed),
         }
     }
 
@@ -236,12 +326,6 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             .collect();
         // The finest stored timeframe finer than the one asked, to resample from.
         let finer = stored.iter().copied().filter(|s| *s < tf).min();
-        let first_of = |source: Timeframe| {
-            markets
-                .iter()
-                .find(|m| m.symbol == req.symbol.as_str() && m.timeframe == source.as_str())
-                .and_then(|m| m.first_time)
-        };
         if stored.contains(&tf) || self.inner.upstream.is_none() {
             // The stored timeframe itself, else resampled from a finer one.
             let source_tf = if stored.contains(&tf) {
@@ -254,39 +338,50 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 })?
             };
             let backfill = self.inner.upstream.is_some();
-            return self
-                .collect(req, source_tf, first_of(source_tf), backfill)
-                .await;
+            return self.collect(req, source_tf, backfill).await;
         }
         // With an upstream, a timeframe not stored is fetched as it is; resampling is the
         // fallback for series the upstream does not know (imported from files).
-        match self.collect(req, tf, first_of(tf), true).await {
+        match self.collect(req, tf, true).await {
             Err(Error::UnknownSymbol(_)) if finer.is_some() => {
-                let source_tf = finer.unwrap_or(tf);
-                self.collect(req, source_tf, first_of(source_tf), false)
-                    .await
+                self.collect(req, finer.unwrap_or(tf), false).await
             }
             other => other,
         }
     }
 
-    async fn collect(
+    /// One chunk of the grid the request walks: stored candles of `source_tf`, or
+    /// candles of the timeframe asked resampled from it.
+    async fn part(
         &self,
         req: &Request,
         source_tf: Timeframe,
-        first_stored: Option<i64>,
+        (chunk, next): (i64, i64),
         backfill: bool,
-    ) -> Result<Answer> {
+    ) -> Result<(Arc<Vec<Candle>>, bool, Edge)> {
+        if source_tf != req.timeframe {
+            self.resampled(&req.symbol, req.timeframe, source_tf, chunk, next)
+                .await
+        } else {
+            self.chunk(&req.symbol, source_tf, chunk, next, backfill)
+                .await
+        }
+    }
+
+    async fn collect(&self, req: &Request, source_tf: Timeframe, backfill: bool) -> Result<Answer> {
+        let Some(start) = req.start else {
+            return self.latest(req, source_tf, backfill).await;
+        };
         let tf = req.timeframe;
         let limit = req.limit.clamp(1, MAX_LIMIT);
-        let start = match req.start {
-            None => tf.floor(first_stored.unwrap_or(0)),
-            Some(s) if tf.is_aligned(s) => s,
-            Some(s) => tf.next(s),
+        let start = if tf.is_aligned(start) {
+            start
+        } else {
+            tf.next(start)
         };
         let resampling = source_tf != tf;
         let mut candles = Vec::new();
-        let (mut hits, mut loads) = (0u32, 0u32);
+        let mut tally = Tally::default();
         // Read chunk by chunk until the range or the limit is covered: chunks of the stored
         // timeframe, or resampled chunks of the timeframe asked (cached in turn, so a
         // weekly view over years of 1m is computed once).
@@ -294,21 +389,11 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         let mut chunk = chunk_start(grid, start);
         while chunk < req.end {
             let next = chunk_end(grid, chunk);
-            let (part, hit) = if resampling {
-                self.resampled(&req.symbol, tf, source_tf, chunk, next)
-                    .await?
-            } else {
-                self.chunk(&req.symbol, source_tf, chunk, next, backfill)
-                    .await?
-            };
-            if hit {
-                hits += 1
-            } else {
-                loads += 1;
-                if !backfill && !resampling {
-                    // Never ahead of need from an upstream: its request weight is scarce.
-                    self.prefetch(&req.symbol, source_tf, chunk, next)
-                }
+            let (part, hit, edge) = self.part(req, source_tf, (chunk, next), backfill).await?;
+            tally.add(hit, edge);
+            if !hit && !backfill && !resampling {
+                // Never ahead of need from an upstream: its request weight is scarce.
+                self.prefetch(&req.symbol, source_tf, chunk, next)
             }
             let before = candles.len();
             candles.extend(
@@ -346,15 +431,114 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             None
         };
         let span_end = next_start.unwrap_or(req.end);
+        Ok(self.answer(req, source_tf, out, (start, span_end), next_start, tally))
+    }
+
+    /// The latest `limit` candles before `req.end`: chunks walked backwards from the end
+    /// until enough candles are found or the series begins.
+    async fn latest(&self, req: &Request, source_tf: Timeframe, backfill: bool) -> Result<Answer> {
+        let tf = req.timeframe;
+        let limit = req.limit.clamp(1, MAX_LIMIT);
+        let grid = if source_tf != tf { tf } else { source_tf };
+        let symbol = &req.symbol;
+        // Without an upstream nothing lies past the last stored candle: start there rather
+        // than walk empty chunks up to `end`.
+        let mut from = req.end - 1;
+        if !backfill {
+            match self
+                .inner
+                .store
+                .prev_open(symbol, source_tf, req.end)
+                .await?
+            {
+                Some(last) => from = from.min(last),
+                None => {
+                    return Ok(self.answer(
+                        req,
+                        source_tf,
+                        Vec::new(),
+                        (req.end, req.end),
+                        None,
+                        Tally::default(),
+                    ))
+                }
+            }
+        }
+        let mut parts: Vec<Vec<Candle>> = Vec::new();
+        let mut found = 0;
+        let mut tally = Tally::default();
+        let mut chunk = chunk_start(grid, from.max(0));
+        loop {
+            let next = chunk_end(grid, chunk);
+            let (part, hit, edge) = self.part(req, source_tf, (chunk, next), backfill).await?;
+            tally.add(hit, edge);
+            let inside: Vec<Candle> = part
+                .iter()
+                .filter(|c| c.open_time < req.end)
+                .cloned()
+                .collect();
+            found += inside.len();
+            let empty = inside.is_empty();
+            parts.push(inside);
+            if found >= limit || chunk <= 0 {
+                break;
+            }
+            if empty {
+                // An empty chunk (fetched from the upstream if there is one): go on only
+                // where the store has an earlier candle, else the series begins here.
+                match self.inner.store.prev_open(symbol, source_tf, chunk).await? {
+                    Some(t) => chunk = chunk_start(grid, tf.floor(t)),
+                    None => break,
+                }
+                continue;
+            }
+            chunk = chunk_start(grid, chunk - 1);
+        }
+        let mut out: Vec<Candle> = parts.into_iter().rev().flatten().collect();
+        if out.len() > limit {
+            out.drain(..out.len() - limit);
+        }
+        let span = match (out.first(), out.last()) {
+            (Some(f), Some(l)) => (f.open_time, tf.next(l.open_time).min(req.end)),
+            _ => (req.end, req.end),
+        };
+        Ok(self.answer(req, source_tf, out, span, None, tally))
+    }
+
+    /// The answer over `out`, which spans `[span.0, span.1)`.
+    fn answer(
+        &self,
+        req: &Request,
+        source_tf: Timeframe,
+        mut out: Vec<Candle>,
+        (start, span_end): (i64, i64),
+        next_start: Option<i64>,
+        tally: Tally,
+    ) -> Answer {
+        let tf = req.timeframe;
         let gap_list = gaps(out.iter().map(|c| c.open_time), tf, start, span_end);
         if req.fill == Fill::Previous {
             out = fill_previous(&out, tf, span_end);
         }
         let now = (self.inner.now)();
         let partial_last = out.last().is_some_and(|c| tf.next(c.open_time) > now);
-        Ok(Answer {
+        let max_age = match tally.edge {
+            Edge::Closed => None,
+            Edge::Stream => Some(STREAM_ANSWER_AGE),
+            // Half the refresh period: with the chunk's own period on top, the forming
+            // candle served stays within the contract's 2 s of the upstream.
+            Edge::Refreshed if self.inner.upstream.is_some() => Some(self.inner.live.refresh / 2),
+            Edge::Refreshed => Some(forming_ttl(tf).min(Duration::from_secs(60))),
+        };
+        if tally.edge == Edge::Stream {
+            self.inner
+                .counters
+                .edge_from_stream
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Answer {
             candles: out,
-            source: match (hits, loads) {
+            source: match (tally.hits, tally.loads) {
                 (_, 0) => Source::Cache,
                 (0, _) => Source::Store,
                 _ => Source::Mixed,
@@ -363,7 +547,8 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             gaps: gap_list,
             partial_last,
             next_start,
-        })
+            max_age,
+        }
     }
 
     /// The first time at or after `from` (before `end`) where a candle may be: the next
@@ -399,7 +584,8 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     }
 
     /// One chunk, from memory or the store (after a backfill from the upstream when
-    /// `backfill`); says whether it was in memory.
+    /// `backfill`); says whether it was in memory and whether it holds the live edge. An
+    /// edge chunk comes from the upstream's stream when one is trusted for the series.
     async fn chunk(
         &self,
         symbol: &Symbol,
@@ -407,13 +593,42 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         start: i64,
         end: i64,
         backfill: bool,
-    ) -> Result<(Arc<Vec<Candle>>, bool)> {
+    ) -> Result<(Arc<Vec<Candle>>, bool, Edge)> {
+        let counters = &self.inner.counters;
+        let store = &self.inner.store;
+        let is_edge = end > (self.inner.now)() - CLOSE_GRACE_MS;
+        if let (true, true, Some(streams)) = (is_edge, backfill, &self.inner.streams) {
+            if let Some(view) = streams.touch(symbol, tf) {
+                // The stored part changes only when the stream stores a closed candle,
+                // which bumps the generation in the key.
+                let key = format!("{symbol}/{tf}/{start}/g{}", view.generation);
+                let load = || async {
+                    counters.chunk_loads.fetch_add(1, Ordering::Relaxed);
+                    store.read(symbol, tf, start, end).await
+                };
+                let (stored, hit) = self
+                    .cached(&key, Some(STREAM_CHUNK_TTL), "chunk", load)
+                    .await?;
+                let mut candles = Vec::clone(&stored);
+                for c in view.unstored.into_iter().chain(view.forming) {
+                    let after_last = candles.last().is_none_or(|l| c.open_time > l.open_time);
+                    if after_last && c.open_time >= start && c.open_time < end {
+                        candles.push(c);
+                    }
+                }
+                if hit {
+                    counters.chunk_hits.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok((Arc::new(candles), hit, Edge::Stream));
+            }
+        }
         let key = format!("{symbol}/{tf}/{start}");
         // Single-flight: a request and a prefetch of the same chunk read the store once.
-        let counters = &self.inner.counters;
         let load = || async {
             counters.chunk_loads.fetch_add(1, Ordering::Relaxed);
-            let store = &self.inner.store;
+            if is_edge {
+                counters.edge_refreshes.fetch_add(1, Ordering::Relaxed);
+            }
             let forming = match &self.inner.upstream {
                 Some(up) if backfill => {
                     up.fill(store, symbol, tf, (start, end), &self.inner.now, &|_| {})
@@ -427,22 +642,40 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             candles.extend(forming.into_iter().filter(|c| Some(c.open_time) > last));
             Ok::<_, Error>(candles)
         };
-        let got = self.cached(&key, tf, end, "chunk", load).await?;
-        if got.1 {
+        let ttl = is_edge.then(|| self.edge_ttl(tf));
+        let (candles, hit) = self.cached(&key, ttl, "chunk", load).await?;
+        if hit {
             counters.chunk_hits.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(got)
+        Ok((
+            candles,
+            hit,
+            if is_edge {
+                Edge::Refreshed
+            } else {
+                Edge::Closed
+            },
+        ))
     }
 
-    /// The candles under `key` (a chunk of `tf` ending at `end`) from memory, or loaded
-    /// once however many ask at the same time; says whether they were in memory. The
-    /// chunk holding the forming candle (or the future) changes, so it lives in `recent`
-    /// with the timeframe's TTL; the rest does not change.
+    /// How long a chunk holding the live edge is kept: the refresh period with an
+    /// upstream (so the edge is re-read at most that often, by one caller), else the
+    /// timeframe's TTL, since without an upstream only an import can change it.
+    fn edge_ttl(&self, tf: Timeframe) -> Duration {
+        if self.inner.upstream.is_some() {
+            self.inner.live.refresh
+        } else {
+            forming_ttl(tf)
+        }
+    }
+
+    /// The candles under `key` from memory, or loaded once however many ask at the same
+    /// time; says whether they were in memory. With a `ttl` (the live edge) they live in
+    /// `recent` that long; closed history lives in `history` and never expires.
     async fn cached<F, Fut>(
         &self,
         key: &str,
-        tf: Timeframe,
-        end: i64,
+        ttl: Option<Duration>,
         what: &'static str,
         load: F,
     ) -> Result<(Arc<Vec<Candle>>, bool)>
@@ -450,8 +683,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Vec<Candle>>>,
     {
-        let forming = end > (self.inner.now)() - CLOSE_GRACE_MS;
-        let ns = if forming {
+        let ns = if ttl.is_some() {
             &self.inner.recent
         } else {
             &self.inner.history
@@ -459,11 +691,12 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         if let Ok(Some(v)) = ns.get_typed::<Vec<Candle>>(key.as_bytes()) {
             return Ok((Arc::new(v), true));
         }
-        let loaded = if forming {
-            ns.get_or_load_typed_with_ttl(key.as_bytes(), forming_ttl(tf), load)
-                .await
-        } else {
-            ns.get_or_load_typed(key.as_bytes(), load).await
+        let loaded = match ttl {
+            Some(ttl) => {
+                ns.get_or_load_typed_with_ttl(key.as_bytes(), ttl, load)
+                    .await
+            }
+            None => ns.get_or_load_typed(key.as_bytes(), load).await,
         };
         loaded
             .map(|v| (Arc::new(v), false))
@@ -480,7 +713,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         source: Timeframe,
         start: i64,
         end: i64,
-    ) -> Result<(Arc<Vec<Candle>>, bool)> {
+    ) -> Result<(Arc<Vec<Candle>>, bool, Edge)> {
         let key = format!("{symbol}/{tf}/from/{source}/{start}");
         let load = || async {
             // Complete buckets are resampled as soon as they are complete; only the open
@@ -490,7 +723,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             let mut chunk = chunk_start(source, start);
             while chunk < end {
                 let next = chunk_end(source, chunk);
-                let (part, _) = self.chunk(symbol, source, chunk, next, false).await?;
+                let (part, _, _) = self.chunk(symbol, source, chunk, next, false).await?;
                 pending.extend(
                     part.iter()
                         .filter(|c| c.open_time >= start && c.open_time < end)
@@ -518,7 +751,18 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             out.extend(resample(&pending, tf));
             Ok::<_, Error>(out)
         };
-        self.cached(&key, tf, end, "resampled chunk", load).await
+        let is_edge = end > (self.inner.now)() - CLOSE_GRACE_MS;
+        let ttl = is_edge.then(|| self.edge_ttl(tf));
+        let (candles, hit) = self.cached(&key, ttl, "resampled chunk", load).await?;
+        Ok((
+            candles,
+            hit,
+            if is_edge {
+                Edge::Refreshed
+            } else {
+                Edge::Closed
+            },
+        ))
     }
 
     /// After a miss, loads the neighbouring chunks in the background if they are not in
@@ -553,6 +797,30 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 this.inner.prefetch_slots.add_permits(1);
             });
         }
+    }
+}
+
+/// What the chunks of an answer were: how many came from memory, and the freshest kind
+/// of edge among them.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    hits: u32,
+    loads: u32,
+    edge: Edge,
+}
+
+impl Tally {
+    fn add(&mut self, hit: bool, edge: Edge) {
+        if hit {
+            self.hits += 1
+        } else {
+            self.loads += 1
+        }
+        self.edge = match (self.edge, edge) {
+            (Edge::Stream, _) | (_, Edge::Stream) => Edge::Stream,
+            (Edge::Refreshed, _) | (_, Edge::Refreshed) => Edge::Refreshed,
+            _ => Edge::Closed,
+        };
     }
 }
 

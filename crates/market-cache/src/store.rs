@@ -239,6 +239,13 @@ pub trait CandleStore {
         tf: Timeframe,
         from: i64,
     ) -> impl std::future::Future<Output = Result<Option<i64>>> + Send;
+    /// Returns the open time of the last stored candle opening before `before`.
+    fn prev_open(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        before: i64,
+    ) -> impl std::future::Future<Output = Result<Option<i64>>> + Send;
 }
 
 /// The Arrow schema of candle batches: time as int64 ms, prices and volumes as float64,
@@ -275,6 +282,8 @@ const NEW_SYMBOL_SQL: &str = "INSERT INTO symbols (symbol, exchange, base, quote
 const SCALES_SQL: &str = "UPDATE symbols SET price_scale = ?2, volume_scale = ?3, quote_volume_scale = ?4, taker_base_scale = ?5, taker_quote_scale = ?6 WHERE id = ?1";
 const SERIES_SQL: &str = "INSERT INTO series (symbol_id, timeframe, first_time, last_time, count) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (symbol_id, timeframe) DO UPDATE SET first_time = min(coalesce(first_time, excluded.first_time), excluded.first_time), last_time = max(coalesce(last_time, excluded.last_time), excluded.last_time), count = count + excluded.count";
 const NEXT_SQL: &str = "SELECT min(open_time) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time >= ?3";
+const PREV_SQL: &str =
+    "SELECT max(open_time) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time < ?3";
 const COVERED_SQL: &str = "SELECT start_time, end_time FROM coverage WHERE symbol_id = ?1 AND timeframe = ?2 AND start_time < ?4 AND end_time > ?3 ORDER BY start_time";
 /// Intervals touching `[?3, ?4]`, which a new covered range merges with.
 const TOUCHING_SQL: &str = "SELECT min(start_time), max(end_time) FROM coverage WHERE symbol_id = ?1 AND timeframe = ?2 AND start_time <= ?4 AND end_time >= ?3";
@@ -684,6 +693,21 @@ impl CandleStore for SqliteStore {
             .run(move |s| {
                 s.time(NEXT_SQL, 1, |c| {
                     c.query_row(NEXT_SQL, params![id, tf, from], |r| r.get(0))
+                })
+            })
+            .await?)
+    }
+
+    async fn prev_open(&self, symbol: &Symbol, tf: Timeframe, before: i64) -> Result<Option<i64>> {
+        let Some((id, _)) = self.symbol(symbol).await? else {
+            return Ok(None);
+        };
+        let tf = tf.as_str();
+        Ok(self
+            .db
+            .run(move |s| {
+                s.time(PREV_SQL, 1, |c| {
+                    c.query_row(PREV_SQL, params![id, tf, before], |r| r.get(0))
                 })
             })
             .await?)

@@ -91,6 +91,11 @@ impl Upstream {
         &self.base
     }
 
+    /// The exchange's name as stored with its symbols (`binance`, else the host).
+    pub fn exchange(&self) -> &str {
+        &self.exchange
+    }
+
     /// Per-host traffic figures of the client.
     pub fn stats(&self) -> Vec<HostStats> {
         self.client.stats()

@@ -1,0 +1,342 @@
+//! The live edge against the fake exchange with its clock moving: 1s candles form and
+//! close while clients poll, over REST alone and from the upstream's stream, through
+//! drops, stalls, refusals and malformed frames. Every closed candle served past the
+//! freshness bound must be the exchange's final one; the forming candle must be recent.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::fake_exchange::{self as fake, FakeExchange, WsFault, SYMBOL};
+use crate::http::{get, spawn, Server};
+use crate::run;
+
+const SEC: i64 = 1000;
+const TARGET: &str = "/api/v3/klines?symbol=BTCUSDT&interval=1s&limit=5";
+
+/// One poll: when it was asked and answered, and the rows.
+struct Seen {
+    asked: i64,
+    answered: i64,
+    rows: Vec<Value>,
+}
+
+fn poll(srv: &Server, every: Duration, for_: Duration) -> Vec<Seen> {
+    let until = Instant::now() + for_;
+    let mut out = Vec::new();
+    while Instant::now() < until {
+        let asked = fake::now_ms();
+        let r = get(srv.addr, TARGET);
+        let answered = fake::now_ms();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        out.push(Seen {
+            asked,
+            answered,
+            rows: serde_json::from_slice(&r.body).unwrap(),
+        });
+        std::thread::sleep(every);
+    }
+    out
+}
+
+/// The fake's price units (8 decimals) as an integer.
+fn units(v: &Value) -> i64 {
+    v.as_str().unwrap().replace('.', "").parse().unwrap()
+}
+
+/// What a run of polls showed.
+#[derive(Debug)]
+struct Freshness {
+    /// Per closed candle: ms from its close until it was first served final.
+    close_visible_ms: Vec<i64>,
+    /// Per poll that showed a forming candle: how old its values were when answered.
+    forming_age_ms: Vec<i64>,
+    /// Closed candles served with other values than the exchange's final ones more than
+    /// `bound_ms` after their close: (poll time, row).
+    wrong_after_bound: Vec<(i64, String)>,
+}
+
+fn judge(seen: &[Seen], bound_ms: i64) -> Freshness {
+    let mut first_final: std::collections::BTreeMap<i64, i64> = Default::default();
+    let mut f = Freshness {
+        close_visible_ms: Vec::new(),
+        forming_age_ms: Vec::new(),
+        wrong_after_bound: Vec::new(),
+    };
+    for s in seen {
+        assert_eq!(s.rows.len(), 5, "exactly `limit` rows, as Binance answers");
+        for r in &s.rows {
+            let t = r[0].as_i64().unwrap();
+            let close = t + SEC;
+            if close <= s.asked {
+                let served = r.to_string();
+                let is_final = served == fake::row(SEC, t, close + 10 * SEC);
+                if is_final {
+                    first_final.entry(t).or_insert(s.answered);
+                } else if s.asked - close > bound_ms {
+                    f.wrong_after_bound.push((s.asked, r.to_string()));
+                }
+            } else {
+                // The fake's forming close grows 1000 units a ms since the open.
+                let as_of = t + (units(&r[4]) - units(&r[1])) / 1000;
+                f.forming_age_ms.push(s.asked - as_of);
+            }
+        }
+    }
+    // Candles seen from their close on (not those already old at the first poll).
+    let start = seen.first().map_or(0, |s| s.asked);
+    for (t, at) in first_final {
+        if t + SEC > start {
+            f.close_visible_ms.push(at - (t + SEC));
+        }
+    }
+    f
+}
+
+impl Freshness {
+    /// Prints the figures (run with --nocapture to see them; docs/BENCHMARKS.md quotes them).
+    fn report(&self, what: &str) -> &Self {
+        let row = |v: &[i64]| {
+            format!(
+                "p50 {} ms, p99 {} ms, max {} ms (n={})",
+                pct(v, 0.5),
+                pct(v, 0.99),
+                pct(v, 1.0),
+                v.len()
+            )
+        };
+        eprintln!(
+            "{what}: close visible {}; forming age {}",
+            row(&self.close_visible_ms),
+            row(&self.forming_age_ms)
+        );
+        assert!(
+            !self.close_visible_ms.is_empty() && !self.forming_age_ms.is_empty(),
+            "{what}: nothing measured"
+        );
+        self
+    }
+}
+
+fn pct(v: &[i64], p: f64) -> i64 {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    if v.is_empty() {
+        return 0;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn stats(srv: &Server) -> Value {
+    get(srv.addr, "/api/performance/stats").json()["data"]["upstream"].clone()
+}
+
+/// Waits until the stream of the series is trusted for the edge.
+fn wait_live(srv: &Server) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while stats(srv)["streams"]["live_streams"] != 1 {
+        assert!(
+            Instant::now() < until,
+            "the stream never became live: {}",
+            stats(srv)
+        );
+        let _ = get(srv.addr, TARGET);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The stored 1s candles in `[start, end)` equal the exchange's, none missing.
+fn assert_stored_equal(db: &std::path::Path, start: i64, end: i64) {
+    let (s, e) = (start.to_string(), end.to_string());
+    let args = [
+        "export",
+        "--symbol",
+        SYMBOL,
+        "--timeframe",
+        "1s",
+        "--start",
+        &s,
+        "--end",
+        &e,
+        "--format",
+        "binance",
+        "-",
+    ];
+    let (status, csv, err) = run(db, &args);
+    assert!(status.success(), "{err}");
+    let now = fake::now_ms();
+    let want: Vec<String> = (start..end)
+        .step_by(SEC as usize)
+        .filter(|t| fake::exists(SEC, *t, now))
+        .map(|t| {
+            fake::row(SEC, t, now)
+                .trim_matches(['[', ']'])
+                .replace('"', "")
+        })
+        .collect();
+    let got: Vec<&str> = csv.lines().collect();
+    assert_eq!(got.len(), want.len(), "stored candles missing or extra");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w);
+    }
+}
+
+const STREAM_CONFIG: &str = "[upstream.stream]\nwatchdog_ms = 2000\nstale_ms = 1500\nbackoff_base_ms = 100\nbackoff_max_ms = 400\n";
+
+fn stream_server(ex: &FakeExchange, dir: &std::path::Path) -> Server {
+    let config = dir.join("live.toml");
+    std::fs::write(&config, STREAM_CONFIG).unwrap();
+    spawn(
+        &dir.join("c.db"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "serve",
+            "--upstream",
+            &ex.url(),
+            "--upstream-ws",
+            &ex.ws_url(),
+        ],
+    )
+}
+
+#[test]
+fn over_rest_alone_the_edge_meets_the_contract() {
+    let ex = FakeExchange::start();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = spawn(
+        &dir.path().join("c.db"),
+        &["serve", "--upstream", &ex.url()],
+    );
+    let _ = get(srv.addr, TARGET);
+    let before = ex.klines_seen().len();
+    let started = fake::now_ms();
+    let seen = poll(&srv, Duration::from_millis(100), Duration::from_secs(6));
+    let requests = ex.klines_seen().len() - before;
+    let f = judge(&seen, 3 * SEC);
+    f.report("REST only");
+    eprintln!(
+        "REST only: {requests} upstream klines requests for {} polls",
+        seen.len()
+    );
+    assert!(f.wrong_after_bound.is_empty(), "{:?}", f.wrong_after_bound);
+    assert!(pct(&f.close_visible_ms, 1.0) <= 3 * SEC, "{f:?}");
+    assert!(pct(&f.forming_age_ms, 0.99) <= 2 * SEC + 300, "{f:?}");
+    // One refresh a period (1 s) for the series, however often it is polled: 60 polls
+    // cost about 6 upstream requests (a few more at chunk edges).
+    let secs = (fake::now_ms() - started) / SEC + 1;
+    assert!(
+        requests as i64 <= 2 * secs,
+        "{requests} requests in {secs} s"
+    );
+    assert!(stats(&srv)["streams"].is_null());
+}
+
+#[test]
+fn from_the_stream_the_edge_meets_the_contract_through_drops_and_stalls() {
+    let ex = FakeExchange::start();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = stream_server(&ex, dir.path());
+    wait_live(&srv);
+    let start = fake::now_ms() / SEC * SEC;
+    // Many clients at once cost one upstream subscription.
+    std::thread::scope(|s| {
+        for _ in 0..16 {
+            s.spawn(|| poll(&srv, Duration::from_millis(50), Duration::from_secs(2)));
+        }
+        let seen = poll(&srv, Duration::from_millis(100), Duration::from_secs(4));
+        let f = judge(&seen, SEC + 250);
+        f.report("stream");
+        assert!(f.wrong_after_bound.is_empty(), "{:?}", f.wrong_after_bound);
+        assert!(pct(&f.close_visible_ms, 0.99) <= SEC + 250, "{f:?}");
+        assert!(pct(&f.forming_age_ms, 0.99) <= SEC, "{f:?}");
+    });
+    assert_eq!(ex.ws_subscribes(), ["btcusdt@kline_1s"]);
+    let up = stats(&srv);
+    assert!(up["edge_from_stream"].as_u64().unwrap() > 0, "{up}");
+    // A drop and a stall: the edge is served from REST meanwhile, and nothing is lost.
+    ex.inject_ws(&[WsFault::Drop]);
+    let seen = poll(&srv, Duration::from_millis(100), Duration::from_secs(3));
+    ex.inject_ws(&[WsFault::Stall(3500)]);
+    let mut more = poll(&srv, Duration::from_millis(100), Duration::from_secs(6));
+    wait_live(&srv);
+    more.extend(poll(
+        &srv,
+        Duration::from_millis(100),
+        Duration::from_secs(2),
+    ));
+    for (what, s) in [("after a drop", &seen), ("through a stall", &more)] {
+        let f = judge(s, 3 * SEC);
+        f.report(what);
+        assert!(f.wrong_after_bound.is_empty(), "{:?}", f.wrong_after_bound);
+        assert!(pct(&f.forming_age_ms, 0.99) <= 2 * SEC + 300, "{f:?}");
+    }
+    let up = stats(&srv);
+    let st = &up["streams"];
+    assert!(st["reconnects"].as_u64().unwrap() >= 2, "{up}");
+    assert!(st["stalls"].as_u64().unwrap() >= 1, "{up}");
+    assert!(st["closed_stored"].as_u64().unwrap() > 0, "{up}");
+    assert_eq!(st["streams"], 1);
+    assert_eq!(ex.ws_subscribes().len() as u64, ex.ws_connections());
+    let end = fake::now_ms() / SEC * SEC - 3 * SEC;
+    drop(srv);
+    assert_stored_equal(&dir.path().join("c.db"), start, end);
+}
+
+#[test]
+fn a_refused_stream_falls_back_to_rest_and_recovers() {
+    let ex = FakeExchange::start();
+    ex.refuse_ws(4);
+    let dir = tempfile::tempdir().unwrap();
+    let srv = stream_server(&ex, dir.path());
+    let seen = poll(&srv, Duration::from_millis(100), Duration::from_secs(2));
+    let f = judge(&seen, 3 * SEC);
+    assert!(f.wrong_after_bound.is_empty(), "{:?}", f.wrong_after_bound);
+    wait_live(&srv);
+    let st = stats(&srv)["streams"].clone();
+    assert!(st["connect_failures"].as_u64().unwrap() >= 4, "{st}");
+    let seen = poll(&srv, Duration::from_millis(100), Duration::from_secs(2));
+    let f = judge(&seen, SEC + 250);
+    assert!(f.wrong_after_bound.is_empty(), "{:?}", f.wrong_after_bound);
+    assert!(pct(&f.forming_age_ms, 0.99) <= SEC, "{f:?}");
+}
+
+#[test]
+fn malformed_foreign_and_late_frames_are_counted_never_stored() {
+    let ex = FakeExchange::start();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = stream_server(&ex, dir.path());
+    wait_live(&srv);
+    ex.inject_ws(&[WsFault::Malformed, WsFault::Malformed]);
+    let seen = poll(&srv, Duration::from_millis(100), Duration::from_secs(3));
+    let f = judge(&seen, SEC + 250);
+    assert!(f.wrong_after_bound.is_empty(), "{:?}", f.wrong_after_bound);
+    let st = stats(&srv)["streams"].clone();
+    assert!(st["bad_frames"].as_u64().unwrap() >= 4, "{st}");
+    assert!(st["unexpected"].as_u64().unwrap() >= 2, "{st}");
+    assert!(st["out_of_order"].as_u64().unwrap() >= 1, "{st}");
+    let metrics = String::from_utf8(get(srv.addr, "/metrics").body).unwrap();
+    assert!(
+        metrics.contains("candlecache_stream_bad_frames_total "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("candlecache_stream_last_event_age_seconds{stream=\"btcusdt@kline_1s\"}")
+    );
+    drop(srv);
+    let (status, out, err) = run(&dir.path().join("c.db"), &["markets", "--json"]);
+    assert!(status.success(), "{err}");
+    let markets: Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<(&str, &str)> = markets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["symbol"].as_str().unwrap(),
+                m["timeframe"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(names, [(SYMBOL, "1s")]);
+}
