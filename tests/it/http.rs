@@ -631,3 +631,165 @@ fn the_access_log_has_a_line_per_request_and_can_be_turned_off() {
         }
     }
 }
+
+/// Decodes a body by its Content-Encoding.
+fn decoded(r: &Reply) -> Vec<u8> {
+    match r.header("content-encoding") {
+        Some("gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&r.body[..])
+                .read_to_end(&mut out)
+                .expect("a gzip body decodes");
+            out
+        }
+        None => r.body.clone(),
+        Some(other) => panic!("unexpected encoding {other}"),
+    }
+}
+
+/// The part of a body that does not depend on when it was made.
+fn stable(body: &[u8], json_envelope: bool) -> Vec<u8> {
+    if json_envelope {
+        let v: Value = serde_json::from_slice(body).unwrap();
+        v["data"].to_string().into_bytes()
+    } else {
+        body.to_vec()
+    }
+}
+
+#[test]
+fn every_body_decodes_for_clients_with_and_without_gzip_on_miss_and_hit() {
+    let srv = start();
+    // (Accept-Encoding, whether it accepts gzip)
+    let encodings = [
+        ("gzip", true),
+        ("gzip;q=0.5", true),
+        ("deflate, gzip;q=1.0, br", true),
+        ("*", true),
+        ("x-gzip", true),
+        ("gzip;q=0", false),
+        ("gzip; q=0.000, *", false),
+        ("identity", false),
+        ("br, deflate", false),
+    ];
+    let mut targets = Vec::new();
+    for limit in [2, 1000] {
+        for format in ["json", "csv", "arrow"] {
+            targets.push((
+                format!("/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&start=1570752000000&limit={limit}&format={format}"),
+                format == "json",
+            ));
+        }
+        targets.push((
+            format!(
+                "/api/v3/klines?symbol=XRPETH&interval=1m&startTime=1570752000000&limit={limit}"
+            ),
+            false,
+        ));
+    }
+    for (target, envelope) in &targets {
+        let plain = get(srv.addr, target);
+        assert_eq!(plain.status, 200, "{target}");
+        assert_eq!(plain.header("content-encoding"), None, "{target}");
+        let want = stable(&plain.body, *envelope);
+        let large = plain.body.len() >= 1024;
+        for (enc, accepts) in encodings {
+            // The first asks with this encoding may miss; the second is a hit.
+            for attempt in 0..2 {
+                let r = request(
+                    srv.addr,
+                    "GET",
+                    target,
+                    &format!("Accept-Encoding: {enc}\r\n"),
+                );
+                assert_eq!(r.status, 200, "{target} {enc}");
+                let gz = r.header("content-encoding") == Some("gzip");
+                assert_eq!(
+                    gz,
+                    accepts && large,
+                    "{target} with {enc:?}, attempt {attempt}"
+                );
+                assert_eq!(
+                    stable(&decoded(&r), *envelope),
+                    want,
+                    "{target} with {enc:?}"
+                );
+                if attempt == 1 {
+                    assert_eq!(r.header("x-cache"), Some("hit"), "{target} {enc}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn without_a_start_the_latest_candles_are_answered() {
+    let srv = start();
+    let markets = get(srv.addr, "/api/crypto/markets").json();
+    let last = markets["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["symbol"] == "XRPETH" && m["timeframe"] == "1m")
+        .unwrap()["last_time"]
+        .as_i64()
+        .unwrap();
+    let times = |v: &Value| -> Vec<i64> {
+        v["data"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[0].as_i64().unwrap())
+            .collect()
+    };
+    let latest = get(
+        srv.addr,
+        "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&limit=5",
+    )
+    .json();
+    let t = times(&latest);
+    assert_eq!(t.len(), 5);
+    assert_eq!(*t.last().unwrap(), last);
+    assert!(t.windows(2).all(|w| w[0] < w[1]));
+    // The same candles as a forward page from the first of them.
+    let forward = get(
+        srv.addr,
+        &format!(
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&start={}&limit=5",
+            t[0]
+        ),
+    )
+    .json();
+    assert_eq!(latest["data"]["rows"], forward["data"]["rows"]);
+    // With an end only: the latest before it.
+    let end = last - 30 * 60_000;
+    let before = get(
+        srv.addr,
+        &format!("/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&end={end}&limit=3"),
+    )
+    .json();
+    let b = times(&before);
+    assert_eq!(b.len(), 3);
+    assert!(
+        *b.last().unwrap() < end && *b.last().unwrap() >= end - 5 * 60_000,
+        "{b:?}"
+    );
+    // Resampled, too: the last hour bucket holds the last candle.
+    let hours = times(
+        &get(
+            srv.addr,
+            "/api/crypto/ohlc?symbol=XRPETH&timeframe=1h&limit=3",
+        )
+        .json(),
+    );
+    assert_eq!(hours.len(), 3);
+    assert_eq!(*hours.last().unwrap(), last / 3_600_000 * 3_600_000);
+    // Binance's klines without startTime: exactly `limit` rows, the last one the latest.
+    let k: Value = serde_json::from_slice(
+        &get(srv.addr, "/api/v3/klines?symbol=XRPETH&interval=1m&limit=7").body,
+    )
+    .unwrap();
+    let k = k.as_array().unwrap();
+    assert_eq!(k.len(), 7);
+    assert_eq!(k[6][0].as_i64().unwrap(), last);
+}
