@@ -340,3 +340,59 @@ fn malformed_foreign_and_late_frames_are_counted_never_stored() {
         .collect();
     assert_eq!(names, [(SYMBOL, "1s")]);
 }
+
+/// `bots` threads, each polling the latest 5 candles of 1s and 1m every 500 ms for
+/// `secs`: returns (polls made, upstream klines requests caused).
+fn fleet(ex: &FakeExchange, srv: &Server, bots: usize, secs: u64) -> (usize, usize) {
+    let before = ex.klines_seen().len();
+    let polls: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..bots)
+            .map(|_| {
+                s.spawn(|| {
+                    let until = Instant::now() + Duration::from_secs(secs);
+                    let mut n = 0;
+                    while Instant::now() < until {
+                        for iv in ["1s", "1m"] {
+                            let t = format!("/api/v3/klines?symbol={SYMBOL}&interval={iv}&limit=5");
+                            assert_eq!(get(srv.addr, &t).status, 200);
+                            n += 1;
+                        }
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    (polls, ex.klines_seen().len() - before)
+}
+
+#[test]
+fn a_fleet_costs_the_upstream_what_one_bot_costs() {
+    let ex = FakeExchange::start();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = spawn(
+        &dir.path().join("c.db"),
+        &["serve", "--upstream", &ex.url()],
+    );
+    fleet(&ex, &srv, 1, 1);
+    let secs = 6;
+    let (polls_1, up_1) = fleet(&ex, &srv, 1, secs);
+    let (polls_6, up_6) = fleet(&ex, &srv, 6, secs);
+    let per_bot_min = |n: usize, bots: usize| n as f64 * 60.0 / secs as f64 / bots as f64;
+    eprintln!(
+        "fleet over REST: 1 bot {:.0} polls/min -> {:.0} upstream requests/min; 6 bots {:.0} polls/bot-min -> {:.1} upstream requests/bot-min (direct: one exchange request per poll)",
+        per_bot_min(polls_1, 1),
+        per_bot_min(up_1, 1),
+        per_bot_min(polls_6, 6),
+        per_bot_min(up_6, 6),
+    );
+    assert!(polls_6 >= 5 * polls_1, "{polls_6} vs {polls_1}");
+    // At most one refresh a second per series, whatever the number of bots.
+    assert!(
+        up_6 <= up_1 + 4,
+        "{up_6} upstream requests for 6 bots vs {up_1} for one"
+    );
+    assert!(up_6 as u64 <= 2 * (secs + 1), "{up_6}");
+}

@@ -439,6 +439,25 @@ async function refreshHealth() {
     fillTable("upstream-table", up.hosts.map((h) => [
       h.host, h.requests, h.retries, h.errors, h.rate_limited, h.latency_p99_ms.toFixed(1),
     ]));
+    // The live edge: REST refreshes, and the upstream's streams when configured.
+    const live = document.createElement("p");
+    const st = up.streams;
+    live.textContent = st
+      ? `Streams ${st.url}: ${st.connections} connection(s), ${st.live_streams}/${st.streams} streams live, ` +
+        `${st.events_per_sec.toFixed(1)} events/s, ${st.reconnects} reconnects, ${st.bad_frames} bad frames; ` +
+        `${up.edge_refreshes} REST edge refreshes`
+      : `Live edge over REST: ${up.edge_refreshes} refreshes (no stream configured)`;
+    box.appendChild(live);
+    if (st && st.per_stream.length) {
+      const ts = document.createElement("table");
+      ts.innerHTML = "<thead><tr><th>stream</th><th>state</th><th>events</th><th>last event</th></tr></thead><tbody></tbody>";
+      ts.id = "stream-table";
+      box.appendChild(ts);
+      fillTable("stream-table", st.per_stream.slice(0, 50).map((x) => [
+        x.stream, x.state, x.events,
+        x.last_event_age_ms == null ? "—" : `${(x.last_event_age_ms / 1000).toFixed(1)} s ago`,
+      ]));
+    }
   }
 }
 
