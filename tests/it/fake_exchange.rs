@@ -62,6 +62,7 @@ struct State {
     ws_refuse: AtomicU64,
     ws_connections: AtomicU64,
     ws_subscribes: Mutex<Vec<String>>,
+    ws_unsubscribes: Mutex<Vec<String>>,
 }
 
 /// The symbol the exchange lists.
@@ -244,6 +245,11 @@ impl FakeExchange {
     /// Stream connections accepted so far (refused ones not counted).
     pub(crate) fn ws_connections(&self) -> u64 {
         self.state.ws_connections.load(Ordering::SeqCst)
+    }
+
+    /// Every stream name unsubscribed so far, in order.
+    pub(crate) fn ws_unsubscribes(&self) -> Vec<String> {
+        self.state.ws_unsubscribes.lock().unwrap().clone()
     }
 
     /// Every stream name subscribed so far, in order, repeats included.
@@ -446,6 +452,7 @@ fn serve_ws(conn: TcpStream, s: &State) {
                     }
                     Some("UNSUBSCRIBE") => {
                         for n in names {
+                            s.ws_unsubscribes.lock().unwrap().push(n.clone());
                             subs.remove(&n);
                         }
                         serde_json::json!({"result": null, "id": id})

@@ -184,8 +184,12 @@ fn assert_stored_equal(db: &std::path::Path, start: i64, end: i64) {
 const STREAM_CONFIG: &str = "[upstream.stream]\nwatchdog_ms = 2000\nstale_ms = 1500\nbackoff_base_ms = 100\nbackoff_max_ms = 400\n";
 
 fn stream_server(ex: &FakeExchange, dir: &std::path::Path) -> Server {
+    stream_server_with(ex, dir, "")
+}
+
+fn stream_server_with(ex: &FakeExchange, dir: &std::path::Path, extra: &str) -> Server {
     let config = dir.join("live.toml");
-    std::fs::write(&config, STREAM_CONFIG).unwrap();
+    std::fs::write(&config, format!("{STREAM_CONFIG}{extra}")).unwrap();
     spawn(
         &dir.join("c.db"),
         &[
@@ -395,4 +399,96 @@ fn a_fleet_costs_the_upstream_what_one_bot_costs() {
         "{up_6} upstream requests for 6 bots vs {up_1} for one"
     );
     assert!(up_6 as u64 <= 2 * (secs + 1), "{up_6}");
+}
+
+/// The figures of docs/BENCHMARKS.md: `cargo test --release -p candlecache-tests --test it
+/// live::freshness_figures -- --ignored --nocapture` (LIVE_SECS, default 60 s a mode).
+#[test]
+#[ignore = "a minute or two of polling; run by hand for docs/BENCHMARKS.md"]
+fn freshness_figures() {
+    let secs: u64 = std::env::var("LIVE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let ex = FakeExchange::start();
+    let row = |what: &str, f: &Freshness| {
+        let r = |v: &[i64]| format!("{} / {} / {}", pct(v, 0.5), pct(v, 0.99), pct(v, 1.0));
+        println!(
+            "| {what} | {} | {} | {} | {} |",
+            r(&f.close_visible_ms),
+            f.close_visible_ms.len(),
+            r(&f.forming_age_ms),
+            f.wrong_after_bound.len()
+        );
+    };
+    println!("| edge from | close visible p50 / p99 / max (ms) | candles | forming age p50 / p99 / max (ms) | closed served wrong past the bound |\n|---|---|---|---|---|");
+    let dir = tempfile::tempdir().unwrap();
+    let rest = spawn(
+        &dir.path().join("r.db"),
+        &["serve", "--upstream", &ex.url()],
+    );
+    let _ = get(rest.addr, TARGET);
+    let f = judge(
+        &poll(&rest, Duration::from_millis(100), Duration::from_secs(secs)),
+        3 * SEC,
+    );
+    row("REST only (refresh 1 s)", &f);
+    drop(rest);
+    let srv = stream_server(&ex, dir.path());
+    wait_live(&srv);
+    let f = judge(
+        &poll(&srv, Duration::from_millis(100), Duration::from_secs(secs)),
+        SEC,
+    );
+    row("upstream stream", &f);
+    drop(srv);
+    let srv = spawn(
+        &dir.path().join("f.db"),
+        &["serve", "--upstream", &ex.url()],
+    );
+    fleet(&ex, &srv, 1, 2);
+    println!("\n| bots (2 series each, a poll every 500 ms) | polls a bot-minute (= exchange requests a bot-minute talking to it directly) | upstream requests a minute through candlecache | per bot-minute |\n|---|---|---|---|");
+    for bots in [1, 3, 6] {
+        let (polls, up) = fleet(&ex, &srv, bots, secs / 2);
+        let min = (secs / 2) as f64 / 60.0;
+        println!(
+            "| {bots} | {:.0} | {:.0} | {:.1} |",
+            polls as f64 / bots as f64 / min,
+            up as f64 / min,
+            up as f64 / bots as f64 / min
+        );
+    }
+}
+
+#[test]
+fn streams_rotate_without_loss_and_idle_ones_are_unsubscribed() {
+    let ex = FakeExchange::start();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = stream_server_with(&ex, dir.path(), "rotate_ms = 2500\nidle_ms = 4000\n");
+    wait_live(&srv);
+    let start = fake::now_ms() / SEC * SEC;
+    let seen = poll(&srv, Duration::from_millis(100), Duration::from_secs(6));
+    let f = judge(&seen, 3 * SEC);
+    assert!(f.wrong_after_bound.is_empty(), "{:?}", f.wrong_after_bound);
+    let st = stats(&srv)["streams"].clone();
+    assert!(st["reconnects"].as_u64().unwrap() >= 1, "{st}");
+    assert_eq!(st["stalls"], 0, "{st}");
+    let end = fake::now_ms() / SEC * SEC - 3 * SEC;
+    // Nobody asks for 4 s: the stream is dropped, and its connection with it.
+    let until = Instant::now() + Duration::from_secs(15);
+    while stats(&srv)["streams"]["streams"] != 0 {
+        assert!(
+            Instant::now() < until,
+            "never unsubscribed: {}",
+            stats(&srv)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(ex
+        .ws_unsubscribes()
+        .contains(&"btcusdt@kline_1s".to_owned()));
+    // A new request subscribes again.
+    wait_live(&srv);
+    drop(srv);
+    assert_stored_equal(&dir.path().join("c.db"), start, end);
 }

@@ -27,7 +27,7 @@ pub(crate) const DOCUMENT: &str = r##"{
       "parameters": [
         {"name": "symbol", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{1,32}$"}},
         {"name": "timeframe", "in": "query", "required": true, "schema": {"enum": ["1s","1m","3m","5m","15m","30m","1h","2h","4h","6h","8h","12h","1d","3d","1w","1M"]}},
-        {"name": "start", "in": "query", "schema": {"type": "string", "description": "epoch ms or RFC 3339; default 0"}},
+        {"name": "start", "in": "query", "schema": {"type": "string", "description": "epoch ms or RFC 3339; without it the latest `limit` candles before `end` (or now, the forming one last)"}},
         {"name": "end", "in": "query", "schema": {"type": "string", "description": "epoch ms or RFC 3339, exclusive; default now"}},
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 10000}},
         {"name": "format", "in": "query", "schema": {"enum": ["json", "csv", "arrow"], "default": "json"}},

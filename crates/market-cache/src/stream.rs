@@ -524,14 +524,18 @@ async fn run_connection<S: CandleStore + Clone + Send + Sync + 'static>(
     let mut first = true;
     loop {
         let Some(sh) = shared.upgrade() else { return };
-        // Commands that came while disconnected.
-        while let Ok(cmd) = rx.try_recv() {
-            apply(&mut wanted, cmd);
-        }
-        if wanted.is_empty() && !first {
-            // Nothing left to stream: give the slot back.
-            lock(&sh.conns)[idx] = None;
-            return;
+        {
+            // Under the lock `assign` sends with, so no subscription is sent to a
+            // connection that is going away.
+            let mut conns = lock(&sh.conns);
+            while let Ok(name) = rx.try_recv() {
+                apply(&mut wanted, name);
+            }
+            if wanted.is_empty() && !first {
+                // Nothing left to stream: give the slot back.
+                conns[idx] = None;
+                return;
+            }
         }
         first = false;
         let config = sh.config.clone();
