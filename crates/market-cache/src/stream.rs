@@ -88,27 +88,24 @@ impl StreamConfig {
             return bad("ws", "must start with ws:// or wss:// and name a host");
         }
         if !(1..=1024).contains(&self.max_streams_per_connection) {
-            return bad(
-                "ws_max_streams_per_connection",
-                "must be between 1 and 1024",
-            );
+            return bad("max_streams_per_connection", "must be between 1 and 1024");
         }
         if !(1..=5).contains(&self.max_messages_per_sec) {
-            return bad("ws_max_messages_per_sec", "must be between 1 and 5");
+            return bad("max_messages_per_sec", "must be between 1 and 5");
         }
         for (key, v) in [
-            ("ws_watchdog_ms", self.watchdog_ms),
-            ("ws_rotate_ms", self.rotate_ms),
-            ("ws_idle_ms", self.idle_ms),
-            ("ws_stale_ms", self.stale_ms),
-            ("ws_backoff_base_ms", self.backoff_base_ms),
+            ("watchdog_ms", self.watchdog_ms),
+            ("rotate_ms", self.rotate_ms),
+            ("idle_ms", self.idle_ms),
+            ("stale_ms", self.stale_ms),
+            ("backoff_base_ms", self.backoff_base_ms),
         ] {
             if v == 0 {
                 return bad(key, "must be greater than 0");
             }
         }
         if self.backoff_max_ms < self.backoff_base_ms {
-            return bad("ws_backoff_max_ms", "must be at least ws_backoff_base_ms");
+            return bad("backoff_max_ms", "must be at least backoff_base_ms");
         }
         Ok(())
     }
