@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::fake_exchange::{self as fake, FakeExchange, WsFault, SYMBOL};
 use crate::http::{get, spawn, Server};
 use crate::run;
+use crate::upstream::{expected_csv, exported};
 
 const SEC: i64 = 1000;
 const TARGET: &str = "/api/v3/klines?symbol=BTCUSDT&interval=1s&limit=5";
@@ -147,38 +148,10 @@ fn wait_live(srv: &Server) {
 
 /// The stored 1s candles in `[start, end)` equal the exchange's, none missing.
 fn assert_stored_equal(db: &std::path::Path, start: i64, end: i64) {
-    let (s, e) = (start.to_string(), end.to_string());
-    let args = [
-        "export",
-        "--symbol",
-        SYMBOL,
-        "--timeframe",
-        "1s",
-        "--start",
-        &s,
-        "--end",
-        &e,
-        "--format",
-        "binance",
-        "-",
-    ];
-    let (status, csv, err) = run(db, &args);
-    assert!(status.success(), "{err}");
-    let now = fake::now_ms();
-    let want: Vec<String> = (start..end)
-        .step_by(SEC as usize)
-        .filter(|t| fake::exists(SEC, *t, now))
-        .map(|t| {
-            fake::row(SEC, t, now)
-                .trim_matches(['[', ']'])
-                .replace('"', "")
-        })
-        .collect();
-    let got: Vec<&str> = csv.lines().collect();
-    assert_eq!(got.len(), want.len(), "stored candles missing or extra");
-    for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g, w);
-    }
+    assert_eq!(
+        exported(db, "1s", start, end),
+        expected_csv(SEC, start, end)
+    );
 }
 
 const STREAM_CONFIG: &str = "[upstream.stream]\nwatchdog_ms = 2000\nstale_ms = 1500\nbackoff_base_ms = 100\nbackoff_max_ms = 400\n";

@@ -13,7 +13,7 @@ use conn_pool::rusqlite::{Connection, OpenFlags};
 
 use crate::fake_exchange::{self as fake, FakeExchange, Fault, SYMBOL};
 use crate::http::{get, spawn};
-use crate::upstream::{aligned_start, expected_csv, exported_1m};
+use crate::upstream::{aligned_start, expected_csv, exported};
 use crate::{binary, imported_candles, run, write_candles, FIRST, MINUTE};
 
 fn query(db: &Path, sql: &str) -> i64 {
@@ -318,5 +318,8 @@ fn a_killed_backfill_leaves_whole_pages_true_coverage_and_resumes_exactly() {
     // Resuming completes exactly: the exchange's candles, each once.
     let (st, out, err) = run(&db, &args);
     assert!(st.success(), "{out}{err}");
-    assert_eq!(exported_1m(&db, start, end), expected_csv(start, end));
+    assert_eq!(
+        exported(&db, "1m", start, end),
+        expected_csv(MINUTE, start, end)
+    );
 }

@@ -19,29 +19,31 @@ pub(crate) fn aligned_start() -> i64 {
     (LISTED / CHUNK_1M + 10) * CHUNK_1M
 }
 
-/// The fake's rows for `[start, end)` of 1m, as Binance kline CSV lines.
-pub(crate) fn expected_csv(start: i64, end: i64) -> Vec<String> {
+/// The fake's final rows of interval `iv` (ms) for `[start, end)`, as Binance kline CSV
+/// lines.
+pub(crate) fn expected_csv(iv: i64, start: i64, end: i64) -> Vec<String> {
     let now = fake::now_ms();
     (start..end)
-        .step_by(MIN as usize)
-        .filter(|t| fake::exists(MIN, *t, now))
+        .step_by(iv as usize)
+        .filter(|t| fake::exists(iv, *t, now))
         .map(|t| {
-            fake::row(MIN, t, now)
+            fake::row(iv, t, now)
                 .trim_matches(['[', ']'])
                 .replace('"', "")
         })
         .collect()
 }
 
-/// The stored 1m candles of the fake's symbol in `[start, end)`, as Binance CSV lines.
-pub(crate) fn exported_1m(db: &std::path::Path, start: i64, end: i64) -> Vec<String> {
+/// The stored candles of the fake's symbol and timeframe `tf` in `[start, end)`, as
+/// Binance CSV lines.
+pub(crate) fn exported(db: &std::path::Path, tf: &str, start: i64, end: i64) -> Vec<String> {
     let (s, e) = (start.to_string(), end.to_string());
     let args = [
         "export",
         "--symbol",
         SYMBOL,
         "--timeframe",
-        "1m",
+        tf,
         "--start",
         &s,
         "--end",
@@ -98,9 +100,9 @@ fn a_backfill_through_faults_stores_exactly_the_exchange_candles_once() {
     }
 
     // Exactly the exchange's candles, holes included, values as the exchange wrote them.
-    let want = expected_csv(start, end);
+    let want = expected_csv(MIN, start, end);
     assert!(want.len() < 3500, "the exchange has holes");
-    assert_eq!(exported_1m(&db, start, end), want);
+    assert_eq!(exported(&db, "1m", start, end), want);
 
     // Covered, so a second fetch (or any sub-range) asks nothing.
     let before = ex.klines_seen().len();
@@ -179,7 +181,7 @@ fn concurrent_identical_requests_fetch_each_page_once_and_coverage_survives_a_re
     }
     let first: Value = serde_json::from_slice(&bodies[0].1).unwrap();
     let rows = first["data"]["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), expected_csv(start, end).len());
+    assert_eq!(rows.len(), expected_csv(MIN, start, end).len());
     for (_, b) in &bodies {
         let v: Value = serde_json::from_slice(b).unwrap();
         assert_eq!(v["data"]["rows"], first["data"]["rows"]);

@@ -350,6 +350,7 @@ impl App {
 
     async fn stats(&self) -> Result<Reply> {
         let db = self.read.store().db();
+        let read_stats = self.read.stats();
         let memory = self.guard.report();
         let data = json!({
             "cache": self.cache.stats(),
@@ -374,12 +375,12 @@ impl App {
             "upstream": self.read.upstream().map(|u| json!({
                 "base_url": u.base_url(),
                 "hosts": u.stats(),
-                "edge_refreshes": self.read.stats().edge_refreshes,
-                "edge_from_stream": self.read.stats().edge_from_stream,
+                "edge_refreshes": read_stats.edge_refreshes,
+                "edge_from_stream": read_stats.edge_from_stream,
                 "streams": self.read.stream_stats(),
             })),
             "queries": {"patterns": db.log().patterns(), "slow": db.log().slow()},
-            "read_path": self.read.stats(),
+            "read_path": read_stats,
             "http": self.metrics.summary(),
             "access_log": {
                 "enabled": self.access_log.enabled(),

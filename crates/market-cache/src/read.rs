@@ -174,8 +174,9 @@ struct Inner<S> {
     streams: Option<Streams<S>>,
 }
 
-/// How long a chunk that holds the still-forming candle may be served from memory.
-pub fn forming_ttl(tf: Timeframe) -> Duration {
+/// How long a chunk that holds the still-forming candle may be served from memory when
+/// there is no upstream (only an import can change it then).
+fn forming_ttl(tf: Timeframe) -> Duration {
     use Timeframe::*;
     Duration::from_secs(match tf {
         S1 => 1,
@@ -596,7 +597,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     ) -> Result<(Arc<Vec<Candle>>, bool, Edge)> {
         let counters = &self.inner.counters;
         let store = &self.inner.store;
-        let is_edge = end > (self.inner.now)() - CLOSE_GRACE_MS;
+        let is_edge = self.is_edge(end);
         if let (true, true, Some(streams)) = (is_edge, backfill, &self.inner.streams) {
             if let Some(view) = streams.touch(symbol, tf) {
                 // The stored part changes only when the stream stores a closed candle,
@@ -642,31 +643,46 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             candles.extend(forming.into_iter().filter(|c| Some(c.open_time) > last));
             Ok::<_, Error>(candles)
         };
-        let ttl = is_edge.then(|| self.edge_ttl(tf));
-        let (candles, hit) = self.cached(&key, ttl, "chunk", load).await?;
-        if hit {
+        let got = self.cached_part(&key, tf, is_edge, "chunk", load).await?;
+        if got.1 {
             counters.chunk_hits.fetch_add(1, Ordering::Relaxed);
         }
-        Ok((
-            candles,
-            hit,
-            if is_edge {
-                Edge::Refreshed
-            } else {
-                Edge::Closed
-            },
-        ))
+        Ok(got)
     }
 
-    /// How long a chunk holding the live edge is kept: the refresh period with an
-    /// upstream (so the edge is re-read at most that often, by one caller), else the
-    /// timeframe's TTL, since without an upstream only an import can change it.
-    fn edge_ttl(&self, tf: Timeframe) -> Duration {
-        if self.inner.upstream.is_some() {
-            self.inner.live.refresh
+    /// [`Self::cached`] for a chunk of `tf`: the live edge for its refresh period (or,
+    /// without an upstream, the timeframe's TTL), closed history for good.
+    async fn cached_part<F, Fut>(
+        &self,
+        key: &str,
+        tf: Timeframe,
+        is_edge: bool,
+        what: &'static str,
+        load: F,
+    ) -> Result<(Arc<Vec<Candle>>, bool, Edge)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<Candle>>>,
+    {
+        let ttl = is_edge.then(|| {
+            if self.inner.upstream.is_some() {
+                self.inner.live.refresh
+            } else {
+                forming_ttl(tf)
+            }
+        });
+        let (candles, hit) = self.cached(key, ttl, what, load).await?;
+        let edge = if is_edge {
+            Edge::Refreshed
         } else {
-            forming_ttl(tf)
-        }
+            Edge::Closed
+        };
+        Ok((candles, hit, edge))
+    }
+
+    /// Whether a chunk ending at `end` may still change: it ends after now - 2 s.
+    fn is_edge(&self, end: i64) -> bool {
+        end > (self.inner.now)() - CLOSE_GRACE_MS
     }
 
     /// The candles under `key` from memory, or loaded once however many ask at the same
@@ -751,18 +767,8 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             out.extend(resample(&pending, tf));
             Ok::<_, Error>(out)
         };
-        let is_edge = end > (self.inner.now)() - CLOSE_GRACE_MS;
-        let ttl = is_edge.then(|| self.edge_ttl(tf));
-        let (candles, hit) = self.cached(&key, ttl, "resampled chunk", load).await?;
-        Ok((
-            candles,
-            hit,
-            if is_edge {
-                Edge::Refreshed
-            } else {
-                Edge::Closed
-            },
-        ))
+        self.cached_part(&key, tf, self.is_edge(end), "resampled chunk", load)
+            .await
     }
 
     /// After a miss, loads the neighbouring chunks in the background if they are not in

@@ -303,6 +303,28 @@ impl SqliteStore {
         &self.db
     }
 
+    /// The one open time `sql` (bound to the series and `t`) selects, if any.
+    async fn open_time(
+        &self,
+        sql: &'static str,
+        symbol: &Symbol,
+        tf: Timeframe,
+        t: i64,
+    ) -> Result<Option<i64>> {
+        let Some((id, _)) = self.symbol(symbol).await? else {
+            return Ok(None);
+        };
+        let tf = tf.as_str();
+        Ok(self
+            .db
+            .run(move |s| {
+                s.time(sql, 1, |c| {
+                    c.query_row(sql, params![id, tf, t], |r| r.get(0))
+                })
+            })
+            .await?)
+    }
+
     async fn symbol(&self, symbol: &Symbol) -> Result<Option<(i64, Scales)>> {
         let name = symbol.as_str().to_owned();
         Ok(self.db.run(move |s| lookup(s, &name)).await?)
@@ -684,33 +706,11 @@ impl CandleStore for SqliteStore {
     }
 
     async fn next_open(&self, symbol: &Symbol, tf: Timeframe, from: i64) -> Result<Option<i64>> {
-        let Some((id, _)) = self.symbol(symbol).await? else {
-            return Ok(None);
-        };
-        let tf = tf.as_str();
-        Ok(self
-            .db
-            .run(move |s| {
-                s.time(NEXT_SQL, 1, |c| {
-                    c.query_row(NEXT_SQL, params![id, tf, from], |r| r.get(0))
-                })
-            })
-            .await?)
+        self.open_time(NEXT_SQL, symbol, tf, from).await
     }
 
     async fn prev_open(&self, symbol: &Symbol, tf: Timeframe, before: i64) -> Result<Option<i64>> {
-        let Some((id, _)) = self.symbol(symbol).await? else {
-            return Ok(None);
-        };
-        let tf = tf.as_str();
-        Ok(self
-            .db
-            .run(move |s| {
-                s.time(PREV_SQL, 1, |c| {
-                    c.query_row(PREV_SQL, params![id, tf, before], |r| r.get(0))
-                })
-            })
-            .await?)
+        self.open_time(PREV_SQL, symbol, tf, before).await
     }
 
     async fn read(

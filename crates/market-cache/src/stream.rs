@@ -792,8 +792,7 @@ fn on_text<S: CandleStore + Clone + Send + Sync + 'static>(
     text: &str,
 ) {
     let bad = |why: &str| {
-        sh.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
-        let n = sh.counters.bad_frames.load(Ordering::Relaxed);
+        let n = sh.counters.bad_frames.fetch_add(1, Ordering::Relaxed) + 1;
         // The first few are logged; a flood is counted.
         if n <= 5 {
             eprintln!(
