@@ -46,6 +46,9 @@ pub(crate) enum WsFault {
     Drop,
     /// Nothing is sent or read for this many ms; the socket stays open.
     Stall(u64),
+    /// This many copies of the first stream's forming event at once, as fast as the
+    /// socket takes them (a burst that outruns a client that does not read).
+    Burst(usize),
     /// Garbage text, a binary frame, an event for another symbol, an event for a stream
     /// not subscribed and an out-of-order event, then business as usual.
     Malformed,
@@ -488,6 +491,17 @@ fn serve_ws(conn: TcpStream, s: &State) {
                 return;
             }
             Some(WsFault::Stall(ms)) => std::thread::sleep(Duration::from_millis(ms)),
+            Some(WsFault::Burst(n)) => {
+                let now = now_ms();
+                if let Some((name, (iv_name, iv, _))) = subs.iter().next() {
+                    let f = kline_event(name, iv_name, *iv, now / *iv * *iv, now);
+                    for _ in 0..n {
+                        if ws.send(Message::text(f.clone())).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
             Some(WsFault::Malformed) => {
                 let now = now_ms();
                 let first = subs.keys().next().cloned().unwrap_or_default();

@@ -128,7 +128,7 @@ fn pct(v: &[i64], p: f64) -> i64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-fn stats(srv: &Server) -> Value {
+pub(crate) fn stats(srv: &Server) -> Value {
     get(srv.addr, "/api/performance/stats").json()["data"]["upstream"].clone()
 }
 
@@ -147,7 +147,7 @@ fn wait_live(srv: &Server) {
 }
 
 /// The stored 1s candles in `[start, end)` equal the exchange's, none missing.
-fn assert_stored_equal(db: &std::path::Path, start: i64, end: i64) {
+pub(crate) fn assert_stored_equal(db: &std::path::Path, start: i64, end: i64) {
     assert_eq!(
         exported(db, "1s", start, end),
         expected_csv(SEC, start, end)
@@ -156,11 +156,11 @@ fn assert_stored_equal(db: &std::path::Path, start: i64, end: i64) {
 
 const STREAM_CONFIG: &str = "[upstream.stream]\nwatchdog_ms = 2000\nstale_ms = 1500\nbackoff_base_ms = 100\nbackoff_max_ms = 400\n";
 
-fn stream_server(ex: &FakeExchange, dir: &std::path::Path) -> Server {
+pub(crate) fn stream_server(ex: &FakeExchange, dir: &std::path::Path) -> Server {
     stream_server_with(ex, dir, "")
 }
 
-fn stream_server_with(ex: &FakeExchange, dir: &std::path::Path, extra: &str) -> Server {
+pub(crate) fn stream_server_with(ex: &FakeExchange, dir: &std::path::Path, extra: &str) -> Server {
     let config = dir.join("live.toml");
     std::fs::write(&config, format!("{STREAM_CONFIG}{extra}")).unwrap();
     spawn(

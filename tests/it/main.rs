@@ -8,6 +8,7 @@ mod http;
 mod live;
 mod memory;
 mod reliability;
+mod served;
 mod storage;
 mod upstream;
 

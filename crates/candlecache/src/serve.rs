@@ -40,6 +40,10 @@ pub(crate) struct Args {
     /// hosts; none for other upstreams), or `off` to refresh the edge over REST only.
     #[arg(long, env = "CANDLECACHE_UPSTREAM_WS", value_name = "URL|off")]
     upstream_ws: Option<String>,
+    /// Client WebSocket connections (`/ws`, `/stream`) open at once at most (default
+    /// 4096; also `[server.ws] max_connections`); beyond it the handshake gets 503.
+    #[arg(long, env = "CANDLECACHE_MAX_WS_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_ws_connections: Option<u64>,
     /// The memory limit in MB (default 2000): at 80 % of it the cache gives memory back,
     /// at 90 % it drops its compressed tier and halves the rest.
     #[arg(long, env = "CANDLECACHE_MEMORY_LIMIT_MB", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -143,6 +147,12 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             token: args.token.clone().or(file.server.token.clone()),
             header_timeout_secs: file.server.header_timeout_secs,
             access_log: file.server.access_log && !args.no_access_log,
+            ws: http_api::WsConfig {
+                max_connections: args
+                    .max_ws_connections
+                    .map_or(file.server.ws.max_connections, |n| n as usize),
+                ..file.server.ws.clone()
+            },
         };
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;

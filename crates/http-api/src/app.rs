@@ -24,6 +24,7 @@ pub(crate) const GZIP_MIN_BYTES: usize = 1024;
 
 /// What the handlers share.
 pub(crate) struct App {
+    pub(crate) ws: Arc<crate::ws::Hub>,
     pub(crate) read: ReadPath<SqliteStore>,
     pub(crate) cache: Cache,
     pub(crate) responses: NamespaceCache,
@@ -112,6 +113,12 @@ const ROUTES: &[(&str, &str)] = &[
 
 /// Returns the route name for metrics: the path if it is a route, else `other`.
 pub(crate) fn route_name(path: &str) -> &'static str {
+    if path == "/ws" || path.starts_with("/ws/") {
+        return "/ws";
+    }
+    if path == "/stream" || path == "/stream/" {
+        return "/stream";
+    }
     ROUTES
         .iter()
         .find(|(p, _)| *p == path)
@@ -159,6 +166,7 @@ impl App {
                     self.read.store().db(),
                     &self.read.upstream().map(|u| u.stats()).unwrap_or_default(),
                     (&self.read.stats(), self.read.stream_stats().as_ref()),
+                    &self.ws.stats(),
                     &self.guard.report(),
                 )),
                 ..Reply::json(json!(null))
@@ -379,6 +387,7 @@ impl App {
                 "edge_from_stream": read_stats.edge_from_stream,
                 "streams": self.read.stream_stats(),
             })),
+            "served_streams": self.ws.stats(),
             "queries": {"patterns": db.log().patterns(), "slow": db.log().slow()},
             "read_path": read_stats,
             "http": self.metrics.summary(),

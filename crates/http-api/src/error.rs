@@ -88,6 +88,18 @@ pub enum Error {
         /// Binance's message.
         msg: String,
     },
+    /// A stream name (in a stream path or query) is malformed or not served.
+    #[error("{0}")]
+    InvalidStream(String),
+    /// A WebSocket endpoint was asked without a WebSocket handshake.
+    #[error("{0}")]
+    UpgradeRequired(String),
+    /// Served streams need the upstream's streams, and none is configured.
+    #[error("{0}")]
+    StreamsUnavailable(String),
+    /// The server's configuration cannot be used (found at start, never per request).
+    #[error("{0}")]
+    Config(String),
     /// Something failed on our side; details are in the log.
     #[error("internal error")]
     Internal(String),
@@ -102,10 +114,11 @@ impl Error {
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy(_) | Self::StreamsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             Self::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Binance { status, .. } => *status,
@@ -136,7 +149,11 @@ impl Error {
             Self::Unauthorized => "unauthorized",
             Self::Upstream(_) | Self::UpstreamTimeout(_) => "upstream_unavailable",
             Self::Binance { .. } => "binance",
+            Self::InvalidStream(_) => "invalid_stream",
+            Self::UpgradeRequired(_) => "upgrade_required",
+            Self::StreamsUnavailable(_) => "streams_unavailable",
             Self::Internal(_) => "internal",
+            Self::Config(_) => "config",
         }
     }
 }

@@ -24,6 +24,8 @@ mod metrics;
 mod openapi;
 mod query;
 mod server;
+mod ws;
 
 pub use error::{Error, Result};
 pub use server::{serve, HttpConfig};
+pub use ws::WsConfig;

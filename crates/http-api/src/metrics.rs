@@ -83,6 +83,7 @@ impl Metrics {
             &market_cache::read::ReadStats,
             Option<&market_cache::stream::StreamStats>,
         ),
+        served: &crate::ws::WsStats,
         memory: &mem_guard::Report,
     ) -> String {
         let mut s = String::new();
@@ -272,8 +273,74 @@ impl Metrics {
             }
         }
         render_live(&mut s, live.0, live.1);
+        render_served(&mut s, served);
         render_memory(&mut s, memory);
         s
+    }
+}
+
+/// The streams served to clients.
+fn render_served(s: &mut String, w: &crate::ws::WsStats) {
+    for (name, help, kind, v) in [
+        (
+            "ws_connections",
+            "Client stream connections open.",
+            "gauge",
+            w.connections,
+        ),
+        (
+            "ws_streams",
+            "Streams served to at least one client.",
+            "gauge",
+            w.streams,
+        ),
+        (
+            "ws_subscriptions",
+            "Client subscriptions over all streams.",
+            "gauge",
+            w.subscriptions,
+        ),
+        (
+            "ws_frames_sent_total",
+            "Event frames queued to clients.",
+            "counter",
+            w.frames_sent,
+        ),
+        (
+            "ws_refused_total",
+            "Stream handshakes refused at the connection limit.",
+            "counter",
+            w.refused,
+        ),
+        (
+            "ws_closed_slow_total",
+            "Clients closed (1008) for a full queue.",
+            "counter",
+            w.closed_slow,
+        ),
+        (
+            "ws_closed_rate_total",
+            "Clients closed (1008) for sending too many messages.",
+            "counter",
+            w.closed_rate,
+        ),
+        (
+            "ws_closed_pong_total",
+            "Clients closed (1008) for no pong.",
+            "counter",
+            w.closed_pong,
+        ),
+        (
+            "ws_bad_requests_total",
+            "Control messages answered with an error, and binary frames.",
+            "counter",
+            w.bad_requests,
+        ),
+    ] {
+        let _ = writeln!(
+            s,
+            "# HELP candlecache_{name} {help}\n# TYPE candlecache_{name} {kind}\ncandlecache_{name} {v}"
+        );
     }
 }
 

@@ -41,6 +41,8 @@ pub struct HttpConfig {
     pub token: Option<String>,
     /// One line per request on stderr (written by a thread of its own).
     pub access_log: bool,
+    /// The served WebSocket streams (`[server.ws]`).
+    pub ws: crate::ws::WsConfig,
 }
 
 impl Default for HttpConfig {
@@ -51,6 +53,7 @@ impl Default for HttpConfig {
             header_timeout_secs: 10,
             token: None,
             access_log: true,
+            ws: crate::ws::WsConfig::default(),
         }
     }
 }
@@ -58,7 +61,8 @@ impl Default for HttpConfig {
 /// Serves until `shutdown` completes, then lets requests in flight finish (up to 10 s).
 ///
 /// # Errors
-/// [`Error::Internal`] if the configuration is unusable (no token beyond loopback).
+/// [`Error::Config`] if the configuration is unusable (no token beyond loopback, a
+/// zero in `[server.ws]`).
 pub async fn serve(
     listener: TcpListener,
     config: HttpConfig,
@@ -71,14 +75,17 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
     if !local.ip().is_loopback() && config.token.is_none() {
-        return Err(Error::Internal(format!(
+        return Err(Error::Config(format!(
             "listening on {local} (beyond loopback) needs a token for the mutating endpoints"
         )));
     }
+    config.ws.validate()?;
     let responses = cache
         .namespace(RESPONSES)
         .map_err(|e| Error::Internal(e.to_string()))?;
+    let ws = Arc::new(crate::ws::Hub::new(read.clone(), config.ws.clone()));
     let app = Arc::new(App {
+        ws,
         read,
         cache,
         responses,
@@ -88,7 +95,10 @@ pub async fn serve(
         token: config.token.clone(),
         guard,
     });
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // hyper-util's graceful shutdown does not take connections with upgrades, so the
+    // connections watch a stop signal themselves and hold `done` until they end.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (done, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -109,14 +119,29 @@ pub async fn serve(
             let app = app.clone();
             async move { Ok::<_, std::convert::Infallible>(handle(&app, req, peer).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stopped = stopped.clone();
+        let done = done.clone();
         tokio::spawn(async move {
+            let _done = done;
+            tokio::pin!(conn);
             // A client that goes away mid-request is not our error.
-            let _ = conn.await;
+            let stopping = tokio::select! {
+                _ = conn.as_mut() => false,
+                r = stopped.wait_for(|s| *s) => r.is_ok(),
+            };
+            if stopping {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
         });
     }
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    let _ = stop.send(true);
+    app.ws.shutdown();
+    drop(done);
+    let _ = tokio::time::timeout(Duration::from_secs(10), all_done.recv()).await;
     Ok(())
 }
 
@@ -152,6 +177,8 @@ async fn handle(
         Err(Error::HeadersTooLarge(MAX_HEAD_BYTES))
     } else if body_len > MAX_BODY_BYTES {
         Err(Error::PayloadTooLarge(MAX_BODY_BYTES as usize))
+    } else if crate::ws::is_stream_path(&path) && req.method() == Method::GET {
+        app.ws.upgrade(req)
     } else {
         let (parts, _body) = req.into_parts();
         let head_only = parts.method == Method::HEAD;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::resample::{fill_previous, gaps, resample};
 use crate::store::CandleStore;
-use crate::stream::{StreamConfig, StreamStats, Streams};
+use crate::stream::{StreamConfig, StreamStats, Streams, Watch};
 use crate::upstream::{Upstream, CLOSE_GRACE_MS};
 use crate::{Candle, Error, Result, Symbol, Timeframe};
 
@@ -293,6 +293,17 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     /// Figures of the upstream streams, when they are configured.
     pub fn stream_stats(&self) -> Option<StreamStats> {
         self.inner.streams.as_ref().map(Streams::stats)
+    }
+
+    /// True when the upstream's streams are configured (served streams need them).
+    pub fn has_streams(&self) -> bool {
+        self.inner.streams.is_some()
+    }
+
+    /// The upstream's events of a series for a served stream; `None` without upstream
+    /// streams (nothing would ever arrive).
+    pub fn watch(&self, symbol: &Symbol, tf: Timeframe) -> Option<Watch> {
+        self.inner.streams.as_ref().map(|s| s.watch(symbol, tf))
     }
 
     /// Returns the clock.

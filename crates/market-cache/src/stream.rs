@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -157,6 +158,20 @@ pub struct View {
     pub generation: u64,
 }
 
+/// A served client's view of one stream: the upstream's events, byte for byte.
+pub struct Watch {
+    /// The latest event (usually the forming candle), so a client joining mid-candle
+    /// has it at once.
+    pub current: Option<Bytes>,
+    /// Every later event, as the upstream's event object (`{"e":"kline",...}`) exactly as
+    /// received. A receiver that falls [`FEED_CAPACITY`] events behind sees
+    /// `RecvError::Lagged`.
+    pub events: broadcast::Receiver<Bytes>,
+}
+
+/// Events a stream's feed holds for its slowest receiver.
+pub const FEED_CAPACITY: usize = 256;
+
 /// Figures of one stream.
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamInfo {
@@ -166,6 +181,8 @@ pub struct StreamInfo {
     pub state: &'static str,
     /// Events received.
     pub events: u64,
+    /// Served receivers of the stream's events.
+    pub watchers: u64,
     /// Milliseconds since the last event, if any arrived.
     pub last_event_age_ms: Option<i64>,
 }
@@ -229,6 +246,9 @@ struct Series {
     /// closed one proves the slots between them empty.
     last_closed: Option<i64>,
     generation: u64,
+    /// The events, for served streams.
+    feed: broadcast::Sender<Bytes>,
+    last_raw: Option<Bytes>,
 }
 
 #[derive(Default)]
@@ -324,37 +344,56 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> Streams<S> {
     pub fn touch(&self, symbol: &Symbol, tf: Timeframe) -> Option<View> {
         let sh = &self.shared;
         let now = (sh.now)();
-        let name = stream_name(symbol, tf);
         let mut series = lock(&sh.series);
-        if let Some(s) = series.get_mut(&name) {
-            s.last_touch = now;
-            let fresh = s
-                .last_event
-                .is_some_and(|t| now - t <= sh.config.stale_ms as i64);
-            return (s.state == State::Live && fresh).then(|| View {
-                unstored: s.unstored.iter().cloned().collect(),
-                forming: s.forming.clone(),
-                generation: s.generation,
-            });
+        let s = self.series(&mut series, symbol, tf, now);
+        let fresh = s
+            .last_event
+            .is_some_and(|t| now - t <= sh.config.stale_ms as i64);
+        (s.state == State::Live && fresh).then(|| View {
+            unstored: s.unstored.iter().cloned().collect(),
+            forming: s.forming.clone(),
+            generation: s.generation,
+        })
+    }
+
+    /// The series' events for a served stream, subscribing upstream if needed. The
+    /// series stays subscribed while a receiver is alive.
+    pub fn watch(&self, symbol: &Symbol, tf: Timeframe) -> Watch {
+        let now = (self.shared.now)();
+        let mut series = lock(&self.shared.series);
+        let s = self.series(&mut series, symbol, tf, now);
+        Watch {
+            current: s.last_raw.clone(),
+            events: s.feed.subscribe(),
         }
-        let conn = self.assign(&name);
-        series.insert(
-            name,
-            Series {
-                symbol: symbol.clone(),
-                tf,
-                conn,
-                state: State::Subscribing,
-                last_touch: now,
-                last_event: None,
-                events: 0,
-                forming: None,
-                unstored: VecDeque::new(),
-                last_closed: None,
-                generation: 0,
-            },
-        );
-        None
+    }
+
+    /// The series, touched now; subscribed first if it is new.
+    fn series<'a>(
+        &self,
+        series: &'a mut HashMap<String, Series>,
+        symbol: &Symbol,
+        tf: Timeframe,
+        now: i64,
+    ) -> &'a mut Series {
+        let name = stream_name(symbol, tf);
+        let s = series.entry(name).or_insert_with_key(|name| Series {
+            symbol: symbol.clone(),
+            tf,
+            conn: self.assign(name),
+            state: State::Subscribing,
+            last_touch: now,
+            last_event: None,
+            events: 0,
+            forming: None,
+            unstored: VecDeque::new(),
+            last_closed: None,
+            generation: 0,
+            feed: broadcast::channel(FEED_CAPACITY).0,
+            last_raw: None,
+        });
+        s.last_touch = now;
+        s
     }
 
     /// Picks a connection with room for one more stream (opening one if none has) and
@@ -408,6 +447,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> Streams<S> {
                     State::Live => "live",
                 },
                 events: s.events,
+                watchers: s.feed.receiver_count() as u64,
                 last_event_age_ms: s.last_event.map(|t| now - t),
             })
             .collect();
@@ -769,7 +809,7 @@ fn unsubscribe_idle<S>(sh: &Shared<S>, idx: usize, wanted: &mut Vec<String>) {
     let mut series = lock(&sh.series);
     let gone: Vec<String> = series
         .iter()
-        .filter(|(_, s)| s.conn == idx && now - s.last_touch > idle)
+        .filter(|(_, s)| s.conn == idx && now - s.last_touch > idle && s.feed.receiver_count() == 0)
         .map(|(n, _)| n.clone())
         .collect();
     for name in &gone {
@@ -890,6 +930,11 @@ fn on_text<S: CandleStore + Clone + Send + Sync + 'static>(
     } else {
         s.forming = Some(candle);
     }
+    if let Some(raw) = event_object(text, stream.is_some()) {
+        s.last_raw = Some(raw.clone());
+        // No receiver is not an error: the event is kept as `last_raw` for the next.
+        let _ = s.feed.send(raw);
+    }
     if s.state == State::Subscribing {
         s.state = State::Backfilling;
         let (symbol, tf) = (s.symbol.clone(), s.tf);
@@ -914,6 +959,22 @@ fn on_text<S: CandleStore + Clone + Send + Sync + 'static>(
     while rate.len() > 12 {
         rate.pop_front();
     }
+}
+
+/// The event object of a frame exactly as the upstream wrote it: the `data` of a
+/// combined frame, or the frame itself.
+fn event_object(text: &str, combined: bool) -> Option<Bytes> {
+    #[derive(Deserialize)]
+    struct Wrapped<'a> {
+        #[serde(borrow)]
+        data: &'a serde_json::value::RawValue,
+    }
+    let raw = if combined {
+        serde_json::from_str::<Wrapped<'_>>(text).ok()?.data.get()
+    } else {
+        text.trim()
+    };
+    Some(Bytes::copy_from_slice(raw.as_bytes()))
 }
 
 /// After the first event of a (re)subscription: the closed candles the store lacks in
