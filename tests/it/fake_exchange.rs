@@ -72,8 +72,27 @@ struct State {
 pub(crate) const SYMBOL: &str = "BTCUSDT";
 /// When it was listed: 2024-01-01T00:00:00Z.
 pub(crate) const LISTED: i64 = 1_704_067_200_000;
-/// The exchangeInfo body it serves.
-pub(crate) const EXCHANGE_INFO: &str = r#"{"timezone":"UTC","serverTime":1,"rateLimits":[],"exchangeFilters":[],"symbols":[{"symbol":"BTCUSDT","status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT"}]}"#;
+/// Every symbol it lists; the first is the one most tests use.
+pub(crate) const SYMBOLS: [&str; 8] = [
+    SYMBOL, "ETHUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "SOLUSDT", "DOGEUSDT", "LTCUSDT",
+];
+
+/// The exchangeInfo body it serves: Binance's shape with the filters clients read.
+pub(crate) fn exchange_info() -> String {
+    let symbols: Vec<String> = SYMBOLS
+        .iter()
+        .map(|s| {
+            let base = s.trim_end_matches("USDT");
+            format!(
+                r#"{{"symbol":"{s}","status":"TRADING","baseAsset":"{base}","baseAssetPrecision":8,"quoteAsset":"USDT","quotePrecision":8,"quoteAssetPrecision":8,"orderTypes":["LIMIT","LIMIT_MAKER","MARKET","STOP_LOSS_LIMIT","TAKE_PROFIT_LIMIT"],"icebergAllowed":true,"ocoAllowed":true,"isSpotTradingAllowed":true,"isMarginTradingAllowed":false,"filters":[{{"filterType":"PRICE_FILTER","minPrice":"0.00000001","maxPrice":"1000000.00000000","tickSize":"0.00000001"}},{{"filterType":"LOT_SIZE","minQty":"0.00001000","maxQty":"9000.00000000","stepSize":"0.00001000"}},{{"filterType":"NOTIONAL","minNotional":"5.00000000","applyMinToMarket":true,"maxNotional":"9000000.00000000","applyMaxToMarket":false,"avgPriceMins":5}}],"permissions":[],"permissionSets":[["SPOT"]]}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"timezone":"UTC","serverTime":1,"rateLimits":[],"exchangeFilters":[],"symbols":[{}]}}"#,
+        symbols.join(",")
+    )
+}
 
 pub(crate) struct FakeExchange {
     pub(crate) addr: SocketAddr,
@@ -117,10 +136,16 @@ fn dec(m: i64) -> String {
     format!("{}.{:08}", m / 100_000_000, m % 100_000_000)
 }
 
-/// The Binance row of the candle opening at `t`; the forming one depends on `now`.
+/// The Binance row of [`SYMBOL`]'s candle opening at `t`; the forming one depends on `now`.
 pub(crate) fn row(iv: i64, t: i64, now: i64) -> String {
+    row_of(SYMBOL, iv, t, now)
+}
+
+/// The Binance row of `symbol`'s candle opening at `t` (each symbol at its own price).
+pub(crate) fn row_of(symbol: &str, iv: i64, t: i64, now: i64) -> String {
     let k = t / iv;
-    let open = 2_000_000_000_000 + (k * 7919) % 100_000_000_000;
+    let n = SYMBOLS.iter().position(|s| *s == symbol).unwrap_or(0) as i64;
+    let open = 2_000_000_000_000 / (n + 1) + (k * 7919) % 100_000_000_000;
     let (close, volume) = if t + iv > now {
         // Still forming: it grows as time passes.
         (open + (now - t) * 1000, (now - t) * 100_000 + 1)
@@ -181,9 +206,10 @@ pub(crate) fn answer(iv: i64, query: &HashMap<String, String>, now: i64) -> Vec<
 /// The klines body for `query` as Binance writes it.
 pub(crate) fn klines_body(query: &HashMap<String, String>, now: i64) -> String {
     let iv = interval_ms(query.get("interval").map_or("", String::as_str)).unwrap_or(60_000);
+    let symbol = query.get("symbol").map_or(SYMBOL, String::as_str);
     let rows: Vec<String> = answer(iv, query, now)
         .into_iter()
-        .map(|t| row(iv, t, now))
+        .map(|t| row_of(symbol, iv, t, now))
         .collect();
     format!("[{}]", rows.join(","))
 }
@@ -310,7 +336,10 @@ fn serve(conn: TcpStream, s: &State) {
                     at: now,
                 });
                 let fault = s.faults.lock().unwrap().pop_front();
-                if q.get("symbol").map(String::as_str) != Some(SYMBOL) {
+                if !q
+                    .get("symbol")
+                    .is_some_and(|s| SYMBOLS.contains(&s.as_str()))
+                {
                     (
                         "400 Bad Request",
                         r#"{"code":-1121,"msg":"Invalid symbol."}"#.to_owned(),
@@ -322,7 +351,7 @@ fn serve(conn: TcpStream, s: &State) {
             }
             "/api/v3/exchangeInfo" => {
                 s.other.lock().unwrap().push(target.clone());
-                ("200 OK", EXCHANGE_INFO.to_owned(), None)
+                ("200 OK", exchange_info(), None)
             }
             _ => {
                 s.other.lock().unwrap().push(target.clone());
@@ -382,14 +411,19 @@ fn serve(conn: TcpStream, s: &State) {
 
 /// The kline event of the candle opening at `t` on stream `name`, as Binance sends it.
 pub(crate) fn kline_event(name: &str, interval: &str, iv: i64, t: i64, now: i64) -> String {
-    let r: Vec<serde_json::Value> = serde_json::from_str(&row(iv, t, now)).unwrap();
+    let symbol = name
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let r: Vec<serde_json::Value> = serde_json::from_str(&row_of(&symbol, iv, t, now)).unwrap();
     let closed = t + iv <= now;
     serde_json::json!({
         "stream": name,
         "data": {
-            "e": "kline", "E": now, "s": SYMBOL,
+            "e": "kline", "E": now, "s": symbol,
             "k": {
-                "t": t, "T": t + iv - 1, "s": SYMBOL, "i": interval, "f": 100, "L": 200,
+                "t": t, "T": t + iv - 1, "s": symbol, "i": interval, "f": 100, "L": 200,
                 "o": r[1], "c": r[4], "h": r[2], "l": r[3], "v": r[5], "n": r[8],
                 "x": closed, "q": r[7], "V": r[9], "Q": r[10], "B": "0"
             }
@@ -510,7 +544,7 @@ fn serve_ws(conn: TcpStream, s: &State) {
                     Message::binary(vec![0u8, 1, 2]),
                     Message::text(
                         kline_event(&first, "1s", 1000, now / 1000 * 1000, now)
-                            .replace(SYMBOL, "ETHUSDT"),
+                            .replace(SYMBOL, "FOOUSDT"),
                     ),
                     Message::text(kline_event(
                         "btcusdt@kline_1h",

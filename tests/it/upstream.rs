@@ -343,7 +343,7 @@ fn binance_errors_exchange_info_time_and_chaining() {
     for _ in 0..3 {
         let r = get(a.addr, "/api/v3/exchangeInfo");
         assert_eq!(r.status, 200);
-        assert_eq!(String::from_utf8(r.body).unwrap(), fake::EXCHANGE_INFO);
+        assert_eq!(String::from_utf8(r.body).unwrap(), fake::exchange_info());
     }
     let infos = ex
         .others_seen()
@@ -369,7 +369,7 @@ fn binance_errors_exchange_info_time_and_chaining() {
     let r = get(b.addr, &format!("{k}?{q}"));
     assert_eq!(String::from_utf8(r.body).unwrap(), theirs);
     let r = get(b.addr, "/api/v3/exchangeInfo");
-    assert_eq!(String::from_utf8(r.body).unwrap(), fake::EXCHANGE_INFO);
+    assert_eq!(String::from_utf8(r.body).unwrap(), fake::exchange_info());
     // Stats show the upstream traffic.
     let stats = get(b.addr, "/api/performance/stats").json();
     assert!(

@@ -26,10 +26,7 @@ pub(crate) fn ccxt() -> Result<()> {
     if !data.exists() {
         crate::gen::binance_1m(&data, ROWS, 7)?;
     }
-    let db = dir.join("ccxt.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    let db = fresh_db(&dir.join("ccxt.db"))?;
     sh(Command::new(&bin)
         .arg("--db")
         .arg(&db)
@@ -55,6 +52,52 @@ pub(crate) fn ccxt() -> Result<()> {
     }
     println!("xtask: ccxt paged through seven weeks of 1h candles from candlecache");
     Ok(())
+}
+
+/// ccxt pro's `binance.watch_ohlcv` against candlecache's served streams, with the fake
+/// exchange of the end-to-end tests as candlecache's upstream (REST and streams).
+pub(crate) fn ccxt_pro() -> Result<()> {
+    let dir = root().join("target/clients");
+    std::fs::create_dir_all(&dir)?;
+    let python = python_env(&dir.join("venv"), "ccxt.pro", &["ccxt"])?;
+    crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
+    let bin = root().join("target/release/candlecache");
+    let ex = crate::fake_exchange::FakeExchange::start();
+    let db = fresh_db(&dir.join("ccxt-pro.db"))?;
+    let (server, base) = serve(
+        &bin,
+        &db,
+        &["--upstream", &ex.url(), "--upstream-ws", &ex.ws_url()],
+    )?;
+    let ws_base = base.replacen("http://", "ws://", 1);
+    eprintln!("xtask: ccxt pro watch_ohlcv against {ws_base}/ws, 1s candles for 15 s");
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(&python)
+        .arg(root().join("xtask/scripts/ccxt_pro_check.py"))
+        .args([base.as_str(), &ws_base, &ex.url(), "BTCUSDT", "15"])
+        .output()?;
+    drop(server);
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        bail!(
+            "the ccxt pro check failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    println!(
+        "xtask: ccxt pro watched candles form and close through candlecache; upstream stream connections: {}",
+        ex.ws_connections()
+    );
+    Ok(())
+}
+
+/// `path` with no database (nor WAL) left from an earlier run.
+fn fresh_db(path: &Path) -> Result<std::path::PathBuf> {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    Ok(path.to_owned())
 }
 
 /// Starts `candlecache serve` on a free loopback port; returns it (stopped when dropped)

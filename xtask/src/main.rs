@@ -1,11 +1,16 @@
 //! Project tasks: `cargo xtask ci | layers | bench ... | gen-data | check-ccxt |
-//! check-dashboard`.
+//! check-ccxt-pro | check-dashboard`.
 //!
 //! Kept dependency-light on purpose: it shells out to cargo and reads `cargo metadata`.
 
 mod bench;
 mod clients;
 mod crash;
+// The fake exchange of the end-to-end tests, shared so the client checks run against the
+// same exchange the tests do.
+#[allow(dead_code, clippy::unwrap_used, unreachable_pub)]
+#[path = "../../tests/it/fake_exchange.rs"]
+mod fake_exchange;
 mod gen;
 mod layers;
 mod soak;
@@ -43,6 +48,10 @@ tasks:
   check-ccxt              ccxt's binance client (from PyPI, into target/clients) pointed at
                           candlecache's /api/v3: load_markets, then fetch_ohlcv through seven
                           weeks of 1h candles, checked against /api/crypto/ohlc
+  check-ccxt-pro          ccxt pro's binance.watch_ohlcv (only URLs changed) on candlecache's
+                          served streams, with the tests' fake exchange upstream: updates
+                          arrive, every closed candle equals candlecache's REST answer and
+                          the exchange's
   check-dashboard         the dashboard page of a demo server in headless Chromium (Debian's
                           chromium and playwright-core from npm, installed if missing):
                           candles drawn, timeframe switch, zoom, health panel, no console
@@ -85,6 +94,7 @@ fn run() -> Result<()> {
         ["soak", rest @ ..] => soak::soak(rest),
         ["crash", rest @ ..] => crash::crash(rest),
         ["check-ccxt"] => clients::ccxt(),
+        ["check-ccxt-pro"] => clients::ccxt_pro(),
         ["check-dashboard"] => clients::dashboard(),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
