@@ -92,6 +92,25 @@ pub(crate) fn ccxt_pro() -> Result<()> {
     Ok(())
 }
 
+/// GETs `path` from a server at `base` (`http://host:port`) and parses the JSON body.
+pub(crate) fn get_json(base: &str, path: &str) -> Result<serde_json::Value> {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let at = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no HTTP head")?;
+    Ok(serde_json::from_slice(&buf[at + 4..])?)
+}
+
 /// `path` with no database (nor WAL) left from an earlier run.
 fn fresh_db(path: &Path) -> Result<std::path::PathBuf> {
     for suffix in ["", "-wal", "-shm"] {

@@ -11,6 +11,7 @@ mod crash;
 #[allow(dead_code, clippy::unwrap_used, unreachable_pub)]
 #[path = "../../tests/it/fake_exchange.rs"]
 mod fake_exchange;
+mod freqtrade;
 mod gen;
 mod layers;
 mod soak;
@@ -52,6 +53,13 @@ tasks:
                           served streams, with the tests' fake exchange upstream: updates
                           arrive, every closed candle equals candlecache's REST answer and
                           the exchange's
+  check-freqtrade-live [--ws] [--bots 3] [--pairs 8] [--minutes 4]
+                          freqtrade dry-run bots (from PyPI) through candlecache with the fake
+                          exchange upstream, one bot then the fleet: every candle the
+                          strategy gets equals the exchange's final one, new candles arrive
+                          within freqtrade's polling, no ERROR, no \"Outdated history\", the
+                          upstream's cost independent of the bots; --ws: websockets on, one
+                          stream connection to the exchange (about 7 minutes)
   check-dashboard         the dashboard page of a demo server in headless Chromium (Debian's
                           chromium and playwright-core from npm, installed if missing):
                           candles drawn, timeframe switch, zoom, health panel, no console
@@ -95,6 +103,7 @@ fn run() -> Result<()> {
         ["crash", rest @ ..] => crash::crash(rest),
         ["check-ccxt"] => clients::ccxt(),
         ["check-ccxt-pro"] => clients::ccxt_pro(),
+        ["check-freqtrade-live", rest @ ..] => freqtrade::live(rest),
         ["check-dashboard"] => clients::dashboard(),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");

@@ -109,6 +109,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/metrics", "GET"),
     ("/healthz", "GET"),
     ("/openapi.json", "GET"),
+    ("/asyncapi.json", "GET"),
 ];
 
 /// Returns the route name for metrics: the path if it is a route, else `other`.
@@ -175,6 +176,10 @@ impl App {
             "/" => Ok(asset("text/html; charset=utf-8", DASHBOARD_HTML)),
             "/assets/dashboard.js" => Ok(asset("text/javascript; charset=utf-8", DASHBOARD_JS)),
             "/assets/dashboard.css" => Ok(asset("text/css; charset=utf-8", DASHBOARD_CSS)),
+            "/asyncapi.json" => Ok(Reply {
+                body: Bytes::from_static(crate::openapi::ASYNCAPI.as_bytes()),
+                ..Reply::json(json!(null))
+            }),
             _ => Ok(Reply {
                 body: Bytes::from_static(crate::openapi::DOCUMENT.as_bytes()),
                 ..Reply::json(json!(null))

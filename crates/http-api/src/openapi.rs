@@ -68,7 +68,70 @@ pub(crate) const DOCUMENT: &str = r##"{
       "responses": {"200": {"description": "Report"}, "401": {"$ref": "#/components/responses/Unauthorized"}}}},
     "/metrics": {"get": {"summary": "Prometheus text", "responses": {"200": {"description": "Metrics", "content": {"text/plain": {}}}}}},
     "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}}}},
-    "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+    "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    "/asyncapi.json": {"get": {"summary": "The AsyncAPI 3.0 document of the served WebSocket streams", "responses": {"200": {"description": "AsyncAPI 3.0"}}}},
+    "/ws/{stream}": {"get": {"summary": "WebSocket handshake: raw kline events of one stream (`btcusdt@kline_1m`); a segment without `@` (ccxt pro's `/ws/0`) is a plain /ws. Messages: see /asyncapi.json",
+      "parameters": [{"name": "stream", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^([a-z0-9]{1,32}@kline_(1s|1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)|[^@/]*)$"}}],
+      "responses": {"101": {"description": "Switching to WebSocket"}, "400": {"$ref": "#/components/responses/BadRequest"}, "426": {"description": "Not a WebSocket handshake", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "503": {"description": "No upstream stream configured, or the connection limit reached (Retry-After)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+    "/ws": {"get": {"summary": "WebSocket handshake; subscribe with {\"method\":\"SUBSCRIBE\",\"params\":[...],\"id\":1}. Messages: see /asyncapi.json",
+      "responses": {"101": {"description": "Switching to WebSocket"}, "426": {"description": "Not a WebSocket handshake", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "503": {"description": "No upstream stream configured, or the connection limit reached", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+    "/stream": {"get": {"summary": "WebSocket handshake: combined frames {\"stream\",\"data\"} of the streams named",
+      "parameters": [{"name": "streams", "in": "query", "schema": {"type": "string", "description": "stream names joined by `/`, at most max_streams_per_connection (1024)"}}],
+      "responses": {"101": {"description": "Switching to WebSocket"}, "400": {"$ref": "#/components/responses/BadRequest"}, "426": {"description": "Not a WebSocket handshake", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}, "503": {"description": "No upstream stream configured, or the connection limit reached", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}}
   }
 }
 "##;
+
+/// `/asyncapi.json`: the messages of the served streams.
+pub(crate) const ASYNCAPI: &str = r##"{
+  "asyncapi": "3.0.0",
+  "info": {"title": "candlecache streams", "version": "0.1.0",
+    "description": "Binance-compatible WebSocket market streams relayed from candlecache's upstream: kline events byte for byte as the upstream sent them, one upstream subscription per stream however many clients. Limits: max_streams_per_connection (1024), max_messages_per_sec (5; more closes with 1008), a ping every ping_ms (20 s) and a close (1008) after pong_timeout_ms (60 s) without a pong, a queue of `queue` frames per client (a slow client is closed with 1008), messages up to max_message_bytes (64 KiB; larger: 1009), binary frames closed with 1003."},
+  "servers": {"local": {"host": "127.0.0.1:8080", "protocol": "ws"}},
+  "channels": {
+    "raw": {"address": "/ws/{stream}", "parameters": {"stream": {"description": "`<symbol>@kline_<interval>`, or any segment without `@` for a connection that subscribes by message"}},
+      "messages": {"kline": {"$ref": "#/components/messages/kline"}, "subscribe": {"$ref": "#/components/messages/control"}, "reply": {"$ref": "#/components/messages/reply"}, "error": {"$ref": "#/components/messages/error"}}},
+    "combined": {"address": "/stream?streams={streams}", "parameters": {"streams": {"description": "stream names joined by `/`"}},
+      "messages": {"combinedKline": {"$ref": "#/components/messages/combinedKline"}, "subscribe": {"$ref": "#/components/messages/control"}, "reply": {"$ref": "#/components/messages/reply"}, "error": {"$ref": "#/components/messages/error"}}}
+  },
+  "operations": {
+    "receiveRaw": {"action": "receive", "channel": {"$ref": "#/channels/raw"}, "messages": [{"$ref": "#/channels/raw/messages/kline"}, {"$ref": "#/channels/raw/messages/reply"}, {"$ref": "#/channels/raw/messages/error"}]},
+    "controlRaw": {"action": "send", "channel": {"$ref": "#/channels/raw"}, "messages": [{"$ref": "#/channels/raw/messages/subscribe"}]},
+    "receiveCombined": {"action": "receive", "channel": {"$ref": "#/channels/combined"}, "messages": [{"$ref": "#/channels/combined/messages/combinedKline"}, {"$ref": "#/channels/combined/messages/reply"}, {"$ref": "#/channels/combined/messages/error"}]},
+    "controlCombined": {"action": "send", "channel": {"$ref": "#/channels/combined"}, "messages": [{"$ref": "#/channels/combined/messages/subscribe"}]}
+  },
+  "components": {
+    "messages": {
+      "kline": {"summary": "A kline event as the upstream sent it; the latest one is sent at once to a new subscriber", "payload": {"$ref": "#/components/schemas/Kline"}},
+      "combinedKline": {"payload": {"type": "object", "required": ["stream", "data"], "properties": {"stream": {"type": "string"}, "data": {"$ref": "#/components/schemas/Kline"}}}},
+      "control": {"payload": {"type": "object", "required": ["method"], "additionalProperties": false, "properties": {
+        "method": {"enum": ["SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY"]},
+        "params": {"type": "array", "description": "stream names; for the properties [\"combined\", true|false] or [\"combined\"]"},
+        "id": {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[A-Za-z0-9-]{0,36}$"}, {"type": "null"}]}}}},
+      "reply": {"payload": {"type": "object", "required": ["result", "id"], "properties": {"result": {"description": "null, the list of streams, or a property's value"}, "id": {}}}},
+      "error": {"payload": {"type": "object", "required": ["error", "id"], "properties": {"error": {"type": "object", "properties": {
+        "code": {"type": "integer", "description": "0 unknown property, 1 invalid value type, 2 invalid request, 3 invalid JSON"}, "msg": {"type": "string"}}}, "id": {}}}}
+    },
+    "schemas": {
+      "Kline": {"type": "object", "required": ["e", "E", "s", "k"], "properties": {
+        "e": {"const": "kline"}, "E": {"type": "integer", "description": "event time, epoch ms"}, "s": {"type": "string"},
+        "k": {"type": "object", "properties": {
+          "t": {"type": "integer"}, "T": {"type": "integer"}, "s": {"type": "string"}, "i": {"type": "string"},
+          "f": {"type": "integer"}, "L": {"type": "integer"}, "o": {"type": "string"}, "c": {"type": "string"}, "h": {"type": "string"}, "l": {"type": "string"},
+          "v": {"type": "string"}, "n": {"type": "integer"}, "x": {"type": "boolean", "description": "true once, with the candle's final values"},
+          "q": {"type": "string"}, "V": {"type": "string"}, "Q": {"type": "string"}, "B": {"type": "string"}}}}}
+    }
+  }
+}
+"##;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn both_documents_are_json() {
+        for doc in [super::DOCUMENT, super::ASYNCAPI] {
+            let v: serde_json::Value = serde_json::from_str(doc).unwrap();
+            assert!(v.get("openapi").or_else(|| v.get("asyncapi")).is_some());
+        }
+    }
+}

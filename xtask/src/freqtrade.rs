@@ -1,0 +1,412 @@
+//! `check-freqtrade-live [--ws]`: a fleet of freqtrade bots in dry-run through one
+//! candlecache whose upstream is the tests' fake exchange (candles that form and close
+//! with the clock). Every candle the strategy is given must equal the exchange's final
+//! candle (or freqtrade's fill of a minute the exchange has no candle for); a new candle
+//! must reach the strategy within freqtrade's own polling period; no ERROR and no
+//! "Outdated history" after the first minute; the upstream's cost must not grow with
+//! the number of bots. With `--ws` the bots keep websockets on (ccxt pro against the
+//! served streams) and the exchange must see one stream connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::bench::{python_env, sh, Started};
+use crate::fake_exchange::{self as fake, FakeExchange};
+use crate::layers::root;
+
+const MINUTE: i64 = 60_000;
+/// A new candle must reach the strategy within freqtrade's loop (5 s here) and a margin.
+const MAX_DELAY_MS: i64 = 15_000;
+
+struct Options {
+    ws: bool,
+    bots: usize,
+    minutes: u64,
+    pairs: usize,
+}
+
+fn options(args: &[&str]) -> Result<Options> {
+    let mut o = Options {
+        ws: false,
+        bots: 3,
+        minutes: 4,
+        pairs: 8,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut num = |name: &str| -> Result<u64> {
+            let v = it
+                .next()
+                .with_context(|| format!("{name} needs a number"))?;
+            v.parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| format!("{name} `{v}` is not a positive number"))
+        };
+        match *a {
+            "--ws" => o.ws = true,
+            "--bots" => o.bots = num("--bots")? as usize,
+            "--minutes" => o.minutes = num("--minutes")?,
+            "--pairs" => o.pairs = (num("--pairs")? as usize).min(fake::SYMBOLS.len()),
+            other => bail!("check-freqtrade-live: unknown argument `{other}` (--ws, --bots N, --minutes N, --pairs N)"),
+        }
+    }
+    Ok(o)
+}
+
+pub(crate) fn live(args: &[&str]) -> Result<()> {
+    let o = options(args)?;
+    let dir = root().join("target/clients");
+    std::fs::create_dir_all(&dir)?;
+    let python = python_env(
+        &dir.join("venv"),
+        "freqtrade, ccxt.pro",
+        &["freqtrade", "ccxt"],
+    )?;
+    let freqtrade = dir.join("venv/bin/freqtrade");
+    crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
+    let bin = root().join("target/release/candlecache");
+    let ex = FakeExchange::start();
+    let work = dir.join(if o.ws {
+        "freqtrade-live-ws"
+    } else {
+        "freqtrade-live"
+    });
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let db = work.join("candlecache.db");
+    let upstream_ws = if o.ws { ex.ws_url() } else { "off".to_owned() };
+    let (server, base) = crate::clients::serve(
+        &bin,
+        &db,
+        &["--upstream", &ex.url(), "--upstream-ws", &upstream_ws],
+    )?;
+    let pairs: Vec<String> = fake::SYMBOLS[..o.pairs]
+        .iter()
+        .map(|s| format!("{}/USDT", s.trim_end_matches("USDT")))
+        .collect();
+    eprintln!(
+        "xtask: freqtrade {} dry-run through candlecache ({base}), {} pairs, websockets {}; candlecache's upstream {}",
+        freqtrade_version(&python),
+        pairs.len(),
+        if o.ws { "on" } else { "off" },
+        if o.ws { "streams" } else { "REST only" },
+    );
+    // One bot for half the time, then the fleet: the upstream's cost a minute of each.
+    let solo_minutes = (o.minutes / 2).max(2);
+    let solo = fleet(
+        &freqtrade,
+        &work.join("solo"),
+        &base,
+        o.ws,
+        &pairs,
+        1,
+        solo_minutes,
+        &ex,
+    )?;
+    let many = fleet(
+        &freqtrade,
+        &work.join("fleet"),
+        &base,
+        o.ws,
+        &pairs,
+        o.bots,
+        o.minutes,
+        &ex,
+    )?;
+    let served = crate::clients::get_json(&base, "/api/performance/stats")
+        .map(|v| v["data"]["served_streams"].clone())
+        .unwrap_or(Value::Null);
+    drop(server);
+
+    let mut problems = Vec::new();
+    for run in [&solo, &many] {
+        problems.extend(run.problems.iter().cloned());
+    }
+    let ws_connections = ex.ws_connections();
+    if o.ws && ws_connections != 1 {
+        problems.push(format!(
+            "the exchange saw {ws_connections} stream connections, not 1"
+        ));
+    }
+    let summary = json!({
+        "websockets": o.ws,
+        "pairs": pairs.len(),
+        "one_bot": solo.summary(),
+        "fleet": many.summary(),
+        "exchange_stream_connections": ws_connections,
+        "served_streams_at_end": served,
+        "problems": problems.iter().take(10).collect::<Vec<_>>(),
+    });
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if !problems.is_empty() {
+        bail!(
+            "the freqtrade live check failed: {} problems",
+            problems.len()
+        );
+    }
+    println!(
+        "xtask: {} freqtrade bots took {} candles, all equal to the exchange's; upstream klines requests a minute: {:.1} with one bot, {:.1} with {}",
+        o.bots,
+        many.candles,
+        solo.klines_per_min,
+        many.klines_per_min,
+        o.bots
+    );
+    Ok(())
+}
+
+fn freqtrade_version(python: &Path) -> String {
+    Command::new(python)
+        .args(["-c", "import freqtrade; print(freqtrade.__version__)"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// What one run showed.
+struct Run {
+    bots: usize,
+    candles: usize,
+    delays_ms: Vec<i64>,
+    klines_per_min: f64,
+    errors: usize,
+    outdated: usize,
+    problems: Vec<String>,
+}
+
+impl Run {
+    fn summary(&self) -> Value {
+        let mut d = self.delays_ms.clone();
+        d.sort_unstable();
+        let pct = |p: f64| {
+            d.get(((d.len().max(1) - 1) as f64 * p).round() as usize)
+                .copied()
+        };
+        json!({
+            "bots": self.bots,
+            "candles_checked": self.candles,
+            "new_candle_delay_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0), "n": d.len()},
+            "upstream_klines_per_min": (self.klines_per_min * 10.0).round() / 10.0,
+            "error_lines": self.errors,
+            "outdated_history_after_first_minute": self.outdated,
+        })
+    }
+}
+
+/// Runs `bots` freqtrade bots for `minutes` and judges what they saw.
+#[allow(clippy::too_many_arguments)]
+fn fleet(
+    freqtrade: &Path,
+    dir: &Path,
+    base: &str,
+    ws: bool,
+    pairs: &[String],
+    bots: usize,
+    minutes: u64,
+    ex: &FakeExchange,
+) -> Result<Run> {
+    std::fs::create_dir_all(dir)?;
+    let started_ms = fake::now_ms();
+    let mut running = Vec::new();
+    let mut logs = Vec::new();
+    for i in 0..bots {
+        let bot = dir.join(format!("bot{i}"));
+        let user = bot.join("user_data");
+        sh(Command::new(freqtrade)
+            .args(["create-userdir", "--userdir"])
+            .arg(&user))?;
+        let config = bot.join("config.json");
+        std::fs::write(
+            &config,
+            serde_json::to_string_pretty(&config_json(base, ws, pairs, &bot))?,
+        )?;
+        let log = bot.join("freqtrade.log");
+        let candles = bot.join("candles.jsonl");
+        let child = Command::new(freqtrade)
+            .args(["trade", "--dry-run", "-c"])
+            .arg(&config)
+            .arg("--logfile")
+            .arg(&log)
+            .arg("--userdir")
+            .arg(&user)
+            .args(["--strategy", "LogCandles", "--strategy-path"])
+            .arg(root().join("xtask/scripts/freqtrade"))
+            .env("CANDLE_LOG", &candles)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start freqtrade")?;
+        running.push(Started(child));
+        logs.push((log, candles));
+    }
+    eprintln!(
+        "xtask: {bots} bot(s) running for {minutes} min in {}",
+        dir.display()
+    );
+    let until = Instant::now() + Duration::from_secs(minutes * 60);
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    let ended_ms = fake::now_ms();
+    // SIGTERM, then a wait: freqtrade shuts down cleanly.
+    drop(running);
+    let steady = started_ms + MINUTE;
+    let klines = ex
+        .klines_seen()
+        .iter()
+        .filter(|s| s.at >= steady && s.at < ended_ms)
+        .count();
+    let mut run = Run {
+        bots,
+        candles: 0,
+        delays_ms: Vec::new(),
+        klines_per_min: klines as f64 * MINUTE as f64 / (ended_ms - steady).max(1) as f64,
+        errors: 0,
+        outdated: 0,
+        problems: Vec::new(),
+    };
+    for (i, (log, candles)) in logs.iter().enumerate() {
+        judge_log(&mut run, i, log, steady)?;
+        judge_candles(&mut run, i, candles)?;
+    }
+    Ok(run)
+}
+
+fn config_json(base: &str, ws: bool, pairs: &[String], bot: &Path) -> Value {
+    let ws_base = base.replacen("http://", "ws://", 1);
+    let ccxt = json!({
+        "enableRateLimit": false,
+        "urls": {"api": {"public": format!("{base}/api/v3"), "ws": {"spot": format!("{ws_base}/ws")}}},
+        "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": false},
+    });
+    json!({
+        "max_open_trades": 1,
+        "stake_currency": "USDT",
+        "stake_amount": 10,
+        "dry_run": true,
+        "dry_run_wallet": 1000,
+        "timeframe": "1m",
+        "trading_mode": "spot",
+        "exchange": {
+            "name": "binance",
+            "key": "",
+            "secret": "",
+            "enable_ws": ws,
+            "ccxt_config": ccxt,
+            "ccxt_async_config": {},
+            "pair_whitelist": pairs,
+            "pair_blacklist": [],
+        },
+        "pairlists": [{"method": "StaticPairList"}],
+        "entry_pricing": {"price_side": "same", "use_order_book": false},
+        "exit_pricing": {"price_side": "same", "use_order_book": false},
+        "initial_state": "running",
+        "internals": {"process_throttle_secs": 5},
+        "db_url": format!("sqlite:///{}", bot.join("trades.sqlite").display()),
+        "bot_name": bot.file_name().map(|n| n.to_string_lossy().into_owned()),
+    })
+}
+
+/// Counts ERROR lines, and "Outdated history" warnings logged after `steady`.
+fn judge_log(run: &mut Run, bot: usize, log: &Path, steady: i64) -> Result<()> {
+    let text = std::fs::read_to_string(log)
+        .with_context(|| format!("bot {bot} wrote no log at {}", log.display()))?;
+    for line in text.lines() {
+        if line.contains(" - ERROR - ") {
+            run.errors += 1;
+            run.problems.push(format!("bot {bot}: {line}"));
+        }
+        if line.contains("Outdated history") && log_time(line).is_none_or(|t| t >= steady) {
+            run.outdated += 1;
+            run.problems.push(format!("bot {bot}: {line}"));
+        }
+    }
+    Ok(())
+}
+
+/// The epoch ms of a freqtrade log line (`2026-11-30 20:30:01,123 - ...`, local time,
+/// which is UTC on the machines this runs on).
+fn log_time(line: &str) -> Option<i64> {
+    let stamp = line.get(..23)?;
+    let out = Command::new("date")
+        .args(["-u", "-d", &stamp.replace(',', "."), "+%s%3N"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Every candle the strategy was given against the exchange's final candle; the delay
+/// from a candle's close until the strategy first had it as its newest.
+fn judge_candles(run: &mut Run, bot: usize, path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("bot {bot}'s strategy logged no candle ({})", path.display()))?;
+    let mut by_pair: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line)?;
+        by_pair
+            .entry(v["pair"].as_str().unwrap_or_default().to_owned())
+            .or_default()
+            .push(v);
+    }
+    for (pair, rows) in by_pair {
+        let symbol = pair.replace('/', "");
+        let mut newest_seen: HashMap<i64, i64> = HashMap::new();
+        let mut prev_close: HashMap<i64, f64> = HashMap::new();
+        for r in &rows {
+            let t = r["t"].as_i64().unwrap_or_default();
+            let got: Vec<f64> = ["o", "h", "l", "c", "v"]
+                .iter()
+                .map(|k| r[*k].as_f64().unwrap_or(f64::NAN))
+                .collect();
+            let want = if fake::exists(MINUTE, t, i64::MAX) {
+                let row: Vec<Value> =
+                    serde_json::from_str(&fake::row_of(&symbol, MINUTE, t, i64::MAX))?;
+                (1..=5)
+                    .map(|i| {
+                        row[i]
+                            .as_str()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(f64::NAN)
+                    })
+                    .collect::<Vec<f64>>()
+            } else {
+                // No candle at the exchange: freqtrade fills the minute from the previous
+                // close with no volume.
+                let c = prev_close.get(&(t - MINUTE)).copied().unwrap_or(got[3]);
+                vec![c, c, c, c, 0.0]
+            };
+            prev_close.insert(t, got[3]);
+            run.candles += 1;
+            if got != want {
+                run.problems.push(format!(
+                    "bot {bot} {pair} {t}: the strategy got {got:?}, the exchange's final candle is {want:?}"
+                ));
+            }
+        }
+        // The last row of each call is the newest closed candle the strategy had; the
+        // first call is the start-up, not a new candle.
+        for chunk in rows.chunks(3).skip(1) {
+            if let Some(last) = chunk.last() {
+                let t = last["t"].as_i64().unwrap_or_default();
+                let at = last["at"].as_i64().unwrap_or_default();
+                newest_seen.entry(t).or_insert(at);
+            }
+        }
+        for (t, at) in newest_seen {
+            let delay = at - (t + MINUTE);
+            if delay > MAX_DELAY_MS {
+                run.problems.push(format!(
+                    "bot {bot} {pair}: the candle of {t} reached the strategy {delay} ms after its close"
+                ));
+            }
+            run.delays_ms.push(delay);
+        }
+    }
+    Ok(())
+}
