@@ -64,6 +64,8 @@ struct State {
     /// Stream connections still to refuse (HTTP 403 before the handshake).
     ws_refuse: AtomicU64,
     ws_connections: AtomicU64,
+    /// Milliseconds between the forming events of a stream; 0 means 250.
+    ws_period_ms: AtomicU64,
     ws_subscribes: Mutex<Vec<String>>,
     ws_unsubscribes: Mutex<Vec<String>>,
 }
@@ -120,8 +122,13 @@ pub(crate) fn interval_ms(name: &str) -> Option<i64> {
     Some(match name {
         "1s" => 1_000,
         "1m" => 60_000,
+        "3m" => 180_000,
         "5m" => 300_000,
+        "15m" => 900_000,
+        "30m" => 1_800_000,
         "1h" => 3_600_000,
+        "2h" => 7_200_000,
+        "4h" => 14_400_000,
         "1d" => 86_400_000,
         _ => return None,
     })
@@ -269,6 +276,11 @@ impl FakeExchange {
     /// Refuses the next `n` stream connections.
     pub(crate) fn refuse_ws(&self, n: u64) {
         self.state.ws_refuse.store(n, Ordering::SeqCst);
+    }
+
+    /// Sends each subscribed stream's forming candle every `ms` (250 by default).
+    pub(crate) fn set_ws_period(&self, ms: u64) {
+        self.state.ws_period_ms.store(ms.max(1), Ordering::SeqCst);
     }
 
     /// Stream connections accepted so far (refused ones not counted).
@@ -452,9 +464,13 @@ fn serve_ws(conn: TcpStream, s: &State) {
         return;
     };
     s.ws_connections.fetch_add(1, Ordering::SeqCst);
+    let period = match s.ws_period_ms.load(Ordering::SeqCst) {
+        0 => 250,
+        ms => ms,
+    };
     let _ = ws
         .get_ref()
-        .set_read_timeout(Some(Duration::from_millis(25)));
+        .set_read_timeout(Some(Duration::from_millis(period.min(25))));
     // Stream name -> (interval name, interval ms, open time of the last candle sent).
     let mut subs: HashMap<String, (String, i64, Option<i64>)> = HashMap::new();
     let mut next_send = std::time::Instant::now();
@@ -575,7 +591,7 @@ fn serve_ws(conn: TcpStream, s: &State) {
         if std::time::Instant::now() < next_send {
             continue;
         }
-        next_send += Duration::from_millis(250);
+        next_send += Duration::from_millis(period);
         let now = now_ms();
         for (name, (iv_name, iv, last)) in subs.iter_mut() {
             let open = now / *iv * *iv;

@@ -21,7 +21,11 @@ const NAME: &str = "btcusdt@kline_1s";
 type Client = WebSocket<MaybeTlsStream<TcpStream>>;
 
 fn connect(srv: &Server, path: &str) -> Client {
-    let (ws, resp) = tungstenite::connect(format!("ws://{}{path}", srv.addr)).unwrap();
+    connect_at(srv.addr, path)
+}
+
+fn connect_at(addr: std::net::SocketAddr, path: &str) -> Client {
+    let (ws, resp) = tungstenite::connect(format!("ws://{addr}{path}")).unwrap();
     assert_eq!(resp.status(), 101);
     if let MaybeTlsStream::Plain(s) = ws.get_ref() {
         s.set_read_timeout(Some(Duration::from_millis(100)))
@@ -584,4 +588,44 @@ fn a_candlecache_chained_to_another_relays_the_exchanges_events() {
         "/api/v3/klines?symbol=BTCUSDT&interval=1s&limit=3",
     );
     assert_eq!(r.status, 200);
+}
+
+#[test]
+fn subscribing_new_streams_never_holds_up_the_events_of_others() {
+    let ex = FakeExchange::start();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = stream_server(&ex, dir.path());
+    let mut ws = connect(&srv, &format!("/ws/{NAME}"));
+    let _ = text(&mut ws, Duration::from_secs(10));
+    // Ten more streams, one at a time: more SUBSCRIBE messages than the upstream's five
+    // a second, so some wait for their turn, while this client's events must not.
+    let addr = srv.addr;
+    let opener = std::thread::spawn(move || {
+        let others: Vec<Client> = fake::SYMBOLS[1..]
+            .iter()
+            .flat_map(|s| ["1s", "1m"].map(|i| format!("/ws/{}@kline_{i}", s.to_ascii_lowercase())))
+            .take(10)
+            .map(|path| {
+                std::thread::sleep(Duration::from_millis(60));
+                connect_at(addr, &path)
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(3));
+        others
+    });
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut last = Instant::now();
+    let mut longest = Duration::ZERO;
+    while Instant::now() < until {
+        if let Got::Text(t) = next(&mut ws, Duration::from_millis(20)) {
+            check_event(&t, false);
+            longest = longest.max(last.elapsed());
+            last = Instant::now();
+        }
+    }
+    let others = opener.join().unwrap();
+    // The fake sends every 250 ms; a paced SUBSCRIBE once held reading for up to 1 s.
+    assert!(longest < Duration::from_millis(700), "a gap of {longest:?}");
+    assert_eq!(ex.ws_subscribes().len(), 11, "{:?}", ex.ws_subscribes());
+    drop(others);
 }

@@ -520,14 +520,16 @@ async fn write_closed<S: CandleStore + Clone + Send + Sync + 'static>(
     }
 }
 
-/// Sends at most `per_sec` messages in any second.
+/// At most `per_sec` messages in any second. It never sleeps itself: the session keeps
+/// reading events while a message waits for its turn.
 struct Pace {
     per_sec: u32,
     sent: VecDeque<tokio::time::Instant>,
 }
 
 impl Pace {
-    async fn wait(&mut self) {
+    /// `None` if a message may go now, else when the next one may.
+    fn next_free(&mut self) -> Option<tokio::time::Instant> {
         let now = tokio::time::Instant::now();
         while self
             .sent
@@ -536,12 +538,12 @@ impl Pace {
         {
             self.sent.pop_front();
         }
-        if self.sent.len() >= self.per_sec as usize {
-            if let Some(first) = self.sent.front().copied() {
-                tokio::time::sleep_until(first + Duration::from_secs(1)).await;
-                self.sent.pop_front();
-            }
-        }
+        (self.sent.len() >= self.per_sec as usize)
+            .then(|| self.sent.front().map(|t| *t + Duration::from_secs(1)))
+            .flatten()
+    }
+
+    fn note(&mut self) {
         self.sent.push_back(tokio::time::Instant::now());
     }
 }
@@ -739,10 +741,10 @@ async fn session<S: CandleStore + Clone + Send + Sync + 'static>(
             .cloned()
             .collect();
         for (method, names) in [("SUBSCRIBE", &add), ("UNSUBSCRIBE", &remove)] {
-            if names.is_empty() {
+            if names.is_empty() || pace.next_free().is_some() {
                 continue;
             }
-            pace.wait().await;
+            pace.note();
             let msg = serde_json::json!({"method": method, "params": names, "id": next_id});
             next_id += 1;
             if let Err(e) = sink.send(Message::text(msg.to_string())).await {
@@ -760,6 +762,7 @@ async fn session<S: CandleStore + Clone + Send + Sync + 'static>(
         }
         let pending = wanted.iter().any(|w| !subscribed.contains(w))
             || subscribed.iter().any(|s| !wanted.contains(s));
+        let turn = pace.next_free().unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             frame = stream.next() => {
                 last_frame = tokio::time::Instant::now();
@@ -796,8 +799,8 @@ async fn session<S: CandleStore + Clone + Send + Sync + 'static>(
                 // Flushes a pong tungstenite may have queued.
                 let _ = sink.flush().await;
             }
-            // Wake to send pending (paced) subscription changes.
-            () = tokio::time::sleep(Duration::from_millis(50)), if pending => {}
+            // Wake when the next paced subscription change may go.
+            () = tokio::time::sleep_until(turn), if pending => {}
         }
     }
 }
