@@ -279,6 +279,7 @@ impl FakeExchange {
     }
 
     /// Sends each subscribed stream's forming candle every `ms` (250 by default).
+    #[allow(dead_code)] // `cargo xtask bench ws` sets it; these tests keep the default.
     pub(crate) fn set_ws_period(&self, ms: u64) {
         self.state.ws_period_ms.store(ms.max(1), Ordering::SeqCst);
     }
