@@ -461,6 +461,7 @@ fn serve_ws(conn: TcpStream, s: &State) {
             .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         return;
     }
+    let _ = conn.set_nodelay(true);
     let Ok(mut ws) = tungstenite::accept(conn) else {
         return;
     };
@@ -471,10 +472,10 @@ fn serve_ws(conn: TcpStream, s: &State) {
     };
     let _ = ws
         .get_ref()
-        .set_read_timeout(Some(Duration::from_millis(period.min(25))));
+        .set_read_timeout(Some(Duration::from_millis((period / 50).clamp(1, 5))));
     // Stream name -> (interval name, interval ms, open time of the last candle sent).
-    let mut subs: HashMap<String, (String, i64, Option<i64>)> = HashMap::new();
-    let mut next_send = std::time::Instant::now();
+    // Each stream is sent on its own phase, as an exchange's streams are, not all at once.
+    let mut subs: HashMap<String, (String, i64, Option<i64>, std::time::Instant)> = HashMap::new();
     loop {
         if s.stop.load(Ordering::SeqCst) {
             return;
@@ -499,7 +500,9 @@ fn serve_ws(conn: TcpStream, s: &State) {
                             s.ws_subscribes.lock().unwrap().push(n.clone());
                             let iv_name = n.rsplit('_').next().unwrap_or_default().to_owned();
                             if let Some(iv) = interval_ms(&iv_name) {
-                                subs.entry(n).or_insert((iv_name, iv, None));
+                                let phase = (subs.len() as u64 * 7919) % period;
+                                let due = std::time::Instant::now() + Duration::from_millis(phase);
+                                subs.entry(n).or_insert((iv_name, iv, None, due));
                             }
                         }
                         serde_json::json!({"result": null, "id": id})
@@ -544,7 +547,7 @@ fn serve_ws(conn: TcpStream, s: &State) {
             Some(WsFault::Stall(ms)) => std::thread::sleep(Duration::from_millis(ms)),
             Some(WsFault::Burst(n)) => {
                 let now = now_ms();
-                if let Some((name, (iv_name, iv, _))) = subs.iter().next() {
+                if let Some((name, (iv_name, iv, _, _))) = subs.iter().next() {
                     let f = kline_event(name, iv_name, *iv, now / *iv * *iv, now);
                     for _ in 0..n {
                         if ws.send(Message::text(f.clone())).is_err() {
@@ -589,12 +592,16 @@ fn serve_ws(conn: TcpStream, s: &State) {
             }
             None => {}
         }
-        if std::time::Instant::now() < next_send {
-            continue;
-        }
-        next_send += Duration::from_millis(period);
+        let tick = std::time::Instant::now();
         let now = now_ms();
-        for (name, (iv_name, iv, last)) in subs.iter_mut() {
+        for (name, (iv_name, iv, last, due)) in subs.iter_mut() {
+            if tick < *due {
+                continue;
+            }
+            *due += Duration::from_millis(period);
+            if *due < tick {
+                *due = tick + Duration::from_millis(period);
+            }
             let open = now / *iv * *iv;
             let mut frames = Vec::new();
             if let Some(prev) = *last {

@@ -170,7 +170,7 @@ fn render_cache(r: &Value, provenance: &str) -> Result<String> {
     Ok(s)
 }
 
-fn si(v: f64) -> String {
+pub(crate) fn si(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.2} M", v / 1e6)
     } else if v >= 1e3 {
@@ -182,7 +182,7 @@ fn si(v: f64) -> String {
 
 /// The two lines every table starts with: the command that produced it, and where and
 /// when it ran.
-fn provenance(bench: &str, args: &[&str]) -> String {
+pub(crate) fn provenance(bench: &str, args: &[&str]) -> String {
     let mut command = format!("cargo xtask bench {bench}");
     for a in args {
         command.push(' ');

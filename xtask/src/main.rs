@@ -4,6 +4,7 @@
 //! Kept dependency-light on purpose: it shells out to cargo and reads `cargo metadata`.
 
 mod bench;
+mod bench_ws;
 mod clients;
 mod crash;
 // The fake exchange of the end-to-end tests, shared so the client checks run against the
@@ -45,6 +46,9 @@ tasks:
   crash [--rounds 20]     SIGKILL during import and during backfill (from a second
                           candlecache as upstream), N times each: integrity_check, whole
                           batches, coverage only of what is stored, exact resume
+  bench ws [--clients 1000] [--streams 50] [--seconds 20] [--period-ms 20]
+                          served streams: events/s, event-to-client latency and memory per
+                          client, against a bare tokio-tungstenite fan-out in the same run
   gen-data --rows N OUT   writes a deterministic Binance 1m kline CSV
   check-ccxt              ccxt's binance client (from PyPI, into target/clients) pointed at
                           candlecache's /api/v3: load_markets, then fetch_ohlcv through seven
@@ -90,8 +94,11 @@ fn run() -> Result<()> {
         ["bench", "storage", rest @ ..] => bench::storage(rest),
         ["bench", "http", rest @ ..] => bench::http(rest),
         ["bench", "resample", rest @ ..] => bench::resample(rest),
+        ["bench", "ws", rest @ ..] => bench_ws::bench(rest),
+        ["ws-baseline", rest @ ..] => bench_ws::baseline(rest),
+        ["ws-load", rest @ ..] => bench_ws::load(rest),
         ["bench", ..] => {
-            bail!("unknown benchmark; available: cache, storage, http, resample\n\n{USAGE}")
+            bail!("unknown benchmark; available: cache, storage, http, resample, ws\n\n{USAGE}")
         }
         ["gen-data", "--rows", n, out] => {
             let rows: u64 = n

@@ -114,6 +114,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Small writes (stream events, short answers) go out at once, not after the
+        // peer's delayed ACK.
+        let _ = stream.set_nodelay(true);
         let app = app.clone();
         let service = service_fn(move |req: Request<Incoming>| {
             let app = app.clone();

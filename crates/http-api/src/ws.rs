@@ -355,6 +355,10 @@ impl Hub {
             let mut ws_config = WebSocketConfig::default();
             ws_config.max_message_size = Some(hub.config.max_message_bytes);
             ws_config.max_frame_size = Some(hub.config.max_message_bytes);
+            // Clients send a few small control messages; tungstenite's 128 KiB read
+            // buffer per connection would be most of a client's memory.
+            ws_config.read_buffer_size = 4 * 1024;
+            ws_config.write_buffer_size = 16 * 1024;
             let ws = WebSocketStream::from_raw_socket(
                 TokioIo::new(upgraded),
                 Role::Server,
