@@ -9,7 +9,8 @@
 //! `/api/performance/stats`, `/api/performance/cache`, `/api/performance/memory` (the
 //! memory guard's report), `POST /api/performance/cache/clear`,
 //! `POST /api/performance/optimize`, `/metrics` (Prometheus text), `/healthz`,
-//! `/openapi.json`. Every route's handler is profiled for allocations by the guard. Errors use one envelope and one status mapping ([`Error::status`]).
+//! `/openapi.json`, `/asyncapi.json`, and the Binance-compatible WebSocket streams
+//! `/ws/<stream>`, `/ws` and `/stream?streams=` ([`WsConfig`] holds their limits). Every route's handler is profiled for allocations by the guard. Errors use one envelope and one status mapping ([`Error::status`]).
 //! Limits: URL 8 KiB (414), head 64 KiB (431), body 64 KiB (413), headers within 10 s.
 //! A repeated `/api/crypto/ohlc` request is a lookup of ready bytes in `api_responses`.
 //!
