@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{binary, fixture};
+use crate::{binary, fixture, run};
 
 pub(crate) struct Server {
     pub(crate) child: Child,
@@ -493,7 +493,7 @@ fn formats_aggregates_caching_and_errors_over_http() {
             .split_whitespace()
             .nth(1)
             .and_then(|c| c.parse().ok())
-            .unwrap_or(400);
+            .unwrap_or_else(|| panic!("no response to {:.40?}", String::from_utf8_lossy(&junk)));
         assert!((400..500).contains(&status), "{head:.80}");
         if junk.len() > 70_000 {
             assert_eq!(status, 431, "{head:.80}");
@@ -792,4 +792,103 @@ fn without_a_start_the_latest_candles_are_answered() {
     let k = k.as_array().unwrap();
     assert_eq!(k.len(), 7);
     assert_eq!(k[6][0].as_i64().unwrap(), last);
+}
+
+#[test]
+fn head_request_bodies_and_listening_beyond_loopback() {
+    let srv = start();
+    let a = srv.addr;
+    // HEAD: the GET's status and length, no body.
+    let target = "/api/crypto/ohlc?symbol=XRPETH&timeframe=1m&limit=50";
+    let full = get(a, target);
+    let head = request(a, "HEAD", target, "");
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    assert_eq!(
+        head.header("content-length").map(str::to_owned),
+        Some(full.body.len().to_string())
+    );
+    // A broken chunked body is a 400, a whole one is read and ignored.
+    for (body, status) in [
+        ("zz\r\nnot hex\r\n0\r\n\r\n", 400),
+        ("5\r\nhello\r\n0\r\n\r\n", 200),
+    ] {
+        let r = raw(
+            a,
+            format!("POST /api/performance/optimize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{body}").as_bytes(),
+        );
+        assert_eq!(r.status, status, "{body:?}");
+        if status == 400 {
+            assert_eq!(r.json()["error"]["code"], "malformed_body");
+        }
+    }
+    // Beyond loopback without a token: refused at start, naming the fix, before binding.
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _, err) = run(
+        &dir.path().join("c.db"),
+        &["serve", "--listen", "0.0.0.0:0"],
+    );
+    assert!(!status.success());
+    assert!(
+        err.contains("beyond loopback") && err.contains("--token"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_blocked_access_log_drops_and_counts_lines_and_never_holds_up_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    // stderr is a pipe nobody reads: the access log's writer blocks once it is full.
+    let mut child = std::process::Command::new(crate::binary())
+        .arg("--db")
+        .arg(dir.path().join("c.db"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let a: SocketAddr = line
+        .trim()
+        .trim_start_matches("listening on http://")
+        .parse()
+        .unwrap();
+    let srv = Server {
+        child,
+        addr: a,
+        _dir: Some(dir),
+    };
+    // Pipelined on one connection: 25,000 requests, more than the log's queue and the
+    // pipe hold together.
+    let n = 25_000;
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut reader = s.try_clone().unwrap();
+    let counter = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut seen = 0usize;
+        let mut tail = Vec::new();
+        while seen < n {
+            let got = match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => k,
+            };
+            tail.extend_from_slice(&buf[..got]);
+            seen += tail.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count();
+            let keep = tail.len().saturating_sub(14);
+            tail.drain(..keep);
+        }
+        seen
+    });
+    let one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for _ in 0..n / 500 {
+        s.write_all(&one.repeat(500)).unwrap();
+    }
+    assert_eq!(counter.join().unwrap(), n);
+    let stats = get(srv.addr, "/api/performance/stats").json();
+    let log = &stats["data"]["access_log"];
+    assert_eq!(log["enabled"], true);
+    assert!(log["dropped_lines"].as_u64().unwrap() > 0, "{log}");
 }

@@ -842,6 +842,7 @@ pub(crate) fn resample(args: &[&str]) -> Result<()> {
     writeln!(s, "Data: {rows} generated 1m candles, in memory for everyone (loading not timed); median of 5. polars {} `group_by_dynamic` (weeks `start_by=\"monday\"`), pandas {} `resample` (`W-MON`, closed and labelled left). Results checked equal (times exactly, values to 1e-12).\n", peers["polars"].as_str().unwrap_or("?"), peers["pandas"].as_str().unwrap_or("?"))?;
     writeln!(s, "| target | rows out | candlecache s | polars s | pandas s | vs polars | vs pandas | equal |")?;
     writeln!(s, "|---|---|---|---|---|---|---|---|")?;
+    let mut differ = Vec::new();
     for tf in ["1h", "1w"] {
         let secs = median(
             ours[tf]["seconds"]
@@ -861,8 +862,15 @@ pub(crate) fn resample(args: &[&str]) -> Result<()> {
             if equal { "yes" } else { "NO" }
         )?;
         if !equal {
-            eprintln!("xtask: the {tf} results differ between candlecache and the peers");
+            differ.push(tf);
         }
     }
-    publish("resample", &s)
+    publish("resample", &s)?;
+    if !differ.is_empty() {
+        bail!(
+            "the {} results differ between candlecache and the peers",
+            differ.join(" and ")
+        );
+    }
+    Ok(())
 }

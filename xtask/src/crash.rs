@@ -101,11 +101,15 @@ pub(crate) fn crash(args: &[&str]) -> Result<()> {
         c
     };
     let mut import_kills = 0;
+    let mut import_partial = 0;
     let mut src = dir.join("import.db");
     for i in 0..rounds {
         src = fresh("import.db");
         let killed = kill_after(&mut import(&src), delay(i, 120, 700))?;
-        import_kills += u64::from(killed);
+        if !killed {
+            bail!("import round {i}: the import finished before the kill; nothing was tested (a faster machine needs shorter delays)");
+        }
+        import_kills += 1;
         let mut n = 0;
         if src.exists() {
             integrity(&src)?;
@@ -114,6 +118,7 @@ pub(crate) fn crash(args: &[&str]) -> Result<()> {
                 bail!("import round {i}: {n} candles stored, not whole batches of {BATCH}");
             }
         }
+        import_partial += u64::from(n > 0 && (n as u64) < ROWS);
         let out = sh(&mut import(&src))?;
         integrity(&src)?;
         let total = num(&src, "SELECT count(*) FROM candles")?;
@@ -152,10 +157,14 @@ pub(crate) fn crash(args: &[&str]) -> Result<()> {
     };
     let want = fingerprint(&src)?;
     let mut kills = 0;
+    let mut backfill_partial = 0;
     for i in 0..rounds {
         let dst = fresh("backfill.db");
         let killed = kill_after(&mut fetch(&dst), delay(i + 1000, 20, 600))?;
-        kills += u64::from(killed);
+        if !killed {
+            bail!("backfill round {i}: the backfill finished before the kill; nothing was tested");
+        }
+        kills += 1;
         let mut covered = 0;
         if dst.exists() {
             integrity(&dst)?;
@@ -180,6 +189,7 @@ pub(crate) fn crash(args: &[&str]) -> Result<()> {
                 covered += want;
             }
         }
+        backfill_partial += u64::from(covered > 0 && (covered as u64) < ROWS);
         sh(&mut fetch(&dst))?;
         integrity(&dst)?;
         let got = fingerprint(&dst)?;
@@ -188,6 +198,11 @@ pub(crate) fn crash(args: &[&str]) -> Result<()> {
         }
         eprintln!("xtask: backfill round {i}: killed={killed} with {covered} candles covered (all stored), integrity ok, resumed to exactly the source");
     }
-    println!("xtask: crash: import killed {import_kills} of {rounds} times, backfill killed {kills} of {rounds} times; after every kill integrity_check ok, whole batches only, coverage never beyond what is stored; each resumed to exactly the source ({ROWS} candles)");
+    // Kills before the first batch or after the last test nothing; most must land
+    // in the middle of the work.
+    if import_partial * 2 < rounds || backfill_partial * 2 < rounds {
+        bail!("too few kills landed mid-work: import {import_partial} of {rounds}, backfill {backfill_partial} of {rounds}");
+    }
+    println!("xtask: crash: import killed {import_kills} of {rounds} times ({import_partial} mid-work), backfill killed {kills} of {rounds} times ({backfill_partial} mid-work); after every kill integrity_check ok, whole batches only, coverage never beyond what is stored; each resumed to exactly the source ({ROWS} candles)");
     Ok(())
 }

@@ -280,8 +280,9 @@ fn fleet(
 
 fn config_json(base: &str, ws: bool, pairs: &[String], bot: &Path) -> Value {
     let ws_base = base.replacen("http://", "ws://", 1);
+    // ccxt's own rate limiting stays on, as in any freqtrade config: it paces
+    // SUBSCRIBE messages under the 5 a second candlecache (like Binance) allows.
     let ccxt = json!({
-        "enableRateLimit": false,
         "urls": {"api": {"public": format!("{base}/api/v3"), "ws": {"spot": format!("{ws_base}/ws")}}},
         "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": false},
     });

@@ -137,6 +137,14 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         // Samples until serving ends (dropping it stops the thread).
         let _sampler = guard.start();
         let listen = args.listen.unwrap_or(file.server.listen);
+        let token = args.token.clone().or(file.server.token.clone());
+        // Refused before binding: nothing listens beyond loopback, even for a moment,
+        // without a token.
+        if !listen.ip().is_loopback() && token.is_none() {
+            anyhow::bail!(
+                "listening on {listen} (beyond loopback) needs a token for the mutating endpoints: --token or CANDLECACHE_TOKEN"
+            );
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -144,7 +152,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         let config = HttpConfig {
             listen: addr,
             max_rows: args.max_rows.map_or(file.server.max_rows, |m| m as usize),
-            token: args.token.clone().or(file.server.token.clone()),
+            token,
             header_timeout_secs: file.server.header_timeout_secs,
             access_log: file.server.access_log && !args.no_access_log,
             ws: http_api::WsConfig {

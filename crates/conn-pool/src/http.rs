@@ -22,6 +22,43 @@ use crate::{Error, HttpConfig, Result};
 
 /// Latencies kept per host for the percentiles.
 const LATENCY_SAMPLES: usize = 2048;
+/// Retry-After as seconds or as an HTTP date (RFC 9110: `Sun, 06 Nov 1994 08:49:37 GMT`);
+/// a date in the past means now.
+fn retry_after(v: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
+    let rest = v.split_once(", ")?.1;
+    let parts: Vec<&str> = rest.split([' ', ':']).collect();
+    let [day, month, year, h, m, sec, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|n| n == month)? as i64
+        + 1;
+    let (y, d): (i64, i64) = (year.parse().ok()?, day.parse().ok()?);
+    let (h, m, sec): (i64, i64, i64) = (h.parse().ok()?, m.parse().ok()?, sec.parse().ok()?);
+    if !(1..=31).contains(&d) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let yy = if month <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let at = days * 86_400 + h * 3600 + m * 60 + sec;
+    let now = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+    Some(Duration::from_secs((at - now).max(0) as u64))
+}
+
 /// Without a Retry-After header a 429 or 418 waits this long.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -300,8 +337,8 @@ impl HttpClient {
                 .headers
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs);
+                .and_then(|v| retry_after(v, std::time::SystemTime::now()))
+                .unwrap_or(DEFAULT_RETRY_AFTER);
             return Attempt::Wait(wait, format!("{status}, Retry-After {}", wait.as_secs()));
         }
         if status.is_server_error() {
@@ -442,4 +479,39 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        // 1994-11-06T08:49:37Z
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        // 2024-03-01T00:00:00Z is 1709251200.
+        let before = std::time::UNIX_EPOCH + Duration::from_secs(1_709_251_197);
+        assert_eq!(
+            retry_after("Fri, 01 Mar 2024 00:00:00 GMT", before),
+            Some(Duration::from_secs(3))
+        );
+        for bad in [
+            "",
+            "soon",
+            "Sun, 06 Nov 1994 08:49:37 PST",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "-1",
+        ] {
+            assert_eq!(retry_after(bad, now), None, "{bad}");
+        }
+    }
 }

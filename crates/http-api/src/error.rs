@@ -56,6 +56,9 @@ pub enum Error {
     /// The URL is longer than the limit.
     #[error("the URL is longer than {0} bytes")]
     UriTooLong(usize),
+    /// The request body is not well-formed (a broken chunked encoding, cut short).
+    #[error("the request body is malformed: {0}")]
+    MalformedBody(String),
     /// The body is larger than the limit.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -143,6 +146,7 @@ impl Error {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::UriTooLong(_) => "uri_too_long",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::MalformedBody(_) => "malformed_body",
             Self::HeadersTooLarge(_) => "headers_too_large",
             Self::Busy(_) => "busy",
             Self::StorageFull(_) => "storage_full",

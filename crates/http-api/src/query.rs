@@ -91,16 +91,31 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_query_string_parses_or_is_refused_by_name(q in "\\PC{0,80}", raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
-            if let Ok(p) = Params::parse(Some(&q)) {
-                // Every parameter found is retrievable by its name.
-                for name in q.split('&').filter_map(|kv| kv.split('=').next()).filter(|k| !k.is_empty()) {
-                    if let Some(decoded) = decode(name) {
-                        let _ = p.get(&decoded);
+            match Params::parse(Some(&q)) {
+                Ok(p) => {
+                    // Every pair is kept, and retrievable by its decoded name with its
+                    // decoded value.
+                    let pairs: Vec<&str> = q.split('&').filter(|kv| !kv.is_empty()).collect();
+                    proptest::prop_assert_eq!(p.0.len(), pairs.len());
+                    for kv in pairs {
+                        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                        let (k, v) = (decode(k).unwrap(), decode(v).unwrap());
+                        proptest::prop_assert_eq!(p.get(&k), Some(v.as_str()));
                     }
                 }
+                // Refused by name: bad escapes or a repeated parameter, nothing else.
+                Err(e) => proptest::prop_assert!(
+                    matches!(e, Error::InvalidFormat(_) | Error::DuplicateParameter(_)),
+                    "{e:?}"
+                ),
             }
             let lossy = String::from_utf8_lossy(&raw);
-            let _ = Params::parse(Some(&lossy));
+            if let Err(e) = Params::parse(Some(&lossy)) {
+                proptest::prop_assert!(
+                    matches!(e, Error::InvalidFormat(_) | Error::DuplicateParameter(_)),
+                    "{e:?}"
+                );
+            }
         }
     }
 }

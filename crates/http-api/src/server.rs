@@ -183,19 +183,27 @@ async fn handle(
     } else if crate::ws::is_stream_path(&path) && req.method() == Method::GET {
         app.ws.upgrade(req)
     } else {
-        let (parts, _body) = req.into_parts();
-        let head_only = parts.method == Method::HEAD;
-        let head = Request::from_parts(parts, ());
-        let app = app.clone();
-        let route = route_name(&path);
-        // Its own task, so a panic in a handler becomes a 500 for this request only; and
-        // aborted if the client goes away first, so abandoned requests do not pile up.
-        let task = AbortOnDrop(tokio::spawn(async move {
-            app.guard.profiles().future(route, app.handle(&head)).await
-        }));
-        match task.await {
-            Ok(r) => r.map(|reply| response(reply, head_only)),
-            Err(e) => Err(Error::Internal(format!("handler failed: {e}"))),
+        let (parts, body) = req.into_parts();
+        // No endpoint takes a body, but one that is sent must be whole and well-formed:
+        // a broken chunked body is a broken request, not an empty one.
+        match drain(body).await {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let head_only = parts.method == Method::HEAD;
+                let head = Request::from_parts(parts, ());
+                let app = app.clone();
+                let route = route_name(&path);
+                // Its own task, so a panic in a handler becomes a 500 for this request
+                // only; and aborted if the client goes away first, so abandoned requests
+                // do not pile up.
+                let task = AbortOnDrop(tokio::spawn(async move {
+                    app.guard.profiles().future(route, app.handle(&head)).await
+                }));
+                match task.await {
+                    Ok(r) => r.map(|reply| response(reply, head_only)),
+                    Err(e) => Err(Error::Internal(format!("handler failed: {e}"))),
+                }
+            }
         }
     };
     let resp = result.unwrap_or_else(|e| {
@@ -216,6 +224,25 @@ async fn handle(
         ));
     }
     resp
+}
+
+/// Reads a request body to its end (at most [`MAX_BODY_BYTES`]) and drops it.
+async fn drain(body: Incoming) -> crate::Result<()> {
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
+    if body.is_end_stream() {
+        return Ok(());
+    }
+    match http_body_util::Limited::new(body, MAX_BODY_BYTES as usize)
+        .collect()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Error::PayloadTooLarge(MAX_BODY_BYTES as usize))
+        }
+        Err(e) => Err(Error::MalformedBody(e.to_string())),
+    }
 }
 
 /// A spawned task that is aborted when this handle is dropped: hyper drops a request's

@@ -140,9 +140,22 @@ proptest! {
             ..ImportOptions::default()
         };
         match e.rt.block_on(import_path(&e.store, &path, &opts, &|_| {})) {
-            Ok(_) => {}
+            // A report accounts for every row it read.
+            Ok(reports) => {
+                for r in reports {
+                    prop_assert!(r.source.contains(&name), "{}", r.source);
+                    prop_assert!(
+                        r.inserted + r.updated + r.duplicates + r.rejected <= r.read,
+                        "{r:?}"
+                    );
+                    prop_assert!(r.rejects.len() as u64 <= r.rejected);
+                    if !skip {
+                        prop_assert_eq!(r.rejected, 0);
+                    }
+                }
+            }
             // An error names the file it is about.
-            Err(err) => prop_assert!(!err.to_string().is_empty()),
+            Err(err) => prop_assert!(err.to_string().contains(&name), "{err}"),
         }
     }
 
