@@ -15,6 +15,10 @@ pub struct Sample {
     /// without file pages (a memory-mapped database is counted once per mapping in RSS,
     /// but it is the OS's page cache). Health and trend are judged on this.
     pub private_bytes: u64,
+    /// Of `private_bytes`, what the registered caches account for themselves (their
+    /// budgeted entries); a source leaves it 0 and the guard fills it in. Leak suspicion
+    /// judges the memory outside it, so a cache filling toward its budget is no leak.
+    pub accounted_bytes: u64,
     /// Virtual memory of the process.
     pub virtual_bytes: u64,
     /// The system's total memory.
@@ -55,7 +59,10 @@ pub struct Analysis {
     pub trend_r2: f64,
     /// Minutes between the first and the last sample: the trend's window.
     pub window_minutes: f64,
-    /// Sustained, well-fitting growth above the leak rate.
+    /// Growth of private memory outside what the caches account for, MB a minute.
+    pub outside_trend_mb_per_min: f64,
+    /// Sustained, well-fitting growth above the leak rate of the memory outside what the
+    /// caches account for.
     pub leak_suspected: bool,
     /// 0 (erratic or growing) to 100 (flat).
     pub stability_score: u8,
@@ -117,7 +124,20 @@ pub fn analyze(samples: &[Sample], t: &Config) -> Analysis {
         .collect();
     let (slope, r2) = fit(&points);
     let minutes = points.last().map_or(0.0, |p| p.0);
-    let leak = slope >= t.leak_mb_per_min && r2 >= t.leak_min_r2 && minutes >= t.leak_min_minutes;
+    let outside: Vec<(f64, f64)> = samples
+        .iter()
+        .zip(&points)
+        .map(|(s, p)| {
+            (
+                p.0,
+                s.private_bytes.saturating_sub(s.accounted_bytes) as f64 / 1e6,
+            )
+        })
+        .collect();
+    let (outside_slope, outside_r2) = fit(&outside);
+    let leak = outside_slope >= t.leak_mb_per_min
+        && outside_r2 >= t.leak_min_r2
+        && minutes >= t.leak_min_minutes;
     // Stability: relative spread of the readings around their line, plus growth.
     let mean = points.iter().map(|p| p.1).sum::<f64>() / points.len().max(1) as f64;
     let spread = if points.len() < 2 || mean == 0.0 {
@@ -156,7 +176,14 @@ pub fn analyze(samples: &[Sample], t: &Config) -> Analysis {
     }
     if leak {
         recommendations.push(format!(
-            "resident memory grows {slope:.1} MB a minute steadily over {minutes:.0} minutes: a leak is suspected; compare the per-route allocation profiles"
+            "memory outside the cache grows {outside_slope:.1} MB a minute steadily over {minutes:.0} minutes: a leak is suspected; compare the per-route allocation profiles"
+        ));
+    } else if outside_slope < t.leak_mb_per_min
+        && slope >= t.leak_mb_per_min
+        && minutes >= t.leak_min_minutes
+    {
+        recommendations.push(format!(
+            "resident memory grows {slope:.1} MB a minute as the cache fills toward its budget; no leak"
         ));
     } else if slope >= t.leak_mb_per_min && minutes >= t.leak_min_minutes {
         recommendations.push(format!(
@@ -180,6 +207,7 @@ pub fn analyze(samples: &[Sample], t: &Config) -> Analysis {
         trend_mb_per_min: slope,
         trend_r2: r2,
         window_minutes: minutes,
+        outside_trend_mb_per_min: outside_slope,
         leak_suspected: leak,
         stability_score: score.round() as u8,
         recommendations,
@@ -199,6 +227,7 @@ mod tests {
                 at_ms: 1_700_000_000_000 + i as i64 * 10_000,
                 rss_bytes: (f(i) * MB as f64) as u64 + 50 * MB,
                 private_bytes: (f(i) * MB as f64) as u64,
+                accounted_bytes: 0,
                 virtual_bytes: 4000 * MB,
                 system_total_bytes: 24_000 * MB,
                 system_available_bytes: 20_000 * MB,

@@ -189,10 +189,18 @@ impl MemGuard {
         let sample = lock(&self.inner.source).sample();
         let analysis = {
             let mut st = lock(&self.inner.state);
-            let Ok(sample) = sample else {
+            let Ok(mut sample) = sample else {
                 st.sample_errors += 1;
                 return None;
             };
+            sample.accounted_bytes = self
+                .inner
+                .targets
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(_, t)| t.held_bytes())
+                .sum();
             if st.history.len() >= self.inner.config.capacity() {
                 st.history.pop_front();
             }
@@ -350,6 +358,7 @@ mod tests {
                 at_ms: i,
                 rss_bytes: if i == 517 { 9_999 } else { 10 },
                 private_bytes: 5,
+                accounted_bytes: 0,
                 virtual_bytes: 0,
                 system_total_bytes: 0,
                 system_available_bytes: 0,

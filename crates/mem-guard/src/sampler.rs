@@ -60,6 +60,7 @@ impl SampleSource for ProcessSource {
             at_ms: now_ms(),
             rss_bytes: rss,
             private_bytes: private_resident().unwrap_or(rss),
+            accounted_bytes: 0,
             virtual_bytes: p.virtual_memory(),
             system_total_bytes: self.system.total_memory(),
             system_available_bytes: self.system.available_memory(),

@@ -32,6 +32,7 @@ impl SampleSource for Script {
             at_ms: 1_750_000_000_000 + s.0,
             rss_bytes: (mb * MB as f64) as u64 + 300 * MB,
             private_bytes: (mb * MB as f64) as u64,
+            accounted_bytes: 0,
             virtual_bytes: 3 * 1024 * MB,
             system_total_bytes: 24_000 * MB,
             system_available_bytes: 18_000 * MB,
@@ -276,5 +277,65 @@ fn bad_configuration_is_refused_with_its_key() {
     assert_eq!(
         e.to_string(),
         "memory.warning: 0.8 must be below critical (0.7)"
+    );
+}
+
+/// Feeds readings of private memory = `outside(i)` MB + what `cache` holds after `fill(i)`
+/// ran, through a guard with the cache registered; the last analysis.
+fn with_cache(
+    n: usize,
+    cache: &Cache,
+    fill: impl Fn(usize),
+    outside: impl Fn(usize) -> f64,
+) -> mem_guard::Analysis {
+    let script = Script::default();
+    let guard = MemGuard::new(config(4000), script.clone()).unwrap();
+    guard.register("cache", Arc::new(cache.clone()));
+    let mut last = None;
+    for i in 0..n {
+        fill(i);
+        script.push([outside(i) + cache.used_bytes() as f64 / MB as f64]);
+        last = guard.tick();
+    }
+    last.unwrap()
+}
+
+#[test]
+fn a_cache_filling_to_its_budget_is_no_leak_and_a_real_leak_still_is() {
+    let empty = || {
+        Cache::builder()
+            .no_namespaces()
+            .budget_bytes(64 * MB)
+            .namespace("data", Duration::from_secs(3600), 64 * MB)
+            .build()
+            .unwrap()
+    };
+    let put = |cache: &Cache, i: usize| {
+        let ns = cache.namespace("data").unwrap();
+        // 300 KB a tick: 1.8 MB a minute, steadily, for 15 minutes.
+        let value: Vec<u8> = (0..300_000u32).map(|j| (j % 251) as u8 ^ i as u8).collect();
+        ns.insert(format!("k{i}").as_bytes(), Bytes::from(value))
+            .unwrap();
+    };
+    // The cache fills, nothing else grows: a trend, but no leak.
+    let cache = empty();
+    let filling = with_cache(90, &cache, |i| put(&cache, i), |_| 300.0);
+    assert!(filling.trend_mb_per_min > 1.5, "{filling:?}");
+    assert!(filling.outside_trend_mb_per_min.abs() < 0.1, "{filling:?}");
+    assert!(!filling.leak_suspected, "{filling:?}");
+    assert!(filling
+        .recommendations
+        .iter()
+        .any(|r| r.contains("no leak")));
+    // The same cache, flat, while memory outside it grows 2 MB a minute: a leak.
+    let cache = empty();
+    for i in 0..10 {
+        put(&cache, i);
+    }
+    let leaking = with_cache(90, &cache, |_| {}, |i| 300.0 + i as f64 / 3.0);
+    assert!(leaking.leak_suspected, "{leaking:?}");
+    assert!(
+        (leaking.outside_trend_mb_per_min - 2.0).abs() < 0.05,
+        "{leaking:?}"
     );
 }
