@@ -48,7 +48,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         );
     }
     runtime()?.block_on(async {
-        let store = open_store_with(file.db(db), false).await?;
+        let store = open_store_with(file.db(db), false, None).await?;
         let bar = bar((end - args.start) as u64, "pos");
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{prefix} [{bar:30}] {percent}% {msg} eta {eta}",

@@ -76,7 +76,13 @@ const SAMPLES: &[(&str, &[u8])] = &[
 pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
     let file = FileConfig::load(config)?;
     runtime()?.block_on(async {
-        let store = open_store_with(file.db(db), false).await?;
+        let mut cache_config: CacheConfig = file.cache.clone();
+        if let Some(mb) = args.cache_mb {
+            cache_config.budget_bytes = mb * 1_000_000;
+        }
+        let cache = Cache::new(cache_config)?;
+        let results = cache.namespace(cache_core::ns::STRATEGY_RESULTS).ok();
+        let store = open_store_with(file.db(db), false, results).await?;
         if args.demo && store.markets().await?.is_empty() {
             let dir = std::env::temp_dir().join(format!("candlecache-demo-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
@@ -92,11 +98,6 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             }
             let _ = std::fs::remove_dir_all(&dir);
         }
-        let mut cache_config: CacheConfig = file.cache.clone();
-        if let Some(mb) = args.cache_mb {
-            cache_config.budget_bytes = mb * 1_000_000;
-        }
-        let cache = Cache::new(cache_config)?;
         let upstream = file.upstream(args.upstream.as_deref())?;
         if let Some(up) = &upstream {
             eprintln!(

@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use cache_core::{ns, Cache, CacheConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use market_cache::export::ExportFormat;
 use market_cache::import::{ImportOptions, OnInvalid, Progress};
@@ -93,11 +92,17 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Opens the store with the `[database]` settings of the configuration file, if any.
 async fn open_store(db: &Path, config: Option<&Path>, must_exist: bool) -> Result<SqliteStore> {
     let file = crate::config::FileConfig::load(config)?;
-    open_store_with(file.db(db), must_exist).await
+    open_store_with(file.db(db), must_exist, None).await
 }
 
 /// Opens the store with a database configuration; refuses a missing file if asked to.
-pub(crate) async fn open_store_with(config: DbConfig, must_exist: bool) -> Result<SqliteStore> {
+/// Query results are cached in `results` (the server's own cache, so they count against
+/// its budget and the memory guard can reclaim them); a one-shot command passes `None`.
+pub(crate) async fn open_store_with(
+    config: DbConfig,
+    must_exist: bool,
+    results: Option<cache_core::NamespaceCache>,
+) -> Result<SqliteStore> {
     let db = config.pool.path.clone();
     let db = db.as_path();
     if must_exist && !db.exists() {
@@ -106,9 +111,7 @@ pub(crate) async fn open_store_with(config: DbConfig, must_exist: bool) -> Resul
             db.display()
         );
     }
-    let cache = Cache::new(CacheConfig::default())?;
-    let results = cache.namespace(ns::STRATEGY_RESULTS)?;
-    let db = Db::open(config, Some(results))
+    let db = Db::open(config, results)
         .await
         .with_context(|| format!("cannot open database {}", db.display()))?;
     Ok(SqliteStore::new(db))
