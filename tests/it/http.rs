@@ -47,13 +47,18 @@ fn start_with(toml: Option<&str>) -> Server {
 
 /// Runs `candlecache --db DB ARGS --listen 127.0.0.1:0` and waits until it listens.
 pub(crate) fn spawn(db: &std::path::Path, args: &[&str]) -> Server {
+    spawn_with_stderr(db, args, Stdio::null())
+}
+
+/// As [`spawn`], with the server's stderr going to `stderr`.
+pub(crate) fn spawn_with_stderr(db: &std::path::Path, args: &[&str], stderr: Stdio) -> Server {
     let mut child = Command::new(binary())
         .arg("--db")
         .arg(db)
         .args(args)
         .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -594,33 +599,22 @@ fn the_access_log_has_a_line_per_request_and_can_be_turned_off() {
     for (flag, want) in [(None, 3), (Some("--no-access-log"), 0)] {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("stderr.log");
-        let mut child = Command::new(crate::binary())
-            .arg("--db")
-            .arg(dir.path().join("c.db"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(flag)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr: SocketAddr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap()
-            .parse()
-            .unwrap();
+        let mut args = vec!["serve"];
+        args.extend(flag);
+        let mut srv = spawn_with_stderr(
+            &dir.path().join("c.db"),
+            &args,
+            std::fs::File::create(&log).unwrap().into(),
+        );
+        let addr = srv.addr;
         for target in ["/healthz", "/nope?x=1", "/api/crypto/markets"] {
             get(addr, target);
         }
         Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &srv.child.id().to_string()])
             .status()
             .unwrap();
-        assert!(child.wait().unwrap().success());
+        assert!(srv.child.wait().unwrap().success());
         // Written by a thread of its own, and flushed before the process exits.
         let text = std::fs::read_to_string(&log).unwrap();
         let lines: Vec<&str> = text.lines().filter(|l| l.contains(" GET /")).collect();
@@ -838,28 +832,7 @@ fn head_request_bodies_and_listening_beyond_loopback() {
 fn a_blocked_access_log_drops_and_counts_lines_and_never_holds_up_requests() {
     let dir = tempfile::tempdir().unwrap();
     // stderr is a pipe nobody reads: the access log's writer blocks once it is full.
-    let mut child = std::process::Command::new(crate::binary())
-        .arg("--db")
-        .arg(dir.path().join("c.db"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let a: SocketAddr = line
-        .trim()
-        .trim_start_matches("listening on http://")
-        .parse()
-        .unwrap();
-    let srv = Server {
-        child,
-        addr: a,
-        _dir: Some(dir),
-    };
+    let srv = spawn_with_stderr(&dir.path().join("c.db"), &["serve"], Stdio::piped());
     // Pipelined on one connection: 25,000 requests, more than the log's queue and the
     // pipe hold together.
     let n = 25_000;

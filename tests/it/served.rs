@@ -100,6 +100,18 @@ fn send(ws: &mut Client, msg: &str) {
     ws.send(Message::text(msg)).unwrap();
 }
 
+/// SUBSCRIBEs `NAME` with request `id` and checks Binance's reply.
+fn subscribe(ws: &mut Client, id: u64) {
+    send(
+        ws,
+        &format!(r#"{{"method":"SUBSCRIBE","params":["{NAME}"],"id":{id}}}"#),
+    );
+    assert_eq!(
+        text(ws, Duration::from_secs(2)),
+        format!(r#"{{"result":null,"id":{id}}}"#)
+    );
+}
+
 /// The exchange's event object for the moment an event says it was sent, as the
 /// exchange writes it.
 fn exchange_event(stream: &str, event: &Value) -> String {
@@ -158,14 +170,7 @@ fn raw_combined_and_subscribing_clients_get_the_exchanges_events_byte_for_byte()
     // ccxt pro's way: a path that is not a stream, then SUBSCRIBE.
     let mut subscriber = connect(&srv, "/ws/0");
     let asked = fake::now_ms();
-    send(
-        &mut subscriber,
-        &format!(r#"{{"method":"SUBSCRIBE","params":["{NAME}"],"id":1}}"#),
-    );
-    assert_eq!(
-        text(&mut subscriber, Duration::from_secs(2)),
-        r#"{"result":null,"id":1}"#
-    );
+    subscribe(&mut subscriber, 1);
     // Joining mid-candle, the current event comes at once: sent before we asked.
     let current = check_event(&text(&mut subscriber, Duration::from_secs(2)), false);
     assert!(current["E"].as_i64().unwrap() <= asked, "{current}");
@@ -380,14 +385,7 @@ fn bad_handshakes_messages_and_frames_get_binance_errors_or_a_clean_close() {
         std::thread::sleep(Duration::from_millis(250));
     }
     // Combined now: events arrive wrapped.
-    send(
-        &mut ws,
-        &format!(r#"{{"method":"SUBSCRIBE","params":["{NAME}"],"id":12}}"#),
-    );
-    assert_eq!(
-        text(&mut ws, Duration::from_secs(2)),
-        r#"{"result":null,"id":12}"#
-    );
+    subscribe(&mut ws, 12);
     check_event(&text(&mut ws, Duration::from_secs(10)), true);
 
     // More than 5 messages a second: closed with 1008.

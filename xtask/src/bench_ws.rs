@@ -9,7 +9,6 @@
 //! tasks `ws-baseline` and `ws-load`), so every party is optimised.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -239,20 +238,11 @@ fn start_baseline(
     upstream: &str,
     names: &[String],
 ) -> Result<(Started, String)> {
-    let mut child = Command::new(xtask)
-        .args(["ws-baseline", upstream])
-        .args(names)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start the baseline server")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let started = Started(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let Some(url) = line.trim().strip_prefix("listening on ") else {
-        bail!("the baseline did not say where it listens: {line:?}");
-    };
-    Ok((started, url.to_owned()))
+    crate::clients::listening(
+        Command::new(xtask)
+            .args(["ws-baseline", upstream])
+            .args(names),
+    )
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

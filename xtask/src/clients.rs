@@ -122,24 +122,32 @@ fn fresh_db(path: &Path) -> Result<std::path::PathBuf> {
 /// Starts `candlecache serve` on a free loopback port; returns it (stopped when dropped)
 /// and its base URL.
 pub(crate) fn serve(bin: &Path, db: &Path, args: &[&str]) -> Result<(Started, String)> {
-    let mut child = Command::new(bin)
-        .arg("--db")
-        .arg(db)
-        .arg("serve")
-        .args(args)
-        .args(["--listen", "127.0.0.1:0"])
+    listening(
+        Command::new(bin)
+            .arg("--db")
+            .arg(db)
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .stderr(Stdio::null()),
+    )
+}
+
+/// Starts a server that prints `listening on URL` first; returns it (stopped when
+/// dropped) and the URL.
+pub(crate) fn listening(cmd: &mut Command) -> Result<(Started, String)> {
+    let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
-        .context("cannot start candlecache serve")?;
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     let stdout = child.stdout.take().context("no stdout")?;
     let server = Started(child);
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
-    let Some(base) = line.trim().strip_prefix("listening on ") else {
-        bail!("candlecache did not say where it listens: {line:?}");
+    let Some(url) = line.trim().strip_prefix("listening on ") else {
+        bail!("{cmd:?} did not say where it listens: {line:?}");
     };
-    Ok((server, base.to_owned()))
+    Ok((server, url.to_owned()))
 }
 
 /// The playwright-core release the dashboard check drives Chromium with.
