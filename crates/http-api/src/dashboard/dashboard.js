@@ -448,13 +448,22 @@ async function refreshHealth() {
         `${up.edge_refreshes} REST edge refreshes`
       : `Live edge over REST: ${up.edge_refreshes} refreshes (no stream configured)`;
     box.appendChild(live);
+    const sv = s.served_streams;
+    if (st && sv) {
+      // The streams served on to clients (/ws, /stream).
+      const served = document.createElement("p");
+      served.id = "served-streams";
+      served.textContent = `Served: ${sv.connections} client connection(s) on ${sv.streams} stream(s), ` +
+        `${sv.frames_sent} frames sent; closed slow ${sv.closed_slow}, rate ${sv.closed_rate}, no pong ${sv.closed_pong}; refused ${sv.refused}`;
+      box.appendChild(served);
+    }
     if (st && st.per_stream.length) {
       const ts = document.createElement("table");
-      ts.innerHTML = "<thead><tr><th>stream</th><th>state</th><th>events</th><th>last event</th></tr></thead><tbody></tbody>";
+      ts.innerHTML = "<thead><tr><th>stream</th><th>state</th><th>events</th><th>clients</th><th>last event</th></tr></thead><tbody></tbody>";
       ts.id = "stream-table";
       box.appendChild(ts);
       fillTable("stream-table", st.per_stream.slice(0, 50).map((x) => [
-        x.stream, x.state, x.events,
+        x.stream, x.state, x.events, x.watchers,
         x.last_event_age_ms == null ? "—" : `${(x.last_event_age_ms / 1000).toFixed(1)} s ago`,
       ]));
     }
