@@ -443,8 +443,8 @@ fn formats_aggregates_caching_and_errors_over_http() {
         (
             "POST",
             "/api/performance/cache/clear?namespace=nope".into(),
-            400,
-            "invalid_format",
+            404,
+            "unknown_namespace",
         ),
         ("GET", long, 414, "uri_too_long"),
     ];

@@ -409,7 +409,10 @@ impl App {
             None | Some("") => self.cache.clear(Scope::All),
             Some(name) => self.cache.clear(Scope::Namespace(name)),
         }
-        .map_err(|e| Error::InvalidFormat(e.to_string()))?;
+        .map_err(|e| match e {
+            cache_core::Error::UnknownNamespace(n) => Error::UnknownNamespace(n),
+            other => Error::Internal(other.to_string()),
+        })?;
         Ok(Reply::json(envelope(json!({"bytes_freed": freed}), None)))
     }
 

@@ -42,6 +42,9 @@ pub enum Error {
     /// The format (or another enumerated parameter) is not one of the accepted values.
     #[error("{0}")]
     InvalidFormat(String),
+    /// The cache has no namespace of this name.
+    #[error("unknown cache namespace `{0}`")]
+    UnknownNamespace(String),
     /// No route has this path.
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -112,7 +115,9 @@ impl Error {
     /// The status code this error is answered with; the one place that decides it.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::UnknownSymbol(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::UnknownSymbol(_) | Self::NotFound(_) | Self::UnknownNamespace(_) => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -143,6 +148,7 @@ impl Error {
             Self::RangeTooLarge { .. } => "range_too_large",
             Self::InvalidFormat(_) => "invalid_format",
             Self::NotFound(_) => "not_found",
+            Self::UnknownNamespace(_) => "unknown_namespace",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::UriTooLong(_) => "uri_too_long",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -172,6 +178,7 @@ impl From<market_cache::Error> for Error {
             market_cache::Error::InvalidTimeframe(_) => Self::InvalidTimeframe(e.to_string()),
             market_cache::Error::InvalidTime { .. } => Self::InvalidTime(e.to_string()),
             market_cache::Error::Upstream(m) => Self::Upstream(m),
+            market_cache::Error::Config(m) => Self::Config(m),
             market_cache::Error::UpstreamTimeout(m) => Self::UpstreamTimeout(m),
             market_cache::Error::Db(db) if db.is_busy() => Self::Busy(db.to_string()),
             market_cache::Error::Db(db @ query_opt::Error::Full { .. }) => {

@@ -74,6 +74,10 @@ pub enum Error {
     /// The symbol is not in the store (nor, with an upstream, on the exchange).
     #[error("unknown symbol `{0}`")]
     UnknownSymbol(String),
+    /// A configuration value cannot be used (a URL, a cache without a namespace the read
+    /// path needs); the message names it.
+    #[error("{0}")]
+    Config(String),
     /// The upstream failed, refused the request or sent what is not candles.
     #[error("upstream: {0}")]
     Upstream(String),
@@ -86,6 +90,9 @@ impl From<conn_pool::Error> for Error {
     fn from(e: conn_pool::Error) -> Self {
         match e {
             conn_pool::Error::Deadline { .. } => Self::UpstreamTimeout(e.to_string()),
+            conn_pool::Error::Config { .. } | conn_pool::Error::Url { .. } => {
+                Self::Config(e.to_string())
+            }
             other => Self::Upstream(other.to_string()),
         }
     }

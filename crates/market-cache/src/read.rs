@@ -260,10 +260,9 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             _ => None,
         };
         let ns = |name| {
-            cache.namespace(name).map_err(|e| Error::Encode {
-                what: "cache",
-                message: e.to_string(),
-            })
+            cache
+                .namespace(name)
+                .map_err(|e| Error::Config(format!("the read path's cache: {e}")))
         };
         Ok(Self {
             inner: Arc::new(Inner {
