@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conn_pool::rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::fake_exchange::{self as fake, FakeExchange, Fault, SYMBOL};
 use crate::http::{get, spawn};

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use conn_pool::rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::{binary, fixture, run};
 

@@ -184,4 +184,69 @@ mod tests {
         }
         assert!(bad.is_empty(), "debug leftovers at {bad:?}");
     }
+
+    /// Library crates re-export only their own modules (a third-party crate re-exported
+    /// becomes part of the API and pins its version for every user) and never write to
+    /// stdout (it belongs to the binary's output).
+    #[test]
+    fn tidy_libraries_keep_to_their_own_api_and_off_stdout() {
+        let mut bad = Vec::new();
+        for entry in std::fs::read_dir(root().join("crates")).unwrap() {
+            let krate = entry.unwrap().path();
+            if krate.ends_with("candlecache") {
+                continue;
+            }
+            let src = krate.join("src");
+            let mut stack = vec![src.clone()];
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        stack.push(path);
+                        continue;
+                    }
+                    if path.extension().is_none_or(|e| e != "rs") {
+                        continue;
+                    }
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (i, line) in text.lines().enumerate() {
+                        let code = line.split("//").next().unwrap_or_default().trim();
+                        let at = format!("{}:{}", path.display(), i + 1);
+                        if writes_stdout(code) {
+                            bad.push(format!("{at}: writes to stdout"));
+                        }
+                        let Some(used) = code.strip_prefix("pub use ") else {
+                            continue;
+                        };
+                        let first = used
+                            .split("::")
+                            .next()
+                            .unwrap_or_default()
+                            .trim_end_matches(';');
+                        let local = ["crate", "self", "super"].contains(&first)
+                            || src.join(format!("{first}.rs")).exists()
+                            || src.join(first).is_dir();
+                        if !local {
+                            bad.push(format!("{at}: re-exports `{first}`"));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+
+    /// `println!(` or `print!(` as a macro of its own (not `eprintln!(`, `eprint!(`).
+    fn writes_stdout(code: &str) -> bool {
+        [concat!("print", "ln!("), concat!("print", "!(")]
+            .iter()
+            .any(|m| {
+                code.match_indices(m).any(|(i, _)| {
+                    !code[..i]
+                        .chars()
+                        .next_back()
+                        .is_some_and(|c| c.is_alphanumeric() || c == '_')
+                })
+            })
+    }
 }

@@ -37,6 +37,4 @@ mod sqlite;
 pub use config::{HttpConfig, SqliteConfig};
 pub use error::{Error, Result};
 pub use http::{HostStats, HttpClient, HttpResponse};
-pub use hyper::{header, StatusCode};
-pub use rusqlite;
 pub use sqlite::{IdleCleanup, PoolStats, SqlitePool};

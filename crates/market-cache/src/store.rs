@@ -5,9 +5,9 @@ use std::sync::Arc;
 use arrow_array::builder::{Float64Builder, Int64Builder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use conn_pool::rusqlite::types::{Value, ValueRef};
-use conn_pool::rusqlite::{params, Connection, OptionalExtension};
 use query_opt::{Db, Session};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::{Candle, Decimal, Error, Result, Symbol, Timeframe};
@@ -334,7 +334,7 @@ impl SqliteStore {
     async fn range<R: Send + 'static>(
         &self,
         symbol: &Symbol,
-        f: impl FnOnce(&mut Connection, i64, Scales) -> conn_pool::rusqlite::Result<R> + Send + 'static,
+        f: impl FnOnce(&mut Connection, i64, Scales) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R> {
         let Some((id, scales)) = self.symbol(symbol).await? else {
             return Err(Error::UnknownSymbol(symbol.to_string()));
@@ -571,12 +571,12 @@ fn upsert_many_sql() -> &'static str {
 
 /// Binds one row's 12 values starting after parameter `offset` (parameters count from 1).
 fn bind_row(
-    stmt: &mut conn_pool::rusqlite::CachedStatement<'_>,
+    stmt: &mut rusqlite::CachedStatement<'_>,
     offset: usize,
     id: i64,
     tf: &str,
     r: &StoredRow,
-) -> conn_pool::rusqlite::Result<()> {
+) -> rusqlite::Result<()> {
     stmt.raw_bind_parameter(offset + 1, id)?;
     stmt.raw_bind_parameter(offset + 2, tf)?;
     stmt.raw_bind_parameter(offset + 3, r.open_time)?;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_core::{NamespaceCache, Reclaim, Scope};
-use conn_pool::rusqlite::{self, Connection};
 use conn_pool::{SqliteConfig, SqlitePool};
+use rusqlite::{self, Connection};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 

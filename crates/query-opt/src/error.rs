@@ -9,7 +9,7 @@ pub enum Error {
         sql: String,
         /// What SQLite said.
         #[source]
-        source: conn_pool::rusqlite::Error,
+        source: rusqlite::Error,
     },
     /// A write did not fit: the disk is full or the file reached its configured limit
     /// (`max_db_bytes`). The transaction was rolled back; nothing of it was stored.

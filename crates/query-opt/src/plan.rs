@@ -1,6 +1,6 @@
 //! `EXPLAIN QUERY PLAN` analysis.
 
-use conn_pool::rusqlite::Connection;
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::{Error, Result};

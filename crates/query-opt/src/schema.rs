@@ -1,6 +1,6 @@
 //! The versioned schema. Each migration moves `PRAGMA user_version` up by one.
 
-use conn_pool::rusqlite::Connection;
+use rusqlite::Connection;
 
 use crate::{Error, Result};
 
@@ -61,7 +61,7 @@ CREATE TABLE coverage (
 
 /// Brings the schema to [`SCHEMA_VERSION`] inside one transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
-    let unusable = |e: conn_pool::rusqlite::Error| Error::Unusable(e.to_string());
+    let unusable = |e: rusqlite::Error| Error::Unusable(e.to_string());
     let found: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(unusable)?;
