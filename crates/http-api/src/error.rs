@@ -180,10 +180,8 @@ impl From<market_cache::Error> for Error {
             market_cache::Error::Upstream(m) => Self::Upstream(m),
             market_cache::Error::Config(m) => Self::Config(m),
             market_cache::Error::UpstreamTimeout(m) => Self::UpstreamTimeout(m),
-            market_cache::Error::Db(db) if db.is_busy() => Self::Busy(db.to_string()),
-            market_cache::Error::Db(db @ query_opt::Error::Full { .. }) => {
-                Self::StorageFull(db.to_string())
-            }
+            busy if busy.is_busy() => Self::Busy(busy.to_string()),
+            full if full.is_full() => Self::StorageFull(full.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }

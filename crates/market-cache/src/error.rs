@@ -98,5 +98,18 @@ impl From<conn_pool::Error> for Error {
     }
 }
 
+impl Error {
+    /// True when the database had no free connection in time: worth retrying shortly.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Db(db) if db.is_busy())
+    }
+
+    /// True when a write did not fit (the disk is full or the configured maximum size is
+    /// reached); nothing was written.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Db(query_opt::Error::Full { .. }))
+    }
+}
+
 /// The result type of `market-cache`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
