@@ -58,11 +58,9 @@ impl Reply {
     }
 }
 
+/// The envelope's timestamp: wall time (the read path's clock may be a test's).
 pub(crate) fn now_rfc3339() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    format_time(ms)
+    format_time(market_cache::read::wall_clock())
 }
 
 /// The error envelope, with the status the error maps to.
@@ -473,12 +471,6 @@ pub(crate) fn envelope(
         v["meta"] = m;
     }
     v
-}
-
-pub(crate) fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn clip(s: &str) -> String {

@@ -9,7 +9,7 @@ use market_cache::upstream::{klines_json, PAGE};
 use market_cache::{CandleStore, Symbol, Timeframe};
 use serde_json::{json, Value};
 
-use crate::app::{wall_ms, App, Reply};
+use crate::app::{App, Reply};
 use crate::query::Params;
 use crate::{Error, Result};
 
@@ -73,7 +73,8 @@ impl App {
         match call {
             "klines" => self.klines(req, &p).await,
             "exchangeInfo" => self.exchange_info(req.uri().query(), &p).await,
-            "time" => Ok(Reply::json(json!({"serverTime": wall_ms()}))),
+            // The read path's clock: the one the live edge is judged by.
+            "time" => Ok(Reply::json(json!({"serverTime": self.read.now()}))),
             _ => Ok(Reply::json(json!({}))),
         }
     }
@@ -227,7 +228,7 @@ impl App {
         }
         Ok(json!({
             "timezone": "UTC",
-            "serverTime": wall_ms(),
+            "serverTime": self.read.now(),
             "rateLimits": [
                 {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
                 {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000}
