@@ -6,18 +6,6 @@ use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
 use cache_core::{ns, Cache, CacheConfig, Reclaim};
 
-/// The bundled real candles: (name, file contents).
-const SAMPLES: &[(&str, &str)] = &[
-    (
-        "XRPETH-1m.csv",
-        include_str!("../../../tests/fixtures/market/XRPETH-1m.csv"),
-    ),
-    (
-        "XRPETH-5m.csv",
-        include_str!("../../../tests/fixtures/market/XRPETH-5m.csv"),
-    ),
-];
-
 /// Options of `candlecache demo`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -39,7 +27,12 @@ pub(crate) fn run(args: &Args) -> Result<()> {
 
     let mut keys = Vec::new();
     let mut raw = 0usize;
-    for (name, text) in SAMPLES {
+    // The CSV samples: the cache demo works on their lines.
+    for (name, bytes) in crate::samples::SAMPLES
+        .iter()
+        .filter(|(name, _)| name.ends_with(".csv"))
+    {
+        let text = std::str::from_utf8(bytes).context("the bundled samples are UTF-8")?;
         let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
         for (i, part) in lines.chunks(chunk).enumerate() {
             let key = format!("{name}/{i}");

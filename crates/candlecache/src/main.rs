@@ -3,6 +3,7 @@
 mod config;
 mod demo;
 mod fetch;
+mod samples;
 mod serve;
 mod store_cmds;
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use cache_core::{Cache, CacheConfig};
 use http_api::HttpConfig;
-use market_cache::import::{import_path, ImportOptions};
+use market_cache::import::{import_bytes, ImportOptions};
 use market_cache::read::{wall_clock, ReadPath};
 use market_cache::CandleStore;
 use mem_guard::MemGuard;
@@ -57,22 +57,6 @@ pub(crate) struct Args {
     demo: bool,
 }
 
-/// The bundled samples, for `--demo`.
-const SAMPLES: &[(&str, &[u8])] = &[
-    (
-        "XRPETH-1m.csv",
-        include_bytes!("../../../tests/fixtures/market/XRPETH-1m.csv"),
-    ),
-    (
-        "XRPETH-5m.csv",
-        include_bytes!("../../../tests/fixtures/market/XRPETH-5m.csv"),
-    ),
-    (
-        "XRP_USDT_USDT-1h-futures.json",
-        include_bytes!("../../../tests/fixtures/market/XRP_USDT_USDT-1h-futures.json"),
-    ),
-];
-
 pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
     let file = FileConfig::load(config)?;
     runtime()?.block_on(async {
@@ -84,19 +68,15 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         let results = cache.namespace(cache_core::ns::STRATEGY_RESULTS).ok();
         let store = open_store_with(file.db(db), false, results).await?;
         if args.demo && store.markets().await?.is_empty() {
-            let dir = std::env::temp_dir().join(format!("candlecache-demo-{}", std::process::id()));
-            std::fs::create_dir_all(&dir)?;
-            for (name, bytes) in SAMPLES {
-                let path = dir.join(name);
-                std::fs::write(&path, bytes)?;
-                for r in import_path(&store, &path, &ImportOptions::default(), &|_| {}).await? {
+            for (name, bytes) in crate::samples::SAMPLES {
+                let opts = ImportOptions::default();
+                for r in import_bytes(&store, name, bytes.to_vec(), &opts, &|_| {}).await? {
                     eprintln!(
                         "demo: loaded {} {} candles of {}",
                         r.inserted, r.timeframe, r.symbol
                     );
                 }
             }
-            let _ = std::fs::remove_dir_all(&dir);
         }
         let upstream = file.upstream(args.upstream.as_deref())?;
         if let Some(up) = &upstream {

@@ -135,6 +135,25 @@ struct Batch {
     bytes_done: u64,
 }
 
+/// As [`import_path`], for a file's bytes already in memory (`name` stands for its file
+/// name: the symbol and timeframe may come from it, and messages name it).
+///
+/// # Errors
+/// As [`import_path`].
+pub async fn import_bytes<S: CandleStore>(
+    store: &S,
+    name: &str,
+    data: Vec<u8>,
+    opts: &ImportOptions,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<Vec<ImportReport>> {
+    let mut reports = Vec::new();
+    for source in parse::memory_sources(name, data)? {
+        reports.push(import_source(store, source, opts, progress).await?);
+    }
+    Ok(reports)
+}
+
 async fn import_source<S: CandleStore>(
     store: &S,
     source: parse::Source,

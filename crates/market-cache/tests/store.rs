@@ -586,3 +586,38 @@ async fn resampling_1m_reproduces_the_exchange_5m_candles() {
     let filled = market_cache::fill_previous(&one, Timeframe::M1, last + 60_000);
     assert_eq!(filled.len(), 3_560);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_in_memory_import_like_the_file_they_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let csv = std::fs::read(fixture("XRPETH-5m.csv")).unwrap();
+    // A zip in memory, as a download would hold it.
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file(
+        "XRPETH-5m-2019-10.csv",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    zip.write_all(&csv).unwrap();
+    let zipped = zip.finish().unwrap().into_inner();
+    let opts = ImportOptions::default();
+    let r =
+        &market_cache::import::import_bytes(&s, "XRPETH-5m-2019-10.zip", zipped, &opts, &|_| {})
+            .await
+            .unwrap()[0];
+    assert_eq!((r.symbol.as_str(), r.timeframe.as_str()), ("XRPETH", "5m"));
+    assert!(r.source.ends_with("!XRPETH-5m-2019-10.csv"), "{}", r.source);
+    assert_eq!(r.inserted, 706);
+    // The plain file's bytes: the same candles, already stored.
+    let r = &market_cache::import::import_bytes(&s, "XRPETH-5m.csv", csv, &opts, &|_| {})
+        .await
+        .unwrap()[0];
+    assert_eq!((r.inserted, r.duplicates), (0, 706));
+    // Garbage is a named error.
+    let err =
+        market_cache::import::import_bytes(&s, "noise.csv", b"\x00\x01zz".to_vec(), &opts, &|_| {})
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("noise.csv"), "{err}");
+}

@@ -92,34 +92,9 @@ pub(crate) fn sources(path: &Path) -> Result<Vec<Source>> {
     let mut head = [0u8; 4096];
     let n = read_up_to(&mut f, &mut head).map_err(io(path))?;
     let name = path.display().to_string();
-    if head[..n].starts_with(b"PK\x03\x04") {
+    if head[..n].starts_with(ZIP_MAGIC) {
         let file = File::open(path).map_err(io(path))?;
-        let mut zip =
-            zip::ZipArchive::new(file).map_err(|e| malformed(&name, "zip", e.to_string()))?;
-        let mut out = Vec::new();
-        for i in 0..zip.len() {
-            let mut entry = zip
-                .by_index(i)
-                .map_err(|e| malformed(&name, "zip", e.to_string()))?;
-            if entry.is_dir() {
-                continue;
-            }
-            let inner = entry
-                .name()
-                .map_or_else(|_| format!("entry {}", i + 1), |n| n.into_owned());
-            let entry_name = format!("{name}!{inner}");
-            let data = super::read_all(&mut entry, &entry_name)?;
-            let format = detect(&data, &entry_name)?;
-            out.push(Source {
-                name: entry_name,
-                format,
-                data: Data::Memory(data),
-            });
-        }
-        if out.is_empty() {
-            return Err(malformed(&name, "zip", "the archive holds no files"));
-        }
-        return Ok(out);
+        return zip_sources(file, &name);
     }
     let format = detect(&head[..n], &name)?;
     Ok(vec![Source {
@@ -127,6 +102,51 @@ pub(crate) fn sources(path: &Path) -> Result<Vec<Source>> {
         format,
         data: Data::File(path.to_path_buf(), len),
     }])
+}
+
+/// What `data` (a file's bytes, called `name`) holds: itself, or each entry of a zip.
+pub(crate) fn memory_sources(name: &str, data: Vec<u8>) -> Result<Vec<Source>> {
+    if data.starts_with(ZIP_MAGIC) {
+        return zip_sources(std::io::Cursor::new(data), name);
+    }
+    let format = detect(&data[..data.len().min(4096)], name)?;
+    Ok(vec![Source {
+        name: name.to_owned(),
+        format,
+        data: Data::Memory(data),
+    }])
+}
+
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+
+/// Every file entry of the zip archive `reader` (called `name`), read into memory.
+fn zip_sources<R: Read + std::io::Seek>(reader: R, name: &str) -> Result<Vec<Source>> {
+    let mut zip =
+        zip::ZipArchive::new(reader).map_err(|e| malformed(name, "zip", e.to_string()))?;
+    let mut out = Vec::new();
+    for i in 0..zip.len() {
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| malformed(name, "zip", e.to_string()))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let inner = entry
+            .name()
+            .map_or_else(|_| format!("entry {}", i + 1), |n| n.into_owned());
+        let entry_name = format!("{name}!{inner}");
+        let data = super::read_all(&mut entry, &entry_name)?;
+        let format = detect(&data, &entry_name)?;
+        out.push(Source {
+            name: entry_name,
+            format,
+            data: Data::Memory(data),
+        });
+    }
+    if out.is_empty() {
+        return Err(malformed(name, "zip", "the archive holds no files"));
+    }
+    Ok(out)
 }
 
 fn read_up_to(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
