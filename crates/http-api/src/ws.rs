@@ -156,14 +156,15 @@ struct Client {
 }
 
 impl Client {
-    fn close(&self, code: u16, reason: &'static str) {
+    /// Asks both halves to close with `code`; true if this was the first reason given.
+    fn close(&self, code: u16, reason: &'static str) -> bool {
         self.close.send_if_modified(|c| {
             let first = c.is_none();
             if first {
                 *c = Some((code, reason));
             }
             first
-        });
+        })
     }
 
     /// Queues a frame; a full queue closes the client (1008).
@@ -171,10 +172,9 @@ impl Client {
         match self.tx.try_send(m) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.close.borrow().is_none() {
+                if self.close(1008, "slow client: too many frames queued") {
                     counters.closed_slow.fetch_add(1, Ordering::Relaxed);
                 }
-                self.close(1008, "slow client: too many frames queued");
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -400,7 +400,6 @@ impl Hub {
             rx,
             client.close.subscribe(),
             self.stop.subscribe(),
-            self.counters.clone(),
         ));
         let mut subscribed: Vec<String> = Vec::new();
         for (name, symbol, tf) in streams {
@@ -609,7 +608,7 @@ impl Hub {
 
     /// Adds a client to a stream (starting the stream's pump if it is the first) and
     /// queues the latest event for it.
-    fn subscribe(self: &Hub, client: &Arc<Client>, name: &str, symbol: &Symbol, tf: Timeframe) {
+    fn subscribe(&self, client: &Arc<Client>, name: &str, symbol: &Symbol, tf: Timeframe) {
         let mut topics = lock(&self.topics);
         let topic = match topics.get(name) {
             Some(t) => t.clone(),
@@ -737,7 +736,6 @@ async fn write<S>(
     mut rx: mpsc::Receiver<Message>,
     mut close: watch::Receiver<Option<(u16, &'static str)>>,
     mut stop: watch::Receiver<bool>,
-    _counters: Arc<Counters>,
 ) where
     S: futures_util::Sink<Message> + Unpin,
 {

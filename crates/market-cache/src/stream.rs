@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -844,19 +845,40 @@ fn on_text<S: CandleStore + Clone + Send + Sync + 'static>(
             );
         }
     };
-    let Ok(v) = serde_json::from_str::<Value>(text) else {
+    // One pass over the frame: a combined frame's `data` is kept as the upstream wrote
+    // it (served streams relay those bytes) and parsed on its own.
+    #[derive(Deserialize)]
+    struct Frame<'a> {
+        #[serde(borrow)]
+        stream: Option<&'a RawValue>,
+        #[serde(borrow)]
+        data: Option<&'a RawValue>,
+    }
+    let Ok(frame) = serde_json::from_str::<Frame<'_>>(text) else {
         return bad("not JSON");
     };
-    if v.get("result").is_some() && v.get("id").is_some() {
-        return;
-    }
-    if let Some(err) = v.get("error").or_else(|| v.get("code").map(|_| &v)) {
-        return bad(&format!("upstream error {err}"));
-    }
-    let (stream, data) = match (v.get("stream").and_then(Value::as_str), v.get("data")) {
-        (Some(s), Some(d)) => (Some(s), d),
-        _ => (None, &v),
+    let combined = frame
+        .stream
+        .and_then(|s| serde_json::from_str::<&str>(s.get()).ok())
+        .zip(frame.data);
+    let (stream, event) = match combined {
+        Some((s, d)) => (Some(s), d.get()),
+        None => (None, text.trim()),
     };
+    let Ok(data) = serde_json::from_str::<Value>(event) else {
+        return bad("not JSON");
+    };
+    if stream.is_none() {
+        if data.get("result").is_some() && data.get("id").is_some() {
+            return;
+        }
+        if let Some(err) = data
+            .get("error")
+            .or_else(|| data.get("code").map(|_| &data))
+        {
+            return bad(&format!("upstream error {err}"));
+        }
+    }
     if data.get("e").and_then(Value::as_str) != Some("kline") {
         return bad("not a kline event");
     }
@@ -933,11 +955,10 @@ fn on_text<S: CandleStore + Clone + Send + Sync + 'static>(
     } else {
         s.forming = Some(candle);
     }
-    if let Some(raw) = event_object(text, stream.is_some()) {
-        s.last_raw = Some(raw.clone());
-        // No receiver is not an error: the event is kept as `last_raw` for the next.
-        let _ = s.feed.send(raw);
-    }
+    let raw = Bytes::copy_from_slice(event.as_bytes());
+    s.last_raw = Some(raw.clone());
+    // No receiver is not an error: the event is kept as `last_raw` for the next.
+    let _ = s.feed.send(raw);
     if s.state == State::Subscribing {
         s.state = State::Backfilling;
         let (symbol, tf) = (s.symbol.clone(), s.tf);
@@ -962,22 +983,6 @@ fn on_text<S: CandleStore + Clone + Send + Sync + 'static>(
     while rate.len() > 12 {
         rate.pop_front();
     }
-}
-
-/// The event object of a frame exactly as the upstream wrote it: the `data` of a
-/// combined frame, or the frame itself.
-fn event_object(text: &str, combined: bool) -> Option<Bytes> {
-    #[derive(Deserialize)]
-    struct Wrapped<'a> {
-        #[serde(borrow)]
-        data: &'a serde_json::value::RawValue,
-    }
-    let raw = if combined {
-        serde_json::from_str::<Wrapped<'_>>(text).ok()?.data.get()
-    } else {
-        text.trim()
-    };
-    Some(Bytes::copy_from_slice(raw.as_bytes()))
 }
 
 /// After the first event of a (re)subscription: the closed candles the store lacks in
