@@ -96,6 +96,270 @@ pub(crate) fn exchange_info() -> String {
     )
 }
 
+/// Binance's USD-M futures API (`/fapi/v1`) on the same port, as Binance answers it: the
+/// same listing and holes as spot but other prices (2 places, volumes 3), mark-price klines
+/// (8 places, volumes "0"), funding every 8 h (a few ms late, as Binance's often are),
+/// exchangeInfo, depth, premium index and tickers.
+pub(crate) mod futures {
+    use super::{dec, exists, interval_ms, now_ms, LISTED, SYMBOLS};
+    use std::collections::HashMap;
+
+    /// Funding happens every 8 hours.
+    pub(crate) const FUNDING_EVERY: i64 = 8 * 3_600_000;
+
+    fn num(q: &HashMap<String, String>, k: &str) -> Option<i64> {
+        q.get(k).and_then(|v| v.parse().ok())
+    }
+
+    fn cents(m: i64) -> String {
+        format!("{}.{:02}", m / 100, m % 100)
+    }
+
+    fn milli(m: i64) -> String {
+        format!("{}.{:03}", m / 1000, m % 1000)
+    }
+
+    fn index(symbol: &str) -> i64 {
+        SYMBOLS.iter().position(|s| *s == symbol).unwrap_or(0) as i64
+    }
+
+    /// The futures row of `symbol`'s candle opening at `t` (`mark`: the mark price's).
+    pub(crate) fn row(symbol: &str, mark: bool, iv: i64, t: i64, now: i64) -> String {
+        let k = t / iv;
+        let n = index(symbol);
+        let open = 4_000_000 / (n + 1) + (k * 613) % 1_000_000;
+        let forming = t + iv > now;
+        let close = if forming {
+            open + (now - t) / 100
+        } else {
+            open + (k * 17) % 20_000 - 10_000
+        };
+        let high = open.max(close) + k % 5_000;
+        let low = open.min(close) - k % 4_000;
+        if mark {
+            // Mark prices carry 8 places; the volume fields are zero, trades counts samples.
+            let p = |v: i64| dec(v * 1_000_000 + (k % 97));
+            return format!(
+                "[{t},\"{}\",\"{}\",\"{}\",\"{}\",\"0\",{},\"0\",{},\"0\",\"0\",\"0\"]",
+                p(open),
+                p(high),
+                p(low.max(1)),
+                p(close),
+                t + iv - 1,
+                (iv / 1000).min(60),
+            );
+        }
+        let volume = if forming {
+            (now - t) + 1
+        } else {
+            50_000 + (k * 11) % 900_000
+        };
+        let quote = volume * (open / 100) / 1000;
+        format!(
+            "[{t},\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},\"{}\",{},\"{}\",\"{}\",\"0\"]",
+            cents(open),
+            cents(high),
+            cents(low.max(1)),
+            cents(close),
+            milli(volume),
+            t + iv - 1,
+            cents(quote * 100),
+            k % 1000,
+            milli(volume / 2),
+            cents(quote * 50),
+        )
+    }
+
+    /// The klines (or mark-price klines) body for `q`, with the futures limit of 1500.
+    pub(crate) fn klines(q: &HashMap<String, String>, mark: bool, now: i64) -> String {
+        let iv = interval_ms(q.get("interval").map_or("", String::as_str)).unwrap_or(60_000);
+        let symbol = q.get("symbol").map_or(SYMBOLS[0], String::as_str);
+        let limit = num(q, "limit").unwrap_or(500).clamp(1, 1500) as usize;
+        let end = num(q, "endTime").unwrap_or(now).min(now);
+        let mut out = Vec::new();
+        match num(q, "startTime") {
+            Some(s) => {
+                let mut t = (s.max(LISTED) + iv - 1) / iv * iv;
+                while t <= end && out.len() < limit {
+                    if exists(iv, t, now) {
+                        out.push(row(symbol, mark, iv, t, now));
+                    }
+                    t += iv;
+                }
+            }
+            None => {
+                let mut t = end / iv * iv;
+                while t >= LISTED && out.len() < limit {
+                    if exists(iv, t, now) {
+                        out.push(row(symbol, mark, iv, t, now));
+                    }
+                    t -= iv;
+                }
+                out.reverse();
+            }
+        }
+        format!("[{}]", out.join(","))
+    }
+
+    /// The funding event `k` (every 8 h from the listing): time (a few ms late), rate, mark.
+    pub(crate) fn funding_event(symbol: &str, k: i64) -> (i64, String, String) {
+        let t = LISTED + k * FUNDING_EVERY + k % 4;
+        let r = (k * 37 + index(symbol) * 11) % 200 - 60;
+        let rate = if r < 0 {
+            format!("-0.{:08}", -r)
+        } else {
+            format!("0.{r:08}")
+        };
+        let mark =
+            dec((4_000_000 / (index(symbol) + 1) + (k * 613) % 1_000_000) * 1_000_000 + k % 97);
+        (t, rate, mark)
+    }
+
+    /// The fundingRate body for `q`: inclusive range, limit default 100 max 1000, the
+    /// latest `limit` without startTime.
+    pub(crate) fn funding(q: &HashMap<String, String>, now: i64) -> String {
+        let symbol = q.get("symbol").map_or(SYMBOLS[0], String::as_str);
+        let limit = num(q, "limit").unwrap_or(100).clamp(1, 1000) as usize;
+        let end = num(q, "endTime").unwrap_or(now).min(now);
+        let last = (end - LISTED) / FUNDING_EVERY;
+        let start = num(q, "startTime");
+        let events = |ks: Vec<i64>| -> Vec<(i64, String, String)> {
+            ks.into_iter()
+                .map(|k| funding_event(symbol, k))
+                .filter(|(t, _, _)| *t <= end && start.is_none_or(|s| *t >= s))
+                .collect()
+        };
+        let chosen = match start {
+            Some(s) => {
+                let first = ((s - LISTED).max(0) / FUNDING_EVERY).max(0);
+                let mut e = events((first..=last).collect());
+                e.truncate(limit);
+                e
+            }
+            None => {
+                let mut e = events(((last - limit as i64 - 1).max(0)..=last).collect());
+                let extra = e.len().saturating_sub(limit);
+                e.drain(..extra);
+                e
+            }
+        };
+        let rows: Vec<String> = chosen
+            .into_iter()
+            .map(|(t, rate, mark)| {
+                format!(r#"{{"symbol":"{symbol}","fundingTime":{t},"fundingRate":"{rate}","markPrice":"{mark}"}}"#)
+            })
+            .collect();
+        format!("[{}]", rows.join(","))
+    }
+
+    /// The futures exchangeInfo: the same symbols as USD-M perpetuals.
+    pub(crate) fn exchange_info() -> String {
+        let symbols: Vec<String> = SYMBOLS
+            .iter()
+            .map(|s| {
+                let base = s.trim_end_matches("USDT");
+                format!(
+                    r#"{{"symbol":"{s}","pair":"{s}","contractType":"PERPETUAL","deliveryDate":4133404800000,"onboardDate":{LISTED},"status":"TRADING","maintMarginPercent":"2.5000","requiredMarginPercent":"5.0000","baseAsset":"{base}","quoteAsset":"USDT","marginAsset":"USDT","pricePrecision":2,"quantityPrecision":3,"baseAssetPrecision":8,"quotePrecision":8,"underlyingType":"COIN","underlyingSubType":[],"triggerProtect":"0.0500","liquidationFee":"0.012500","marketTakeBound":"0.05","maxMoveOrderLimit":10000,"filters":[{{"filterType":"PRICE_FILTER","minPrice":"0.10","maxPrice":"4529764","tickSize":"0.10"}},{{"filterType":"LOT_SIZE","minQty":"0.001","maxQty":"1000","stepSize":"0.001"}},{{"filterType":"MARKET_LOT_SIZE","minQty":"0.001","maxQty":"120","stepSize":"0.001"}},{{"filterType":"MAX_NUM_ORDERS","limit":200}},{{"filterType":"MIN_NOTIONAL","notional":"100"}},{{"filterType":"PERCENT_PRICE","multiplierUp":"1.0500","multiplierDown":"0.9500","multiplierDecimal":"4"}}],"orderTypes":["LIMIT","MARKET","STOP","STOP_MARKET","TAKE_PROFIT","TAKE_PROFIT_MARKET","TRAILING_STOP_MARKET"],"timeInForce":["GTC","IOC","FOK","GTX","GTD"]}}"#
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"timezone":"UTC","serverTime":{},"futuresType":"U_MARGINED","rateLimits":[],"exchangeFilters":[],"assets":[{{"asset":"USDT","marginAvailable":true,"autoAssetExchange":"-10000"}}],"symbols":[{}]}}"#,
+            now_ms(),
+            symbols.join(",")
+        )
+    }
+
+    fn last_price(symbol: &str, now: i64) -> String {
+        let r = row(symbol, false, 60_000, now / 60_000 * 60_000, now);
+        r.split('"').nth(7).unwrap_or("1.00").to_owned()
+    }
+
+    /// The answer to `path` (one of the `/fapi/v1` calls) and `q`: status line and body.
+    pub(crate) fn answer(
+        path: &str,
+        q: &HashMap<String, String>,
+        now: i64,
+    ) -> (&'static str, String) {
+        let known = |q: &HashMap<String, String>| {
+            q.get("symbol")
+                .is_none_or(|s| SYMBOLS.contains(&s.as_str()))
+        };
+        if !known(q) || (path.ends_with("lines") && !q.contains_key("symbol")) {
+            return (
+                "400 Bad Request",
+                r#"{"code":-1121,"msg":"Invalid symbol."}"#.to_owned(),
+            );
+        }
+        let symbol = q.get("symbol").map_or(SYMBOLS[0], String::as_str);
+        let body = match path {
+            "/fapi/v1/klines" => {
+                if q.get("interval").is_some_and(|i| i == "1s") {
+                    return (
+                        "400 Bad Request",
+                        r#"{"code":-1120,"msg":"Invalid interval."}"#.to_owned(),
+                    );
+                }
+                klines(q, false, now)
+            }
+            "/fapi/v1/markPriceKlines" => klines(q, true, now),
+            "/fapi/v1/fundingRate" => funding(q, now),
+            "/fapi/v1/exchangeInfo" => exchange_info(),
+            "/fapi/v1/time" => format!(r#"{{"serverTime":{now}}}"#),
+            "/fapi/v1/ping" => "{}".to_owned(),
+            "/fapi/v1/depth" => {
+                let p = last_price(symbol, now);
+                format!(
+                    r#"{{"lastUpdateId":{now},"E":{now},"T":{now},"bids":[["{p}","1.000"],["1.00","2.000"]],"asks":[["{p}","1.500"],["999999.00","2.000"]]}}"#
+                )
+            }
+            "/fapi/v1/premiumIndex" => {
+                let one = |s: &str| {
+                    let k = (now - LISTED) / FUNDING_EVERY;
+                    let (_, rate, mark) = funding_event(s, k);
+                    format!(
+                        r#"{{"symbol":"{s}","markPrice":"{mark}","indexPrice":"{mark}","estimatedSettlePrice":"{mark}","lastFundingRate":"{rate}","interestRate":"0.00010000","nextFundingTime":{},"time":{now}}}"#,
+                        LISTED + (k + 1) * FUNDING_EVERY
+                    )
+                };
+                match q.get("symbol") {
+                    Some(s) => one(s),
+                    None => format!(
+                        "[{}]",
+                        SYMBOLS.iter().map(|s| one(s)).collect::<Vec<_>>().join(",")
+                    ),
+                }
+            }
+            "/fapi/v1/ticker/24hr" | "/fapi/v1/ticker/bookTicker" | "/fapi/v1/ticker/price" => {
+                let one = |s: &str| {
+                    let p = last_price(s, now);
+                    match path {
+                        "/fapi/v1/ticker/price" => {
+                            format!(r#"{{"symbol":"{s}","price":"{p}","time":{now}}}"#)
+                        }
+                        "/fapi/v1/ticker/bookTicker" => format!(
+                            r#"{{"symbol":"{s}","bidPrice":"{p}","bidQty":"1.000","askPrice":"{p}","askQty":"1.500","time":{now}}}"#
+                        ),
+                        _ => format!(
+                            r#"{{"symbol":"{s}","priceChange":"0.00","priceChangePercent":"0.000","weightedAvgPrice":"{p}","lastPrice":"{p}","lastQty":"0.001","openPrice":"{p}","highPrice":"{p}","lowPrice":"{p}","volume":"1000.000","quoteVolume":"1000000.00","openTime":{},"closeTime":{now},"firstId":1,"lastId":2,"count":2}}"#,
+                            now - 86_400_000
+                        ),
+                    }
+                };
+                match q.get("symbol") {
+                    Some(s) => one(s),
+                    None => format!(
+                        "[{}]",
+                        SYMBOLS.iter().map(|s| one(s)).collect::<Vec<_>>().join(",")
+                    ),
+                }
+            }
+            _ => return ("404 Not Found", "{}".to_owned()),
+        };
+        ("200 OK", body)
+    }
+}
+
 pub(crate) struct FakeExchange {
     pub(crate) addr: SocketAddr,
     pub(crate) ws_addr: SocketAddr,
@@ -365,6 +629,16 @@ fn serve(conn: TcpStream, s: &State) {
             "/api/v3/exchangeInfo" => {
                 s.other.lock().unwrap().push(target.clone());
                 ("200 OK", exchange_info(), None)
+            }
+            p if p.starts_with("/fapi/v1/") => {
+                s.other.lock().unwrap().push(target.clone());
+                let fault = if p.ends_with("lines") || p.ends_with("fundingRate") {
+                    s.faults.lock().unwrap().pop_front()
+                } else {
+                    None
+                };
+                let (status, body) = futures::answer(p, &parse_query(query), now);
+                (status, body, fault)
             }
             _ => {
                 s.other.lock().unwrap().push(target.clone());

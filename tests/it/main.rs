@@ -3,6 +3,7 @@
 
 mod demo;
 mod fake_exchange;
+mod futures;
 mod hostile;
 mod http;
 mod live;

@@ -32,6 +32,9 @@ pub(crate) struct FileConfig {
 pub(crate) struct UpstreamSection {
     /// A Binance-compatible base URL, e.g. `https://api.binance.com`.
     pub(crate) url: Option<String>,
+    /// Its USD-M futures API (`/fapi/v1`): `https://fapi.binance.com` when `url` is
+    /// Binance's, else `url` itself (another candlecache or a test server serves both).
+    pub(crate) futures: Option<String>,
     /// The upstream's WebSocket market streams (`wss://stream.binance.com:9443`, the
     /// default for Binance's hosts), or `off`.
     pub(crate) ws: Option<String>,
@@ -71,6 +74,7 @@ impl Default for UpstreamSection {
     fn default() -> Self {
         Self {
             url: None,
+            futures: None,
             ws: None,
             refresh_ms: 1000,
             stream: market_cache::stream::StreamConfig::default(),
@@ -150,18 +154,29 @@ impl FileConfig {
     }
 
     /// The upstream named by `flag` (which wins) or the file, with the file's client
-    /// settings; `None` without either.
+    /// settings and its futures API from `futures_flag`, the file's `futures` or the
+    /// default; `None` without an upstream.
     pub(crate) fn upstream(
         &self,
         flag: Option<&str>,
+        futures_flag: Option<&str>,
     ) -> Result<Option<market_cache::upstream::Upstream>> {
         let Some(url) = flag.or(self.upstream.url.as_deref()) else {
+            if futures_flag.is_some() {
+                anyhow::bail!(
+                    "--upstream-futures needs an upstream (--upstream or [upstream] url)"
+                );
+            }
             return Ok(None);
         };
-        Ok(Some(market_cache::upstream::Upstream::new(
-            url,
-            self.upstream.client.clone(),
-        )?))
+        let up = market_cache::upstream::Upstream::new(url, self.upstream.client.clone())?;
+        let up = match futures_flag.or(self.upstream.futures.as_deref()) {
+            Some(f) => up.with_futures(f).with_context(|| {
+                "the futures upstream (--upstream-futures / [upstream] futures)"
+            })?,
+            None => up,
+        };
+        Ok(Some(up))
     }
 
     /// How the live edge is kept fresh: the refresh period, and the upstream's streams

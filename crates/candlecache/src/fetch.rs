@@ -10,7 +10,9 @@ use market_cache::upstream::FillProgress;
 use market_cache::{format_time, Symbol, Timeframe};
 
 use crate::config::FileConfig;
-use crate::store_cmds::{bar, open_store_with, parse_symbol, parse_timeframe, parse_when, runtime};
+use crate::store_cmds::{
+    bar, open_store_with, parse_symbol, parse_timeframe, parse_when, runtime, MarketArgs,
+};
 
 /// Options of `candlecache fetch`.
 #[derive(Debug, clap::Args)]
@@ -21,6 +23,8 @@ pub(crate) struct Args {
     /// The timeframe (1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M).
     #[arg(long, value_parser = parse_timeframe)]
     timeframe: Timeframe,
+    #[command(flatten)]
+    market: MarketArgs,
     /// First open time (epoch ms, RFC 3339 or a date like 2024-01-01).
     #[arg(long, value_parser = parse_when)]
     start: i64,
@@ -31,11 +35,18 @@ pub(crate) struct Args {
     /// configuration file's `[upstream] url`.
     #[arg(long, env = "CANDLECACHE_UPSTREAM")]
     upstream: Option<String>,
+    /// The upstream's USD-M futures API for `--market futures` (default:
+    /// `https://fapi.binance.com` for Binance's hosts, else the upstream itself).
+    #[arg(long, env = "CANDLECACHE_UPSTREAM_FUTURES")]
+    upstream_futures: Option<String>,
 }
 
 pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
     let file = FileConfig::load(config)?;
-    let Some(upstream) = file.upstream(args.upstream.as_deref())? else {
+    let symbol = args.symbol.clone().with_kind(args.market.kind()?);
+    let Some(upstream) =
+        file.upstream(args.upstream.as_deref(), args.upstream_futures.as_deref())?
+    else {
         bail!("no upstream: pass --upstream URL (e.g. https://api.binance.com) or set [upstream] url in the configuration");
     };
     let now: Now = Arc::new(market_cache::read::wall_clock);
@@ -64,7 +75,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         let report = upstream
             .fill(
                 &store,
-                &args.symbol,
+                &symbol,
                 args.timeframe,
                 (args.start, end),
                 &now,

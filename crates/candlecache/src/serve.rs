@@ -35,6 +35,11 @@ pub(crate) struct Args {
     /// are served.
     #[arg(long, env = "CANDLECACHE_UPSTREAM")]
     upstream: Option<String>,
+    /// The upstream's USD-M futures API serving `/fapi/v1` (default:
+    /// `https://fapi.binance.com` when the upstream is Binance's, else the upstream
+    /// itself, so another candlecache or a test server serves both).
+    #[arg(long, env = "CANDLECACHE_UPSTREAM_FUTURES")]
+    upstream_futures: Option<String>,
     /// The upstream's WebSocket market streams, which keep the latest candles as fresh
     /// as the exchange's (`wss://stream.binance.com:9443` by default for Binance's
     /// hosts; none for other upstreams), or `off` to refresh the edge over REST only.
@@ -78,11 +83,12 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
                 }
             }
         }
-        let upstream = file.upstream(args.upstream.as_deref())?;
+        let upstream = file.upstream(args.upstream.as_deref(), args.upstream_futures.as_deref())?;
         if let Some(up) = &upstream {
             eprintln!(
-                "candlecache: fetching missing candles from {}",
-                up.base_url()
+                "candlecache: fetching missing candles from {} (futures: {})",
+                up.base_url(),
+                up.futures_url()
             );
         }
         let live = file.live(upstream.as_ref(), args.upstream_ws.as_deref())?;

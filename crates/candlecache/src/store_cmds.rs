@@ -7,8 +7,28 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use market_cache::export::ExportFormat;
 use market_cache::import::{ImportOptions, OnInvalid, Progress};
-use market_cache::{format_time, parse_time, CandleStore, SqliteStore, Symbol, Timeframe};
+use market_cache::{format_time, parse_time, CandleStore, Kind, SqliteStore, Symbol, Timeframe};
 use query_opt::{Db, DbConfig};
+
+/// Which market a command's candles belong to: `--market spot|futures`, `--price
+/// trade|mark`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct MarketArgs {
+    /// The market: spot, or futures (Binance USD-M, `/fapi/v1`).
+    #[arg(long, default_value = "spot", value_parser = ["spot", "futures"])]
+    market: String,
+    /// The price: trade, or mark (futures only: Binance's mark-price klines).
+    #[arg(long, default_value = "trade", value_parser = ["trade", "mark"])]
+    price: String,
+}
+
+impl MarketArgs {
+    /// The kind of series named, or a message saying why none is.
+    pub(crate) fn kind(&self) -> Result<Kind> {
+        Kind::of(&self.market, &self.price)
+            .ok_or_else(|| anyhow::anyhow!("--price mark exists only with --market futures"))
+    }
+}
 
 /// Options of `candlecache import`.
 #[derive(Debug, clap::Args)]
@@ -23,6 +43,8 @@ pub(crate) struct ImportArgs {
     /// 8h 12h 1d 3d 1w 1M).
     #[arg(long, value_parser = parse_timeframe)]
     timeframe: Option<Timeframe>,
+    #[command(flatten)]
+    market: MarketArgs,
     /// What to do with rows that fail validation: `fail` imports nothing from such a file,
     /// `skip` imports the valid rows and lists the others.
     #[arg(long, default_value = "fail", value_parser = ["fail", "skip"])]
@@ -44,6 +66,8 @@ pub(crate) struct ExportArgs {
     /// The timeframe.
     #[arg(long, value_parser = parse_timeframe)]
     timeframe: Timeframe,
+    #[command(flatten)]
+    market: MarketArgs,
     /// First open time to export (epoch ms or RFC 3339); default: the first stored.
     #[arg(long, value_parser = parse_when)]
     start: Option<i64>,
@@ -136,6 +160,7 @@ pub(crate) fn import(db: &Path, config: Option<&Path>, args: &ImportArgs) -> Res
         let opts = ImportOptions {
             symbol: args.symbol.clone(),
             timeframe: args.timeframe,
+            kind: args.market.kind()?,
             exchange: args.exchange.clone(),
             on_invalid: if args.on_invalid == "skip" { OnInvalid::Skip } else { OnInvalid::Fail },
             batch_rows: args.batch_rows as usize,
@@ -174,6 +199,7 @@ pub(crate) fn import(db: &Path, config: Option<&Path>, args: &ImportArgs) -> Res
 
 pub(crate) fn export(db: &Path, config: Option<&Path>, args: &ExportArgs) -> Result<()> {
     runtime()?.block_on(async {
+        let symbol = args.symbol.clone().with_kind(args.market.kind()?);
         let store = open_store(db, config, true).await?;
         let (start, end) = (args.start.unwrap_or(0), args.end.unwrap_or(i64::MAX));
         if start >= end {
@@ -184,7 +210,7 @@ pub(crate) fn export(db: &Path, config: Option<&Path>, args: &ExportArgs) -> Res
         let show = |rows: u64| bar.set_position(rows);
         let report = market_cache::export::export(
             &store,
-            &args.symbol,
+            &symbol,
             args.timeframe,
             start,
             end,
@@ -225,14 +251,15 @@ pub(crate) fn markets(db: &Path, config: Option<&Path>, args: &MarketsArgs) -> R
             return Ok(());
         }
         println!(
-            "{:<12} {:<9} {:>4} {:>10}  {:<24}  {:<24}",
-            "symbol", "exchange", "tf", "candles", "first", "last"
+            "{:<12} {:<8} {:<9} {:>4} {:>10}  {:<24}  {:<24}",
+            "symbol", "kind", "exchange", "tf", "candles", "first", "last"
         );
         for m in markets {
             let t = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), format_time);
             println!(
-                "{:<12} {:<9} {:>4} {:>10}  {:<24}  {:<24}",
+                "{:<12} {:<8} {:<9} {:>4} {:>10}  {:<24}  {:<24}",
                 m.symbol,
+                m.kind,
                 m.exchange,
                 m.timeframe,
                 m.count,

@@ -99,6 +99,17 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v3/exchangeInfo", "GET"),
     ("/api/v3/time", "GET"),
     ("/api/v3/ping", "GET"),
+    ("/fapi/v1/klines", "GET"),
+    ("/fapi/v1/markPriceKlines", "GET"),
+    ("/fapi/v1/fundingRate", "GET"),
+    ("/fapi/v1/exchangeInfo", "GET"),
+    ("/fapi/v1/time", "GET"),
+    ("/fapi/v1/ping", "GET"),
+    ("/fapi/v1/depth", "GET"),
+    ("/fapi/v1/premiumIndex", "GET"),
+    ("/fapi/v1/ticker/24hr", "GET"),
+    ("/fapi/v1/ticker/bookTicker", "GET"),
+    ("/fapi/v1/ticker/price", "GET"),
     ("/api/performance/stats", "GET"),
     ("/api/performance/cache", "GET"),
     ("/api/performance/memory", "GET"),
@@ -141,6 +152,12 @@ impl App {
         if let Some(call) = path.strip_prefix("/api/v3/") {
             return self
                 .binance(call, req)
+                .await
+                .map_err(crate::binance::to_binance);
+        }
+        if let Some(call) = path.strip_prefix("/fapi/v1/") {
+            return self
+                .futures(call, req)
                 .await
                 .map_err(crate::binance::to_binance);
         }
@@ -245,7 +262,16 @@ impl App {
     }
 
     async fn ohlc<B>(&self, req: &Request<B>, p: &Params) -> Result<Reply> {
-        let symbol: Symbol = p.require("symbol")?.parse()?;
+        let market = p.get("market").unwrap_or("spot");
+        let price = p.get("price").unwrap_or("trade");
+        let kind = market_cache::Kind::of(market, price).ok_or_else(|| {
+            Error::InvalidFormat(format!(
+                "market `{}` with price `{}` does not exist: market is spot or futures, price is trade or mark (mark only for futures)",
+                clip(market),
+                clip(price)
+            ))
+        })?;
+        let symbol = p.require("symbol")?.parse::<Symbol>()?.with_kind(kind);
         let timeframe: Timeframe = p.require("timeframe")?.parse()?;
         let start = p.get("start").map(parse_time).transpose()?;
         // Without a start the latest `limit` candles before `end` are answered; without an
@@ -304,8 +330,10 @@ impl App {
         };
         let gzip = accepts_gzip(req);
         // A repeated request is a lookup of ready bytes.
-        let key =
-            format!("ohlc|{symbol}|{timeframe}|{start:?}|{end}|{limit}|{fill:?}|{format}|{gzip}");
+        let key = format!(
+            "ohlc|{}|{timeframe}|{start:?}|{end}|{limit}|{fill:?}|{format}|{gzip}",
+            symbol.key()
+        );
         if let Some(hit) = self.cached_reply(&key) {
             return Ok(hit);
         }

@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use hyper::{Request, StatusCode};
 use market_cache::read::{Fill, Request as ReadRequest};
-use market_cache::upstream::{klines_json, PAGE};
-use market_cache::{CandleStore, Symbol, Timeframe};
+use market_cache::upstream::{klines_json_places, PAGE};
+use market_cache::{CandleStore, Kind, Symbol, Timeframe};
 use serde_json::{json, Value};
 
 use crate::app::{App, Reply};
@@ -15,8 +15,10 @@ use crate::{Error, Result};
 
 /// Binance's default `limit`.
 const DEFAULT_LIMIT: usize = 500;
+/// The futures API's largest `limit` for klines.
+const FUTURES_MAX_LIMIT: usize = 1500;
 
-fn binance(status: StatusCode, code: i32, msg: impl Into<String>) -> Error {
+pub(crate) fn binance(status: StatusCode, code: i32, msg: impl Into<String>) -> Error {
     Error::Binance {
         status,
         code,
@@ -24,7 +26,7 @@ fn binance(status: StatusCode, code: i32, msg: impl Into<String>) -> Error {
     }
 }
 
-fn illegal(param: &str, range: &str) -> Error {
+pub(crate) fn illegal(param: &str, range: &str) -> Error {
     binance(
         StatusCode::BAD_REQUEST,
         -1100,
@@ -56,7 +58,7 @@ pub(crate) fn to_binance(e: Error) -> Error {
 }
 
 /// An optional integer parameter in Binance's `^[0-9]{1,20}$`.
-fn number(p: &Params, name: &str) -> Result<Option<i64>> {
+pub(crate) fn number(p: &Params, name: &str) -> Result<Option<i64>> {
     match p.get(name) {
         None | Some("") => Ok(None),
         Some(v) if v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()) => v
@@ -71,7 +73,7 @@ impl App {
     pub(crate) async fn binance<B>(&self, call: &str, req: &Request<B>) -> Result<Reply> {
         let p = Params::parse(req.uri().query())?;
         match call {
-            "klines" => self.klines(req, &p).await,
+            "klines" => self.klines(req, &p, Kind::Spot).await,
             "exchangeInfo" => self.exchange_info(req.uri().query(), &p).await,
             // The read path's clock: the one the live edge is judged by.
             "time" => Ok(Reply::json(json!({"serverTime": self.read.now()}))),
@@ -79,7 +81,14 @@ impl App {
         }
     }
 
-    async fn klines<B>(&self, req: &Request<B>, p: &Params) -> Result<Reply> {
+    /// Klines of `kind`: spot as `/api/v3/klines` (limit at most 1000, 8 places), futures
+    /// and mark price as `/fapi/v1` (limit at most 1500, no `1s`, the symbol's own places).
+    pub(crate) async fn klines<B>(
+        &self,
+        req: &Request<B>,
+        p: &Params,
+        kind: Kind,
+    ) -> Result<Reply> {
         let raw = p.require("symbol")?;
         if raw.len() > 20
             || !raw
@@ -88,8 +97,16 @@ impl App {
         {
             return Err(illegal("symbol", "^[A-Z0-9-_.]{1,20}$"));
         }
-        let symbol: Symbol = raw.parse()?;
+        let symbol = raw.parse::<Symbol>()?.with_kind(kind);
         let tf: Timeframe = p.require("interval")?.parse()?;
+        if kind.is_futures() && tf == Timeframe::S1 {
+            return Err(Error::InvalidTimeframe("1s".into()));
+        }
+        let (max_limit, places) = if kind.is_futures() {
+            (FUTURES_MAX_LIMIT, 0)
+        } else {
+            (PAGE, 8)
+        };
         let start = number(p, "startTime")?;
         let end_incl = number(p, "endTime")?;
         let limit = match number(p, "limit")? {
@@ -101,7 +118,7 @@ impl App {
                     "Invalid data sent for a parameter: 'limit' must be at least 1.",
                 ))
             }
-            Some(n) => (n as usize).min(PAGE),
+            Some(n) => (n as usize).min(max_limit),
         };
         if let Some(tz) = p.get("timeZone") {
             if !matches!(tz, "0" | "+0" | "-0" | "00:00" | "+00:00" | "-00:00" | "") {
@@ -126,7 +143,10 @@ impl App {
         // `limit` candles up to endTime (or now, the last one still forming).
         let end = end_incl.map_or_else(|| tf.next(now), |e| e.saturating_add(1));
         let gzip = crate::app::accepts_gzip(req);
-        let key = format!("klines|{symbol}|{tf}|{start:?}|{end}|{limit}|{gzip}");
+        let key = format!(
+            "klines|{}|{tf}|{start:?}|{end}|{limit}|{gzip}",
+            symbol.key()
+        );
         if let Some(hit) = self.cached_reply(&key) {
             return Ok(hit);
         }
@@ -141,7 +161,7 @@ impl App {
                 fill: Fill::None,
             })
             .await?;
-        let mut body = Bytes::from(klines_json(&answer.candles, tf));
+        let mut body = Bytes::from(klines_json_places(&answer.candles, tf, places));
         let gzip = gzip && body.len() >= crate::app::GZIP_MIN_BYTES;
         if gzip {
             body = crate::app::gzip_bytes(&body);
@@ -159,30 +179,43 @@ impl App {
 
     /// Passed through to the upstream (and cached), or built from the store without one.
     async fn exchange_info(&self, query: Option<&str>, p: &Params) -> Result<Reply> {
-        let path = match query {
-            Some(q) if !q.is_empty() => format!("/api/v3/exchangeInfo?{q}"),
-            _ => "/api/v3/exchangeInfo".to_owned(),
+        if self.read.upstream().is_some() {
+            return self
+                .pass_through("/api/v3/exchangeInfo", query, crate::app::RESPONSE_TTL)
+                .await;
+        }
+        Ok(Reply {
+            body: Bytes::from(self.local_exchange_info(p).await?.to_string()),
+            ..Reply::json(Value::Null)
+        })
+    }
+
+    /// `path?query` as the upstream answers it, kept `ttl` when it succeeded: market data
+    /// candlecache does not store (exchangeInfo, depth, tickers) costs the exchange one
+    /// request per `ttl` however many clients ask, within the client's weight budget.
+    pub(crate) async fn pass_through(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        ttl: std::time::Duration,
+    ) -> Result<Reply> {
+        let Some(up) = self.read.upstream() else {
+            return Err(Error::Upstream(format!(
+                "{path} is live exchange data and no upstream is configured"
+            )));
         };
-        let key = format!("exchangeInfo|{path}");
+        let path = match query {
+            Some(q) if !q.is_empty() => format!("{path}?{q}"),
+            _ => path.to_owned(),
+        };
+        let key = format!("raw|{path}");
         if let Some(hit) = self.cached_reply(&key) {
             return Ok(hit);
         }
-        let (status, body) = match self.read.upstream() {
-            Some(up) => up.get_raw(&path).await.map_err(Error::from)?,
-            None => (
-                200,
-                Bytes::from(self.local_exchange_info(p).await?.to_string()),
-            ),
-        };
+        let (status, body) = up.get_raw(&path).await.map_err(Error::from)?;
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         if status.is_success() {
-            self.cache_reply(
-                &key,
-                "application/json",
-                false,
-                &body,
-                crate::app::RESPONSE_TTL,
-            );
+            self.cache_reply(&key, "application/json", false, &body, ttl);
         }
         Ok(Reply {
             status,
@@ -211,7 +244,7 @@ impl App {
         };
         let mut symbols: Vec<Value> = Vec::new();
         let mut seen: Vec<&str> = Vec::new();
-        for m in &markets {
+        for m in markets.iter().filter(|m| m.kind == Kind::Spot) {
             if seen.contains(&m.symbol.as_str()) {
                 continue;
             }

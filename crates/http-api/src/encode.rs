@@ -9,9 +9,10 @@ use market_cache::{Candle, Symbol, Timeframe};
 /// numbers in shortest round-trip form, time as integer ms.
 pub(crate) fn json(symbol: &Symbol, tf: Timeframe, a: &Answer) -> Vec<u8> {
     let mut s = String::with_capacity(64 + a.candles.len() * 64);
+    let (market, price) = symbol.kind().market_and_price();
     let _ = write!(
         s,
-        r#"{{"success":true,"data":{{"symbol":"{symbol}","timeframe":"{tf}","columns":["time","open","high","low","close","volume"],"rows":["#
+        r#"{{"success":true,"data":{{"symbol":"{symbol}","market":"{market}","price":"{price}","timeframe":"{tf}","columns":["time","open","high","low","close","volume"],"rows":["#
     );
     for (i, c) in a.candles.iter().enumerate() {
         if i > 0 {

@@ -21,6 +21,7 @@ mod app;
 mod binance;
 mod encode;
 mod error;
+mod futures;
 mod metrics;
 mod openapi;
 mod query;

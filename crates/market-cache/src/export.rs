@@ -146,10 +146,9 @@ pub async fn export<S: CandleStore>(
 ) -> Result<ExportReport> {
     // Only the stored range is walked: an open end (i64::MAX) would be billions of steps.
     let markets = store.markets().await?;
-    let Some(series) = markets
-        .iter()
-        .find(|m| m.symbol == symbol.as_str() && m.timeframe == tf.as_str())
-    else {
+    let Some(series) = markets.iter().find(|m| {
+        m.symbol == symbol.as_str() && m.kind == symbol.kind() && m.timeframe == tf.as_str()
+    }) else {
         return Err(Error::UnknownSymbol(format!("{symbol} {tf}")));
     };
     let start = start.max(series.first_time.unwrap_or(start));

@@ -17,7 +17,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::store::{CandleStore, MarketMeta};
-use crate::{Candle, Error, Result, Symbol, Timeframe};
+use crate::{Candle, Error, Kind, Result, Symbol, Timeframe};
 
 /// What to do with rows that fail validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,8 @@ pub struct ImportOptions {
     pub symbol: Option<Symbol>,
     /// The timeframe, if not taken from the file name.
     pub timeframe: Option<Timeframe>,
+    /// What the candles are (spot, futures, mark price): file names do not say it.
+    pub kind: Kind,
     /// The exchange recorded for a new symbol.
     pub exchange: String,
     /// What to do with invalid rows.
@@ -48,6 +50,7 @@ impl Default for ImportOptions {
         Self {
             symbol: None,
             timeframe: None,
+            kind: Kind::Spot,
             exchange: "binance".into(),
             on_invalid: OnInvalid::Fail,
             batch_rows: 50_000,
@@ -169,7 +172,8 @@ async fn import_source<S: CandleStore>(
         .ok_or_else(|| Error::Unnamed {
             file: source.name.clone(),
             what: "symbol",
-        })?;
+        })?
+        .with_kind(opts.kind);
     let tf = opts.timeframe.or(name_tf).ok_or_else(|| Error::Unnamed {
         file: source.name.clone(),
         what: "timeframe",

@@ -12,8 +12,8 @@ use serde::Serialize;
 use crate::resample::{fill_previous, gaps, resample};
 use crate::store::CandleStore;
 use crate::stream::{StreamConfig, StreamStats, Streams, Watch};
-use crate::upstream::{Upstream, CLOSE_GRACE_MS};
-use crate::{Candle, Error, Result, Symbol, Timeframe};
+use crate::upstream::{Upstream, CLOSE_GRACE_MS, FUNDING_GRACE_MS};
+use crate::{Candle, Error, Funding, Kind, Result, Symbol, Timeframe};
 
 /// Candles of the stored timeframe per cached chunk.
 pub const CHUNK_CANDLES: i64 = 1000;
@@ -302,7 +302,65 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     /// The upstream's events of a series for a served stream; `None` without upstream
     /// streams (nothing would ever arrive).
     pub fn watch(&self, symbol: &Symbol, tf: Timeframe) -> Option<Watch> {
-        self.inner.streams.as_ref().map(|s| s.watch(symbol, tf))
+        self.streams_for(symbol).map(|s| s.watch(symbol, tf))
+    }
+
+    /// The streams that carry `symbol`'s events: the configured ones speak the spot
+    /// market's; futures series keep their edge over REST.
+    fn streams_for(&self, symbol: &Symbol) -> Option<&Streams<S>> {
+        self.inner
+            .streams
+            .as_ref()
+            .filter(|_| symbol.kind() == Kind::Spot)
+    }
+
+    /// Funding events of a futures symbol (whatever kind `symbol` was given as): with
+    /// `start`, the first `limit` with `start <= time < end`; without, the latest `limit`
+    /// before `end`, as Binance's `fundingRate` answers. With an upstream, what the store
+    /// lacks is fetched and stored first; a range reaching the present is re-asked at most
+    /// once per refresh period, by one caller however many ask.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSymbol`] when the upstream does not know it, upstream and store errors.
+    pub async fn funding(
+        &self,
+        symbol: &Symbol,
+        start: Option<i64>,
+        end: i64,
+        limit: usize,
+    ) -> Result<Vec<Funding>> {
+        let symbol = symbol.clone().with_kind(Kind::Futures);
+        let store = &self.inner.store;
+        let from = start.unwrap_or(0);
+        if let Some(up) = &self.inner.upstream {
+            let now = (self.inner.now)();
+            let to = end.min(now);
+            if from < to {
+                let edge = to > now - FUNDING_GRACE_MS;
+                let key = if edge {
+                    format!("{}/funding/{from}/now", symbol.key())
+                } else {
+                    format!("{}/funding/{from}/{to}", symbol.key())
+                };
+                let fill = || async {
+                    up.fill_funding(store, &symbol, (from, to), &self.inner.now)
+                        .await
+                        .map(|_| bytes::Bytes::new())
+                };
+                self.inner
+                    .recent
+                    .get_or_load_with_ttl(key.as_bytes(), self.inner.live.refresh, fill)
+                    .await
+                    .map_err(|e| load_error(e, "funding"))?;
+            }
+        }
+        let rows = store.read_funding(&symbol, from, end).await?;
+        let skip = if start.is_some() {
+            0
+        } else {
+            rows.len().saturating_sub(limit)
+        };
+        Ok(rows.into_iter().skip(skip).take(limit).collect())
     }
 
     /// Returns the clock.
@@ -332,7 +390,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         let markets = self.inner.store.markets().await?;
         let stored: Vec<Timeframe> = markets
             .iter()
-            .filter(|m| m.symbol == req.symbol.as_str())
+            .filter(|m| m.symbol == req.symbol.as_str() && m.kind == req.symbol.kind())
             .filter_map(|m| m.timeframe.parse().ok())
             .collect();
         // The finest stored timeframe finer than the one asked, to resample from.
@@ -608,11 +666,11 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         let counters = &self.inner.counters;
         let store = &self.inner.store;
         let is_edge = self.is_edge(end);
-        if let (true, true, Some(streams)) = (is_edge, backfill, &self.inner.streams) {
+        if let (true, true, Some(streams)) = (is_edge, backfill, self.streams_for(symbol)) {
             if let Some(view) = streams.touch(symbol, tf) {
                 // The stored part changes only when the stream stores a closed candle,
                 // which bumps the generation in the key.
-                let key = format!("{symbol}/{tf}/{start}/g{}", view.generation);
+                let key = format!("{}/{tf}/{start}/g{}", symbol.key(), view.generation);
                 let load = || async {
                     counters.chunk_loads.fetch_add(1, Ordering::Relaxed);
                     store.read(symbol, tf, start, end).await
@@ -633,7 +691,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 return Ok((Arc::new(candles), hit, Edge::Stream));
             }
         }
-        let key = format!("{symbol}/{tf}/{start}");
+        let key = format!("{}/{tf}/{start}", symbol.key());
         // Single-flight: a request and a prefetch of the same chunk read the store once.
         let load = || async {
             counters.chunk_loads.fetch_add(1, Ordering::Relaxed);
@@ -740,7 +798,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         start: i64,
         end: i64,
     ) -> Result<(Arc<Vec<Candle>>, bool, Edge)> {
-        let key = format!("{symbol}/{tf}/from/{source}/{start}");
+        let key = format!("{}/{tf}/from/{source}/{start}", symbol.key());
         let load = || async {
             // Complete buckets are resampled as soon as they are complete; only the open
             // bucket's source candles wait in `pending` (candles arrive in order).
@@ -801,7 +859,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             };
             permit.forget();
             handle.spawn(async move {
-                let key = format!("{symbol}/{tf}/{s}");
+                let key = format!("{}/{tf}/{s}", symbol.key());
                 let cached = this.inner.history.get(key.as_bytes()).is_some()
                     || this.inner.recent.get(key.as_bytes()).is_some();
                 if !cached && this.chunk(&symbol, tf, s, e, false).await.is_ok() {

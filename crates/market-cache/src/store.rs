@@ -10,7 +10,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::{Candle, Decimal, Error, Result, Symbol, Timeframe};
+use crate::{Candle, Decimal, Error, Funding, Kind, Result, Symbol, Timeframe};
 
 /// Decimal places a symbol stores for each column: the exchange's precision. Set by the
 /// first write and raised (rescaling stored rows) when a later value needs more.
@@ -139,6 +139,8 @@ pub struct Market {
     pub count: u64,
     /// Decimal places of prices (the exchange's price precision).
     pub price_precision: u8,
+    /// Spot, futures or mark price.
+    pub kind: Kind,
 }
 
 /// What one write did.
@@ -246,7 +248,33 @@ pub trait CandleStore {
         tf: Timeframe,
         before: i64,
     ) -> impl std::future::Future<Output = Result<Option<i64>>> + Send;
+    /// Stores funding events of a futures symbol idempotently and records, in the same
+    /// transaction, that `covered` (`[start, end)`) holds every event the exchange has;
+    /// returns how many were new.
+    fn write_funding(
+        &self,
+        meta: &MarketMeta,
+        rows: Vec<Funding>,
+        covered: (i64, i64),
+    ) -> impl std::future::Future<Output = Result<u64>> + Send;
+    /// The stored funding events with `start <= time < end`, in time order.
+    fn read_funding(
+        &self,
+        symbol: &Symbol,
+        start: i64,
+        end: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<Funding>>> + Send;
+    /// The parts of `[start, end)` whose funding events are not known complete.
+    fn missing_funding(
+        &self,
+        symbol: &Symbol,
+        start: i64,
+        end: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<(i64, i64)>>> + Send;
 }
+
+/// The coverage rows of funding events use this in place of a timeframe.
+const FUNDING: &str = "funding";
 
 /// The Arrow schema of candle batches: time as int64 ms, prices and volumes as float64,
 /// trades as uint64; the columns a source may lack are nullable.
@@ -277,8 +305,8 @@ const BOUNDS_SQL: &str = "SELECT min(open_time), max(open_time) FROM candles WHE
 /// Ranges with at least this many candles are read in two halves at once.
 const PARALLEL_MIN_ROWS: usize = 65_536;
 const COUNT_SQL: &str = "SELECT count(*) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time BETWEEN ?3 AND ?4";
-const SYMBOL_SQL: &str = "SELECT id, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale FROM symbols WHERE symbol = ?1";
-const NEW_SYMBOL_SQL: &str = "INSERT INTO symbols (symbol, exchange, base, quote, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+const SYMBOL_SQL: &str = "SELECT id, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale FROM symbols WHERE symbol = ?1 AND kind = ?2";
+const NEW_SYMBOL_SQL: &str = "INSERT INTO symbols (symbol, exchange, base, quote, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 const SCALES_SQL: &str = "UPDATE symbols SET price_scale = ?2, volume_scale = ?3, quote_volume_scale = ?4, taker_base_scale = ?5, taker_quote_scale = ?6 WHERE id = ?1";
 const SERIES_SQL: &str = "INSERT INTO series (symbol_id, timeframe, first_time, last_time, count) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (symbol_id, timeframe) DO UPDATE SET first_time = min(coalesce(first_time, excluded.first_time), excluded.first_time), last_time = max(coalesce(last_time, excluded.last_time), excluded.last_time), count = count + excluded.count";
 const NEXT_SQL: &str = "SELECT min(open_time) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time >= ?3";
@@ -290,7 +318,9 @@ const TOUCHING_SQL: &str = "SELECT min(start_time), max(end_time) FROM coverage 
 const UNCOVER_SQL: &str = "DELETE FROM coverage WHERE symbol_id = ?1 AND timeframe = ?2 AND start_time <= ?4 AND end_time >= ?3";
 const COVER_SQL: &str =
     "INSERT INTO coverage (symbol_id, timeframe, start_time, end_time) VALUES (?1, ?2, ?3, ?4)";
-const MARKETS_SQL: &str = "SELECT s.symbol, s.exchange, s.base, s.quote, r.timeframe, r.first_time, r.last_time, r.count, s.price_scale FROM series r JOIN symbols s ON s.id = r.symbol_id ORDER BY s.symbol, r.timeframe";
+const FUNDING_UPSERT_SQL: &str = "INSERT INTO funding (symbol_id, funding_time, rate, mark_price) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (symbol_id, funding_time) DO UPDATE SET rate = excluded.rate, mark_price = excluded.mark_price WHERE (rate, mark_price) IS NOT (excluded.rate, excluded.mark_price)";
+const FUNDING_SQL: &str = "SELECT funding_time, rate, mark_price FROM funding WHERE symbol_id = ?1 AND funding_time >= ?2 AND funding_time < ?3 ORDER BY funding_time";
+const MARKETS_SQL: &str = "SELECT s.symbol, s.exchange, s.base, s.quote, r.timeframe, r.first_time, r.last_time, r.count, s.price_scale, s.kind FROM series r JOIN symbols s ON s.id = r.symbol_id ORDER BY s.symbol, s.kind, r.timeframe";
 
 impl SqliteStore {
     /// Uses `db` (which already has the schema).
@@ -325,9 +355,49 @@ impl SqliteStore {
             .await?)
     }
 
+    /// The parts of `[start, end)` not covered under `what` (a timeframe, or funding).
+    async fn missing_in(
+        &self,
+        symbol: &Symbol,
+        what: &'static str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, i64)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let Some((id, _)) = self.symbol(symbol).await? else {
+            return Ok(vec![(start, end)]);
+        };
+        let tf = what;
+        let covered: Vec<(i64, i64)> = self
+            .db
+            .run(move |s| {
+                s.time(COVERED_SQL, 1, |c| {
+                    let mut stmt = c.prepare_cached(COVERED_SQL)?;
+                    let rows = stmt
+                        .query_map(params![id, tf, start, end], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    rows.collect()
+                })
+            })
+            .await?;
+        let mut out = Vec::new();
+        let mut at = start;
+        for (a, b) in covered {
+            if a > at {
+                out.push((at, a.min(end)));
+            }
+            at = at.max(b);
+        }
+        if at < end {
+            out.push((at, end));
+        }
+        Ok(out)
+    }
+
     async fn symbol(&self, symbol: &Symbol) -> Result<Option<(i64, Scales)>> {
-        let name = symbol.as_str().to_owned();
-        Ok(self.db.run(move |s| lookup(s, &name)).await?)
+        let symbol = symbol.clone();
+        Ok(self.db.run(move |s| lookup(s, &symbol)).await?)
     }
 
     /// Runs a range read `f` with the symbol's id and scales, timed as [`RANGE_SQL`].
@@ -415,34 +485,7 @@ impl SqliteStore {
             .run(move |s| {
                 s.transaction(|s| {
                     let need = Scales::of(&candles);
-                    let (id, scales) = match lookup(s, meta.symbol.as_str())? {
-                        Some((id, have)) => {
-                            let scales = have.max(need);
-                            if scales != have {
-                                rescale(s, id, have, scales)?;
-                            }
-                            (id, scales)
-                        }
-                        None => {
-                            s.time(NEW_SYMBOL_SQL, 1, |c| {
-                                c.execute(
-                                    NEW_SYMBOL_SQL,
-                                    params![
-                                        meta.symbol.as_str(),
-                                        meta.exchange,
-                                        meta.base,
-                                        meta.quote,
-                                        need.price,
-                                        need.volume,
-                                        need.quote_volume,
-                                        need.taker_base,
-                                        need.taker_quote
-                                    ],
-                                )
-                            })?;
-                            lookup(s, meta.symbol.as_str())?.expect("the symbol was just inserted")
-                        }
-                    };
+                    let (id, scales) = symbol_row(s, &meta, need)?;
                     let rows: Vec<StoredRow> =
                         candles.iter().map(|c| StoredRow::new(c, scales)).collect();
                     let tf = tf.as_str();
@@ -536,9 +579,42 @@ fn cover(s: &mut Session<'_>, id: i64, tf: &str, a: i64, b: i64) -> query_opt::R
     Ok(())
 }
 
-fn lookup(s: &mut Session<'_>, name: &str) -> query_opt::Result<Option<(i64, Scales)>> {
+/// The id and scales of `meta`'s symbol, created if new; its scales raised to `need`.
+fn symbol_row(
+    s: &mut Session<'_>,
+    meta: &MarketMeta,
+    need: Scales,
+) -> query_opt::Result<(i64, Scales)> {
+    if let Some((id, have)) = lookup(s, &meta.symbol)? {
+        let scales = have.max(need);
+        if scales != have {
+            rescale(s, id, have, scales)?;
+        }
+        return Ok((id, scales));
+    }
+    s.time(NEW_SYMBOL_SQL, 1, |c| {
+        c.execute(
+            NEW_SYMBOL_SQL,
+            params![
+                meta.symbol.as_str(),
+                meta.exchange,
+                meta.base,
+                meta.quote,
+                need.price,
+                need.volume,
+                need.quote_volume,
+                need.taker_base,
+                need.taker_quote,
+                meta.symbol.kind().as_str()
+            ],
+        )
+    })?;
+    Ok(lookup(s, &meta.symbol)?.expect("the symbol was just inserted"))
+}
+
+fn lookup(s: &mut Session<'_>, symbol: &Symbol) -> query_opt::Result<Option<(i64, Scales)>> {
     s.time(SYMBOL_SQL, 1, |c| {
-        c.query_row(SYMBOL_SQL, [name], |r| {
+        c.query_row(SYMBOL_SQL, [symbol.as_str(), symbol.kind().as_str()], |r| {
             Ok((
                 r.get(0)?,
                 Scales {
@@ -673,36 +749,67 @@ impl CandleStore for SqliteStore {
         start: i64,
         end: i64,
     ) -> Result<Vec<(i64, i64)>> {
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        let Some((id, _)) = self.symbol(symbol).await? else {
-            return Ok(vec![(start, end)]);
-        };
-        let tf = tf.as_str();
-        let covered: Vec<(i64, i64)> = self
+        self.missing_in(symbol, tf.as_str(), start, end).await
+    }
+
+    async fn write_funding(
+        &self,
+        meta: &MarketMeta,
+        rows: Vec<Funding>,
+        (a, b): (i64, i64),
+    ) -> Result<u64> {
+        let meta = meta.clone();
+        let new = self
             .db
             .run(move |s| {
-                s.time(COVERED_SQL, 1, |c| {
-                    let mut stmt = c.prepare_cached(COVERED_SQL)?;
-                    let rows = stmt
-                        .query_map(params![id, tf, start, end], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                    rows.collect()
+                s.transaction(|s| {
+                    let (id, _) = symbol_row(s, &meta, Scales::default())?;
+                    if a < b {
+                        cover(s, id, FUNDING, a, b)?;
+                    }
+                    s.time(FUNDING_UPSERT_SQL, rows.len() as u64, |c| {
+                        let mut stmt = c.prepare_cached(FUNDING_UPSERT_SQL)?;
+                        let mut new = 0u64;
+                        for f in &rows {
+                            new += stmt.execute(params![id, f.time, f.rate, f.mark_price])? as u64;
+                        }
+                        Ok(new)
+                    })
                 })
             })
             .await?;
-        let mut out = Vec::new();
-        let mut at = start;
-        for (a, b) in covered {
-            if a > at {
-                out.push((at, a.min(end)));
-            }
-            at = at.max(b);
-        }
-        if at < end {
-            out.push((at, end));
-        }
-        Ok(out)
+        Ok(new)
+    }
+
+    async fn read_funding(&self, symbol: &Symbol, start: i64, end: i64) -> Result<Vec<Funding>> {
+        let Some((id, _)) = self.symbol(symbol).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .db
+            .run(move |s| {
+                s.time(FUNDING_SQL, 1, |c| {
+                    let mut stmt = c.prepare_cached(FUNDING_SQL)?;
+                    let rows = stmt.query_map(params![id, start, end], |r| {
+                        Ok(Funding {
+                            time: r.get(0)?,
+                            rate: r.get(1)?,
+                            mark_price: r.get(2)?,
+                        })
+                    })?;
+                    rows.collect()
+                })
+            })
+            .await?)
+    }
+
+    async fn missing_funding(
+        &self,
+        symbol: &Symbol,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, i64)>> {
+        self.missing_in(symbol, FUNDING, start, end).await
     }
 
     async fn next_open(&self, symbol: &Symbol, tf: Timeframe, from: i64) -> Result<Option<i64>> {
@@ -806,6 +913,7 @@ impl CandleStore for SqliteStore {
                                 last_time: r.get(6)?,
                                 count: r.get::<_, i64>(7)?.max(0) as u64,
                                 price_precision: r.get(8)?,
+                                kind: r.get::<_, String>(9)?.parse().unwrap_or_default(),
                             })
                         })?;
                         rows.collect()

@@ -5,15 +5,118 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-/// A market symbol such as `BTCUSDT`: 1 to 32 of A-Z and 0-9, upper case.
+/// What a symbol's candles are: spot trades, USD-M futures trades, or the USD-M mark price.
+/// Binance lists the same name (`BTCUSDT`) on both markets with different prices, so the
+/// kind is part of a series' identity everywhere: in the store, in cache keys and upstream.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Spot trades (`/api/v3/klines`).
+    #[default]
+    Spot,
+    /// USD-M perpetual futures trades (`/fapi/v1/klines`).
+    Futures,
+    /// USD-M mark price (`/fapi/v1/markPriceKlines`): the volume fields are zero.
+    Mark,
+}
+
+impl Kind {
+    /// Every kind, in storage order.
+    pub const ALL: [Kind; 3] = [Kind::Spot, Kind::Futures, Kind::Mark];
+
+    /// The stored name: `spot`, `futures` or `mark`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Spot => "spot",
+            Kind::Futures => "futures",
+            Kind::Mark => "mark",
+        }
+    }
+
+    /// The kind of a market type (`spot`, `futures`) and price kind (`trade`, `mark`) as
+    /// `/api/crypto/ohlc` takes them; `None` for a combination that does not exist.
+    pub fn of(market: &str, price: &str) -> Option<Kind> {
+        match (market, price) {
+            ("spot", "trade") => Some(Kind::Spot),
+            ("futures", "trade") => Some(Kind::Futures),
+            ("futures", "mark") => Some(Kind::Mark),
+            _ => None,
+        }
+    }
+
+    /// The market type (`spot`, `futures`) and price kind (`trade`, `mark`), the inverse
+    /// of [`Kind::of`].
+    pub fn market_and_price(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Spot => ("spot", "trade"),
+            Kind::Futures => ("futures", "trade"),
+            Kind::Mark => ("futures", "mark"),
+        }
+    }
+
+    /// Whether the series is traded on the futures market (the futures upstream serves it).
+    pub fn is_futures(self) -> bool {
+        self != Kind::Spot
+    }
+}
+
+impl FromStr for Kind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                Error::Config(format!("unknown market kind `{s}` (spot, futures, mark)"))
+            })
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A market symbol such as `BTCUSDT` (1 to 32 of A-Z and 0-9, upper case) of one [`Kind`].
+///
+/// Displays and serializes as the bare name, as exchanges write it; a parsed symbol is
+/// spot until [`Symbol::with_kind`] says otherwise. Cache keys use [`Symbol::key`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Symbol(String);
+pub struct Symbol {
+    name: String,
+    kind: Kind,
+}
 
 impl Symbol {
-    /// Returns the symbol as text.
+    /// Returns the symbol's name as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// What the symbol's candles are.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The same name as a series of `kind`.
+    #[must_use]
+    pub fn with_kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// A key naming the series' symbol uniquely across kinds: the name for spot (so keys of
+    /// spot series read as before), `F:NAME` for futures and `M:NAME` for mark price.
+    pub fn key(&self) -> String {
+        match self.kind {
+            Kind::Spot => self.name.clone(),
+            Kind::Futures => format!("F:{}", self.name),
+            Kind::Mark => format!("M:{}", self.name),
+        }
     }
 
     /// Splits the symbol into base and quote asset when its quote is a well-known one.
@@ -23,8 +126,8 @@ impl Symbol {
             "ETH", "BNB", "DAI",
         ];
         QUOTES.iter().find_map(|q| {
-            let base = self.0.strip_suffix(q)?;
-            (!base.is_empty()).then(|| (base, &self.0[base.len()..]))
+            let base = self.name.strip_suffix(q)?;
+            (!base.is_empty()).then(|| (base, &self.name[base.len()..]))
         })
     }
 }
@@ -38,7 +141,10 @@ impl FromStr for Symbol {
         if !valid {
             return Err(Error::InvalidSymbol(s.chars().take(64).collect()));
         }
-        Ok(Self(s.to_ascii_uppercase()))
+        Ok(Self {
+            name: s.to_ascii_uppercase(),
+            kind: Kind::Spot,
+        })
     }
 }
 
@@ -51,13 +157,13 @@ impl TryFrom<String> for Symbol {
 
 impl From<Symbol> for String {
     fn from(s: Symbol) -> String {
-        s.0
+        s.name
     }
 }
 
 impl fmt::Display for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 
@@ -84,5 +190,23 @@ mod tests {
         let s: Symbol = "BTCFDUSD".parse().unwrap();
         assert_eq!(s.split(), Some(("BTC", "FDUSD")));
         assert_eq!("USDT".parse::<Symbol>().unwrap().split(), None);
+    }
+
+    #[test]
+    fn kinds_keep_series_apart_but_print_the_exchange_name() {
+        let spot: Symbol = "btcusdt".parse().unwrap();
+        let fut = spot.clone().with_kind(Kind::Futures);
+        let mark = spot.clone().with_kind(Kind::Mark);
+        assert_ne!(spot, fut);
+        assert_eq!(fut.to_string(), "BTCUSDT");
+        let keys = [spot.key(), fut.key(), mark.key()];
+        assert_eq!(keys, ["BTCUSDT", "F:BTCUSDT", "M:BTCUSDT"]);
+        assert_eq!(Kind::of("futures", "mark"), Some(Kind::Mark));
+        assert_eq!(Kind::of("spot", "mark"), None);
+        for k in Kind::ALL {
+            assert_eq!(k.as_str().parse::<Kind>().unwrap(), k);
+            let (m, p) = k.market_and_price();
+            assert_eq!(Kind::of(m, p), Some(k));
+        }
     }
 }

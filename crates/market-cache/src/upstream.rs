@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::read::Now;
 use crate::store::{CandleStore, MarketMeta};
-use crate::{Candle, Decimal, Error, Result, Symbol, Timeframe};
+use crate::{parse_funding, Candle, Decimal, Error, Funding, Kind, Result, Symbol, Timeframe};
 
 /// Candles one upstream page holds at most (Binance's `limit` maximum).
 pub const PAGE: usize = 1000;
@@ -24,8 +24,16 @@ pub const CLOSE_GRACE_MS: i64 = 2_000;
 pub struct Upstream {
     client: HttpClient,
     base: Arc<str>,
+    /// Where `/fapi/...` goes: Binance's futures host when `base` is Binance's, else `base`.
+    futures: Arc<str>,
     exchange: Arc<str>,
 }
+
+/// Binance's USD-M futures API, the futures upstream when the spot one is Binance's.
+pub const BINANCE_FUTURES: &str = "https://fapi.binance.com";
+/// A funding event counts as published this long after its time; a page that ends short
+/// proves the events complete only up to now minus this.
+pub const FUNDING_GRACE_MS: i64 = 60_000;
 
 /// What a backfill did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -61,31 +69,64 @@ impl Upstream {
     /// # Errors
     /// [`Error::Upstream`] if the URL is not http(s) or the client configuration is invalid.
     pub fn new(base_url: &str, config: HttpConfig) -> Result<Self> {
-        let base = base_url.trim().trim_end_matches('/');
-        let base = base.strip_suffix("/api/v3").unwrap_or(base);
+        let base = normalize(base_url, "/api/v3")?;
         let host = base
-            .strip_prefix("https://")
-            .or_else(|| base.strip_prefix("http://"))
-            .filter(|h| !h.is_empty() && !h.contains(['?', '#', ' ']))
-            .ok_or_else(|| {
-                Error::Upstream(format!(
-                    "upstream URL `{}` must start with http:// or https:// and name a host",
-                    base_url.chars().take(100).collect::<String>()
-                ))
-            })?;
-        let host = host.split(['/', ':']).next().unwrap_or(host);
+            .split_once("://")
+            .map_or("", |(_, h)| h)
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("");
         let exchange = if host.ends_with("binance.com") || host.ends_with("binance.us") {
             "binance"
         } else {
             host
         };
+        let futures = if exchange == "binance" {
+            BINANCE_FUTURES
+        } else {
+            base
+        };
         Ok(Self {
             client: HttpClient::new(config)?,
             base: base.into(),
+            futures: futures.into(),
             exchange: exchange.into(),
         })
     }
 
+    /// The same upstream with its futures API at `base_url` (`https://fapi.binance.com`; a
+    /// trailing `/fapi/v1` is accepted too).
+    ///
+    /// # Errors
+    /// [`Error::Upstream`] if the URL is not http(s).
+    pub fn with_futures(mut self, base_url: &str) -> Result<Self> {
+        self.futures = normalize(base_url, "/fapi/v1")?.into();
+        Ok(self)
+    }
+
+    /// The futures API's base URL, without a trailing slash.
+    pub fn futures_url(&self) -> &str {
+        &self.futures
+    }
+}
+
+/// `url` without trailing slashes and `api_suffix`, checked to be http(s) with a host.
+fn normalize<'a>(url: &'a str, api_suffix: &str) -> Result<&'a str> {
+    let base = url.trim().trim_end_matches('/');
+    let base = base.strip_suffix(api_suffix).unwrap_or(base);
+    base.strip_prefix("https://")
+        .or_else(|| base.strip_prefix("http://"))
+        .filter(|h| !h.is_empty() && !h.contains(['?', '#', ' ']))
+        .ok_or_else(|| {
+            Error::Upstream(format!(
+                "upstream URL `{}` must start with http:// or https:// and name a host",
+                url.chars().take(100).collect::<String>()
+            ))
+        })?;
+    Ok(base)
+}
+
+impl Upstream {
     /// The base URL, without a trailing slash.
     pub fn base_url(&self) -> &str {
         &self.base
@@ -107,10 +148,12 @@ impl Upstream {
     /// # Errors
     /// [`Error::Upstream`] or [`Error::UpstreamTimeout`] when the upstream fails.
     pub async fn get_raw(&self, path_and_query: &str) -> Result<(u16, Bytes)> {
-        let r = self
-            .client
-            .get(&format!("{}{path_and_query}", self.base))
-            .await?;
+        let base = if path_and_query.starts_with("/fapi/") {
+            &self.futures
+        } else {
+            &self.base
+        };
+        let r = self.client.get(&format!("{base}{path_and_query}")).await?;
         Ok((r.status.as_u16(), r.body))
     }
 
@@ -127,9 +170,13 @@ impl Upstream {
         start: i64,
         limit: usize,
     ) -> Result<Vec<Candle>> {
+        let (base, path) = match symbol.kind() {
+            Kind::Spot => (&self.base, "/api/v3/klines"),
+            Kind::Futures => (&self.futures, "/fapi/v1/klines"),
+            Kind::Mark => (&self.futures, "/fapi/v1/markPriceKlines"),
+        };
         let url = format!(
-            "{}/api/v3/klines?symbol={symbol}&interval={tf}&startTime={start}&limit={}",
-            self.base,
+            "{base}{path}?symbol={symbol}&interval={tf}&startTime={start}&limit={}",
             limit.clamp(1, PAGE)
         );
         let (resp, rows) = self
@@ -233,6 +280,77 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// One page of funding events of a futures symbol from `start` on, in time order.
+    ///
+    /// # Errors
+    /// As [`Upstream::klines`].
+    pub async fn funding(&self, symbol: &Symbol, start: i64, limit: usize) -> Result<Vec<Funding>> {
+        let url = format!(
+            "{}/fapi/v1/fundingRate?symbol={symbol}&startTime={start}&limit={}",
+            self.futures,
+            limit.clamp(1, PAGE)
+        );
+        let (resp, rows) = self
+            .client
+            .get_decoded(&url, |body| {
+                parse_funding(body, symbol).map_err(|e| e.to_string())
+            })
+            .await?;
+        match rows {
+            Some(rows) if rows.first().is_some_and(|f| f.time < start) => Err(Error::Upstream(
+                format!("the upstream answered startTime={start} with earlier funding"),
+            )),
+            Some(rows) => Ok(rows),
+            None => Err(refusal(symbol, resp.status.as_u16(), &resp.body)),
+        }
+    }
+
+    /// Makes the funding events of `[start, end)` complete in `store`, as [`Upstream::fill`]
+    /// does for candles: only what is not covered is fetched, in pages of 1000; a full page
+    /// proves up to its last event, a short one up to now less [`FUNDING_GRACE_MS`].
+    /// Returns the pages fetched.
+    ///
+    /// # Errors
+    /// As [`Upstream::funding`], and [`Error::Db`] when storing fails.
+    pub async fn fill_funding<S: CandleStore + Sync>(
+        &self,
+        store: &S,
+        symbol: &Symbol,
+        (start, end): (i64, i64),
+        now: &Now,
+    ) -> Result<u64> {
+        let symbol = symbol.clone().with_kind(Kind::Futures);
+        let published = now() - FUNDING_GRACE_MS;
+        let meta = self.meta(&symbol);
+        let mut pages = 0;
+        for (a, b) in store
+            .missing_funding(&symbol, start, end.min(now()))
+            .await?
+        {
+            let mut cursor = a;
+            while cursor < b {
+                let page = self.funding(&symbol, cursor, PAGE).await?;
+                pages += 1;
+                let full = page.len() >= PAGE;
+                let covered_to = match page.last() {
+                    Some(l) if full => l.time + 1,
+                    _ => published,
+                };
+                store
+                    .write_funding(&meta, page, (cursor, covered_to.max(cursor)))
+                    .await?;
+                // A short page reached the present: nothing more to ask for now.
+                if !full || covered_to <= cursor {
+                    break;
+                }
+                cursor = covered_to;
+            }
+        }
+        Ok(pages)
+    }
+}
+
 /// What a non-2xx answer means: Binance's `-1121` is an unknown symbol.
 fn refusal(symbol: &Symbol, status: u16, body: &[u8]) -> Error {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
@@ -300,10 +418,16 @@ pub fn parse_klines(body: &[u8], tf: Timeframe) -> Result<Vec<Candle>> {
 /// Writes candles as Binance klines JSON: 12 fields a row, decimals as strings with 8
 /// places (more if the stored precision has more), close time = next open - 1 ms.
 pub fn klines_json(candles: &[Candle], tf: Timeframe) -> Vec<u8> {
+    klines_json_places(candles, tf, 8)
+}
+
+/// As [`klines_json`] with at least `min_places` decimals: Binance spot pads to 8, its
+/// futures API prints each symbol's own precision (`0` there keeps the stored places).
+pub fn klines_json_places(candles: &[Candle], tf: Timeframe, min_places: u8) -> Vec<u8> {
     use std::fmt::Write;
     let mut s = String::with_capacity(candles.len() * 160 + 2);
-    let d = |v: Decimal| v.round_to(v.scale().max(8));
-    let zero = Decimal::new(0, 8);
+    let d = |v: Decimal| v.round_to(v.scale().max(min_places));
+    let zero = Decimal::new(0, min_places);
     s.push('[');
     for (i, c) in candles.iter().enumerate() {
         if i > 0 {
@@ -383,5 +507,12 @@ mod tests {
         let u = Upstream::new("https://api.binance.com/api/v3/", HttpConfig::default()).unwrap();
         assert_eq!(u.base_url(), "https://api.binance.com");
         assert_eq!(&*u.exchange, "binance");
+        // Binance's futures live on their own host; anything else serves both.
+        assert_eq!(u.futures_url(), BINANCE_FUTURES);
+        let other = Upstream::new("http://127.0.0.1:9/", HttpConfig::default()).unwrap();
+        assert_eq!(other.futures_url(), "http://127.0.0.1:9");
+        let over = other.with_futures("http://127.0.0.1:8/fapi/v1").unwrap();
+        assert_eq!(over.futures_url(), "http://127.0.0.1:8");
+        assert!(over.with_futures("fapi.binance.com").is_err());
     }
 }

@@ -298,6 +298,16 @@ impl Db {
                     Some(Error::Query { sql, .. }) => {
                         Error::Unusable(format!("query failed: {sql}"))
                     }
+                    // A busy pool and a full disk keep their kind: they are a 503 and a
+                    // 507 to a client, not a broken database.
+                    Some(Error::Pool(conn_pool::Error::Exhausted {
+                        waited_ms,
+                        max_size,
+                    })) => Error::Pool(conn_pool::Error::Exhausted {
+                        waited_ms: *waited_ms,
+                        max_size: *max_size,
+                    }),
+                    Some(Error::Full { sql }) => Error::Full { sql: sql.clone() },
                     _ => Error::Unusable(e.to_string()),
                 }),
                 Err(e) => Err(e.into()),

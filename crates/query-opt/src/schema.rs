@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::{Error, Result};
 
 /// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Version 1.
 ///
@@ -59,6 +59,45 @@ CREATE TABLE coverage (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: USD-M futures beside spot.
+///
+/// Binance lists `BTCUSDT` on the spot and the futures market with different prices, so a
+/// symbol row is one name of one kind (`spot`, `futures`, `mark`); candles, series and
+/// coverage stay keyed by the symbol's id. SQLite cannot drop a `UNIQUE` constraint in
+/// place, so `symbols` is rebuilt (same ids) as its documentation recommends. `funding`
+/// holds funding rates per futures symbol as the exchange's decimal strings (rates have
+/// more places than any candle scale and are only ever printed back); their coverage rows
+/// use the timeframe name `funding`.
+const V2: &str = "
+CREATE TABLE symbols_v2 (
+    id          INTEGER PRIMARY KEY,
+    symbol      TEXT NOT NULL,
+    kind        TEXT NOT NULL DEFAULT 'spot',
+    exchange    TEXT NOT NULL,
+    base        TEXT,
+    quote       TEXT,
+    price_scale        INTEGER NOT NULL,
+    volume_scale       INTEGER NOT NULL,
+    quote_volume_scale INTEGER NOT NULL,
+    taker_base_scale   INTEGER NOT NULL,
+    taker_quote_scale  INTEGER NOT NULL,
+    UNIQUE (symbol, kind)
+);
+INSERT INTO symbols_v2 (id, symbol, kind, exchange, base, quote, price_scale, volume_scale,
+    quote_volume_scale, taker_base_scale, taker_quote_scale)
+    SELECT id, symbol, 'spot', exchange, base, quote, price_scale, volume_scale,
+    quote_volume_scale, taker_base_scale, taker_quote_scale FROM symbols;
+DROP TABLE symbols;
+ALTER TABLE symbols_v2 RENAME TO symbols;
+CREATE TABLE funding (
+    symbol_id    INTEGER NOT NULL,
+    funding_time INTEGER NOT NULL,
+    rate         TEXT NOT NULL,
+    mark_price   TEXT NOT NULL,
+    PRIMARY KEY (symbol_id, funding_time)
+) WITHOUT ROWID;
+";
+
 /// Brings the schema to [`SCHEMA_VERSION`] inside one transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     let unusable = |e: rusqlite::Error| Error::Unusable(e.to_string());
@@ -78,7 +117,54 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     if found < 1 {
         tx.execute_batch(V1).map_err(unusable)?;
     }
+    if found < 2 {
+        tx.execute_batch(V2).map_err(unusable)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(unusable)?;
     tx.commit().map_err(unusable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_file_keeps_its_symbols_ids_and_candles() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(V1).unwrap();
+        c.execute_batch(
+            "INSERT INTO symbols VALUES (7, 'BTCUSDT', 'binance', 'BTC', 'USDT', 2, 5, 5, 5, 5);
+             INSERT INTO candles VALUES (7, '1m', 60000, 1, 2, 0, 1, 9, NULL, NULL, NULL, NULL);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let (id, kind): (i64, String) = c
+            .query_row(
+                "SELECT id, kind FROM symbols WHERE symbol = 'BTCUSDT'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((id, kind.as_str()), (7, "spot"));
+        // The same name as a futures symbol is now a second row.
+        c.execute(
+            "INSERT INTO symbols (symbol, kind, exchange, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES ('BTCUSDT', 'futures', 'binance', 1, 3, 3, 3, 3)",
+            [],
+        )
+        .unwrap();
+        let n: i64 = c
+            .query_row(
+                "SELECT count(*) FROM candles WHERE symbol_id = 7",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
 }

@@ -31,7 +31,7 @@ async fn the_schema_is_created_once_and_versioned() {
         .await
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(tables, "candles,coverage,series,symbols");
+    assert_eq!(tables, "candles,coverage,funding,series,symbols");
     drop(db);
     // Reopening migrates nothing and keeps the data.
     let db = open(&dir, 1000).await;
