@@ -92,6 +92,44 @@ pub(crate) fn ccxt_pro() -> Result<()> {
     Ok(())
 }
 
+/// ccxt's `binanceusdm` with only `urls.api.fapiPublic` changed, against candlecache
+/// whose upstream is the fake exchange: markets, paged klines, mark-price klines and
+/// funding history equal to the same calls made against the exchange itself.
+pub(crate) fn ccxt_usdm() -> Result<()> {
+    let dir = root().join("target/clients");
+    std::fs::create_dir_all(&dir)?;
+    let python = python_env(&dir.join("venv"), "ccxt", &["ccxt"])?;
+    crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
+    let bin = root().join("target/release/candlecache");
+    let ex = crate::fake_exchange::FakeExchange::start();
+    let db = fresh_db(&dir.join("ccxt-usdm.db"))?;
+    let (server, base) = serve(
+        &bin,
+        &db,
+        &["--upstream", &ex.url(), "--upstream-ws", "off"],
+    )?;
+    let since = crate::fake_exchange::LISTED + 10 * 86_400_000;
+    eprintln!("xtask: ccxt binanceusdm against {base}/fapi/v1");
+    let out = Command::new("timeout")
+        .arg("300")
+        .arg(&python)
+        .arg(root().join("xtask/scripts/ccxt_usdm_check.py"))
+        .args([base.as_str(), &ex.url(), "BTCUSDT", &since.to_string()])
+        .output()?;
+    drop(server);
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        bail!(
+            "the ccxt binanceusdm check failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    println!(
+        "xtask: ccxt binanceusdm read futures, mark-price and funding history through candlecache"
+    );
+    Ok(())
+}
+
 /// GETs `path` from a server at `base` (`http://host:port`) and parses the JSON body.
 pub(crate) fn get_json(base: &str, path: &str) -> Result<serde_json::Value> {
     use std::io::{Read, Write};

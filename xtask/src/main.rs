@@ -57,6 +57,10 @@ tasks:
                           served streams, with the tests' fake exchange upstream: updates
                           arrive, every closed candle equals candlecache's REST answer and
                           the exchange's
+  check-ccxt-usdm         ccxt's binanceusdm (only urls.api.fapiPublic changed) against
+                          candlecache's /fapi/v1 with the fake exchange upstream: markets,
+                          paged 1h klines, mark-price klines and funding history equal to
+                          the same calls against the exchange
   check-freqtrade-live [--ws] [--bots 3] [--pairs 8] [--minutes 4]
                           freqtrade dry-run bots (from PyPI) through candlecache with the fake
                           exchange upstream, one bot then the fleet: every candle the
@@ -110,6 +114,7 @@ fn run() -> Result<()> {
         ["crash", rest @ ..] => crash::crash(rest),
         ["check-ccxt"] => clients::ccxt(),
         ["check-ccxt-pro"] => clients::ccxt_pro(),
+        ["check-ccxt-usdm"] => clients::ccxt_usdm(),
         ["check-freqtrade-live", rest @ ..] => freqtrade::live(rest),
         ["check-dashboard"] => clients::dashboard(),
         ["help" | "--help" | "-h"] | [] => {
