@@ -34,6 +34,8 @@ pub(crate) enum Fault {
 /// One klines request as the exchange saw it.
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
+    /// `/api/v3/klines`, or the `/fapi/v1` call.
+    pub(crate) path: String,
     pub(crate) query: HashMap<String, String>,
     /// Epoch ms of arrival.
     pub(crate) at: i64,
@@ -572,7 +574,7 @@ impl FakeExchange {
         self.state.faults.lock().unwrap().extend(faults);
     }
 
-    /// The klines requests seen so far.
+    /// The klines requests seen, spot and futures (and funding rates) alike.
     pub(crate) fn klines_seen(&self) -> Vec<Seen> {
         self.state.klines.lock().unwrap().clone()
     }
@@ -609,6 +611,7 @@ fn serve(conn: TcpStream, s: &State) {
             "/api/v3/klines" => {
                 let q = parse_query(query);
                 s.klines.lock().unwrap().push(Seen {
+                    path: path.to_owned(),
                     query: q.clone(),
                     at: now,
                 });
@@ -632,7 +635,15 @@ fn serve(conn: TcpStream, s: &State) {
             }
             p if p.starts_with("/fapi/v1/") => {
                 s.other.lock().unwrap().push(target.clone());
-                let fault = if p.ends_with("lines") || p.ends_with("fundingRate") {
+                let history = p.ends_with("lines") || p.ends_with("fundingRate");
+                if history {
+                    s.klines.lock().unwrap().push(Seen {
+                        path: p.to_owned(),
+                        query: parse_query(query),
+                        at: now,
+                    });
+                }
+                let fault = if history {
                     s.faults.lock().unwrap().pop_front()
                 } else {
                     None

@@ -25,6 +25,8 @@ const MAX_DELAY_MS: i64 = 15_000;
 
 struct Options {
     ws: bool,
+    /// USD-M futures (`/fapi/v1`, pairs `BASE/USDT:USDT`) instead of spot.
+    futures: bool,
     bots: usize,
     minutes: u64,
     pairs: usize,
@@ -33,6 +35,7 @@ struct Options {
 fn options(args: &[&str]) -> Result<Options> {
     let mut o = Options {
         ws: false,
+        futures: false,
         bots: 3,
         minutes: 4,
         pairs: 8,
@@ -50,17 +53,33 @@ fn options(args: &[&str]) -> Result<Options> {
         };
         match *a {
             "--ws" => o.ws = true,
+            "--futures" => o.futures = true,
             "--bots" => o.bots = num("--bots")? as usize,
             "--minutes" => o.minutes = num("--minutes")?,
             "--pairs" => o.pairs = (num("--pairs")? as usize).min(fake::SYMBOLS.len()),
-            other => bail!("check-freqtrade-live: unknown argument `{other}` (--ws, --bots N, --minutes N, --pairs N)"),
+            other => bail!("check-freqtrade-live: unknown argument `{other}` (--ws, --futures, --bots N, --minutes N, --pairs N)"),
         }
     }
     Ok(o)
 }
 
-pub(crate) fn live(args: &[&str]) -> Result<()> {
+/// `check-freqtrade --futures`: `download-data --trading-mode futures` through candlecache
+/// (every row equal to the exchange's), then the futures fleet of [`live`].
+pub(crate) fn check(args: &[&str]) -> Result<()> {
     let o = options(args)?;
+    if !o.futures || o.ws {
+        bail!(
+            "check-freqtrade: only --futures is checked here (spot: check-freqtrade-live [--ws])"
+        );
+    }
+    download(&o)?;
+    run_live(&o)
+}
+
+/// Two pairs, two weeks of 1h futures, mark-price and funding through candlecache with
+/// `freqtrade download-data --trading-mode futures`; every row freqtrade stored must equal
+/// the exchange's.
+fn download(o: &Options) -> Result<()> {
     let dir = root().join("target/clients");
     std::fs::create_dir_all(&dir)?;
     let python = python_env(
@@ -72,10 +91,167 @@ pub(crate) fn live(args: &[&str]) -> Result<()> {
     crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
     let bin = root().join("target/release/candlecache");
     let ex = FakeExchange::start();
-    let work = dir.join(if o.ws {
-        "freqtrade-live-ws"
-    } else {
-        "freqtrade-live"
+    let work = dir.join("freqtrade-download-futures");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let (server, base) = crate::clients::serve(
+        &bin,
+        &work.join("candlecache.db"),
+        &["--upstream", &ex.url(), "--upstream-ws", "off"],
+    )?;
+    let pairs = pairs(2, true);
+    let user = work.join("user_data");
+    sh(Command::new(&freqtrade)
+        .args(["create-userdir", "--userdir"])
+        .arg(&user))?;
+    let config = work.join("config.json");
+    std::fs::write(
+        &config,
+        serde_json::to_string_pretty(&config_json(&base, o, &pairs, &work))?,
+    )?;
+    eprintln!(
+        "xtask: freqtrade {} download-data --trading-mode futures through candlecache ({base})",
+        freqtrade_version(&python)
+    );
+    let out = Command::new(&freqtrade)
+        .args(["download-data", "-c"])
+        .arg(&config)
+        .arg("--userdir")
+        .arg(&user)
+        .args(["--trading-mode", "futures", "--timeframes", "1h"])
+        .args([
+            "--timerange",
+            "20240301-20240315",
+            "--data-format-ohlcv",
+            "json",
+        ])
+        .arg("--pairs")
+        .args(&pairs)
+        .output()?;
+    drop(server);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        bail!("freqtrade download-data failed: {log}");
+    }
+    let mut problems: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains(" - ERROR - "))
+        .map(str::to_owned)
+        .collect();
+    let data = user.join("data/binance/futures");
+    let mut checked = serde_json::Map::new();
+    for pair in &pairs {
+        let id = market_id(pair);
+        let stem = pair.replace(['/', ':'], "_");
+        for entry in std::fs::read_dir(&data)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(&format!("{stem}-")) else {
+                continue;
+            };
+            let Some((tf, kind)) = rest.trim_end_matches(".json").split_once('-') else {
+                continue;
+            };
+            let rows: Vec<Vec<Value>> =
+                serde_json::from_str(&std::fs::read_to_string(data.join(&name))?)?;
+            let wrong = rows
+                .iter()
+                .filter(|r| !downloaded_row_is_right(&id, tf, kind, r))
+                .count();
+            if rows.is_empty() || wrong > 0 {
+                problems.push(format!(
+                    "{name}: {} rows, {wrong} differ from the exchange's",
+                    rows.len()
+                ));
+            }
+            checked.insert(name, json!(rows.len()));
+        }
+    }
+    for kind in ["futures", "mark", "funding_rate"] {
+        if !checked
+            .keys()
+            .any(|k| k.ends_with(&format!("-{kind}.json")))
+        {
+            problems.push(format!("no {kind} file was written"));
+        }
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({"files": checked, "problems": problems}))?
+    );
+    if !problems.is_empty() {
+        bail!(
+            "freqtrade download-data through candlecache: {} problems",
+            problems.len()
+        );
+    }
+    Ok(())
+}
+
+/// Whether a row freqtrade stored (`[ms, open, high, low, close, volume]`) equals the
+/// fake exchange's: futures and mark candles value for value, funding rates as freqtrade
+/// keeps them (the rate in `open`, at the hour of the event).
+fn downloaded_row_is_right(id: &str, tf: &str, kind: &str, r: &[Value]) -> bool {
+    let num = |v: &Value| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    };
+    let Some(t) = r.first().and_then(Value::as_i64) else {
+        return false;
+    };
+    let got: Vec<Option<f64>> = r.iter().skip(1).take(5).map(num).collect();
+    let want: Vec<Option<f64>> = match kind {
+        "futures" | "mark" => {
+            let Ok(iv) = tf
+                .trim_end_matches('h')
+                .parse::<i64>()
+                .map(|h| h * 3_600_000)
+            else {
+                return false;
+            };
+            let row = fake::futures::row(id, kind == "mark", iv, t, i64::MAX);
+            let Ok(row) = serde_json::from_str::<Vec<Value>>(&row) else {
+                return false;
+            };
+            row.iter().skip(1).take(5).map(num).collect()
+        }
+        "funding_rate" => {
+            let k = (t - fake::LISTED) / fake::futures::FUNDING_EVERY;
+            let (time, rate, _) = fake::futures::funding_event(id, k);
+            if time / 3_600_000 * 3_600_000 != t {
+                return false;
+            }
+            let rate: f64 = rate.parse().unwrap_or(f64::NAN);
+            return got.first() == Some(&Some(rate));
+        }
+        _ => return false,
+    };
+    got == want
+}
+
+pub(crate) fn live(args: &[&str]) -> Result<()> {
+    let o = options(args)?;
+    if o.futures && o.ws {
+        bail!("check-freqtrade-live: freqtrade keeps websockets off for Binance futures; --ws and --futures do not go together");
+    }
+    run_live(&o)
+}
+
+fn run_live(o: &Options) -> Result<()> {
+    let dir = root().join("target/clients");
+    std::fs::create_dir_all(&dir)?;
+    let python = python_env(
+        &dir.join("venv"),
+        "freqtrade, ccxt.pro",
+        &["freqtrade", "ccxt"],
+    )?;
+    let freqtrade = dir.join("venv/bin/freqtrade");
+    crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
+    let bin = root().join("target/release/candlecache");
+    let ex = FakeExchange::start();
+    let work = dir.join(match (o.ws, o.futures) {
+        (true, _) => "freqtrade-live-ws",
+        (false, true) => "freqtrade-live-futures",
+        (false, false) => "freqtrade-live",
     });
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
@@ -86,13 +262,11 @@ pub(crate) fn live(args: &[&str]) -> Result<()> {
         &db,
         &["--upstream", &ex.url(), "--upstream-ws", &upstream_ws],
     )?;
-    let pairs: Vec<String> = fake::SYMBOLS[..o.pairs]
-        .iter()
-        .map(|s| format!("{}/USDT", s.trim_end_matches("USDT")))
-        .collect();
+    let pairs = pairs(o.pairs, o.futures);
     eprintln!(
-        "xtask: freqtrade {} dry-run through candlecache ({base}), {} pairs, websockets {}; candlecache's upstream {}",
+        "xtask: freqtrade {} {} dry-run through candlecache ({base}), {} pairs, websockets {}; candlecache's upstream {}",
         freqtrade_version(&python),
+        if o.futures { "futures" } else { "spot" },
         pairs.len(),
         if o.ws { "on" } else { "off" },
         if o.ws { "streams" } else { "REST only" },
@@ -103,20 +277,18 @@ pub(crate) fn live(args: &[&str]) -> Result<()> {
         &freqtrade,
         &work.join("solo"),
         &base,
-        o.ws,
+        o,
         &pairs,
-        1,
-        solo_minutes,
+        (1, solo_minutes),
         &ex,
     )?;
     let many = fleet(
         &freqtrade,
         &work.join("fleet"),
         &base,
-        o.ws,
+        o,
         &pairs,
-        o.bots,
-        o.minutes,
+        (o.bots, o.minutes),
         &ex,
     )?;
     let served = crate::clients::get_json(&base, "/api/performance/stats")
@@ -135,6 +307,7 @@ pub(crate) fn live(args: &[&str]) -> Result<()> {
         ));
     }
     let summary = json!({
+        "market": if o.futures { "futures" } else { "spot" },
         "websockets": o.ws,
         "pairs": pairs.len(),
         "one_bot": solo.summary(),
@@ -199,16 +372,34 @@ impl Run {
     }
 }
 
+/// freqtrade's names of the first `n` pairs of the fake exchange.
+fn pairs(n: usize, futures: bool) -> Vec<String> {
+    fake::SYMBOLS[..n]
+        .iter()
+        .map(|s| {
+            let base = s.trim_end_matches("USDT");
+            if futures {
+                format!("{base}/USDT:USDT")
+            } else {
+                format!("{base}/USDT")
+            }
+        })
+        .collect()
+}
+
+/// The exchange's market id of a freqtrade pair (`BTC/USDT:USDT` -> `BTCUSDT`).
+fn market_id(pair: &str) -> String {
+    pair.split(':').next().unwrap_or(pair).replace('/', "")
+}
+
 /// Runs `bots` freqtrade bots for `minutes` and judges what they saw.
-#[allow(clippy::too_many_arguments)]
 fn fleet(
     freqtrade: &Path,
     dir: &Path,
     base: &str,
-    ws: bool,
+    o: &Options,
     pairs: &[String],
-    bots: usize,
-    minutes: u64,
+    (bots, minutes): (usize, u64),
     ex: &FakeExchange,
 ) -> Result<Run> {
     std::fs::create_dir_all(dir)?;
@@ -224,7 +415,7 @@ fn fleet(
         let config = bot.join("config.json");
         std::fs::write(
             &config,
-            serde_json::to_string_pretty(&config_json(base, ws, pairs, &bot))?,
+            serde_json::to_string_pretty(&config_json(base, o, pairs, &bot))?,
         )?;
         let log = bot.join("freqtrade.log");
         let candles = bot.join("candles.jsonl");
@@ -257,10 +448,15 @@ fn fleet(
     // SIGTERM, then a wait: freqtrade shuts down cleanly.
     drop(running);
     let steady = started_ms + MINUTE;
+    let klines_path = if o.futures {
+        "/fapi/v1/klines"
+    } else {
+        "/api/v3/klines"
+    };
     let klines = ex
         .klines_seen()
         .iter()
-        .filter(|s| s.at >= steady && s.at < ended_ms)
+        .filter(|s| s.path == klines_path && s.at >= steady && s.at < ended_ms)
         .count();
     let mut run = Run {
         bots,
@@ -273,20 +469,29 @@ fn fleet(
     };
     for (i, (log, candles)) in logs.iter().enumerate() {
         judge_log(&mut run, i, log, steady)?;
-        judge_candles(&mut run, i, candles)?;
+        judge_candles(&mut run, i, candles, o.futures)?;
     }
     Ok(run)
 }
 
-fn config_json(base: &str, ws: bool, pairs: &[String], bot: &Path) -> Value {
+fn config_json(base: &str, o: &Options, pairs: &[String], bot: &Path) -> Value {
     let ws_base = base.replacen("http://", "ws://", 1);
     // ccxt's own rate limiting stays on, as in any freqtrade config: it paces
     // SUBSCRIBE messages under the 5 a second candlecache (like Binance) allows.
-    let ccxt = json!({
-        "urls": {"api": {"public": format!("{base}/api/v3"), "ws": {"spot": format!("{ws_base}/ws")}}},
-        "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": false},
-    });
-    json!({
+    let ccxt = if o.futures {
+        // The only change a futures user makes: where the public futures API lives.
+        json!({
+            "urls": {"api": {"fapiPublic": format!("{base}/fapi/v1")}},
+            "options": {"fetchMarkets": {"types": ["linear"]}, "fetchCurrencies": false},
+        })
+    } else {
+        json!({
+            "urls": {"api": {"public": format!("{base}/api/v3"), "ws": {"spot": format!("{ws_base}/ws")}}},
+            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": false},
+        })
+    };
+    let ws = o.ws;
+    let mut config = json!({
         "max_open_trades": 1,
         "stake_currency": "USDT",
         "stake_amount": 10,
@@ -311,7 +516,18 @@ fn config_json(base: &str, ws: bool, pairs: &[String], bot: &Path) -> Value {
         "internals": {"process_throttle_secs": 5},
         "db_url": format!("sqlite:///{}", bot.join("trades.sqlite").display()),
         "bot_name": bot.file_name().map(|n| n.to_string_lossy().into_owned()),
-    })
+    });
+    if o.futures {
+        // Futures tickers carry no price: freqtrade prices from the order book (depth).
+        config["trading_mode"] = json!("futures");
+        config["margin_mode"] = json!("isolated");
+        config["exchange"]["only_from_ccxt"] = json!(true);
+        config["entry_pricing"] =
+            json!({"price_side": "same", "use_order_book": true, "order_book_top": 1});
+        config["exit_pricing"] =
+            json!({"price_side": "same", "use_order_book": true, "order_book_top": 1});
+    }
+    config
 }
 
 /// Counts ERROR lines, and "Outdated history" warnings logged after `steady`.
@@ -344,7 +560,7 @@ fn log_time(line: &str) -> Option<i64> {
 
 /// Every candle the strategy was given against the exchange's final candle; the delay
 /// from a candle's close until the strategy first had it as its newest.
-fn judge_candles(run: &mut Run, bot: usize, path: &Path) -> Result<()> {
+fn judge_candles(run: &mut Run, bot: usize, path: &Path, futures: bool) -> Result<()> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("bot {bot}'s strategy logged no candle ({})", path.display()))?;
     let mut by_pair: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -356,7 +572,7 @@ fn judge_candles(run: &mut Run, bot: usize, path: &Path) -> Result<()> {
             .push(v);
     }
     for (pair, rows) in by_pair {
-        let symbol = pair.replace('/', "");
+        let symbol = market_id(&pair);
         let mut newest_seen: HashMap<i64, i64> = HashMap::new();
         let mut prev_close: HashMap<i64, f64> = HashMap::new();
         for r in &rows {
@@ -366,8 +582,12 @@ fn judge_candles(run: &mut Run, bot: usize, path: &Path) -> Result<()> {
                 .map(|k| r[*k].as_f64().unwrap_or(f64::NAN))
                 .collect();
             let want = if fake::exists(MINUTE, t, i64::MAX) {
-                let row: Vec<Value> =
-                    serde_json::from_str(&fake::row_of(&symbol, MINUTE, t, i64::MAX))?;
+                let row = if futures {
+                    fake::futures::row(&symbol, false, MINUTE, t, i64::MAX)
+                } else {
+                    fake::row_of(&symbol, MINUTE, t, i64::MAX)
+                };
+                let row: Vec<Value> = serde_json::from_str(&row)?;
                 (1..=5)
                     .map(|i| {
                         row[i]

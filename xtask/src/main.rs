@@ -116,6 +116,7 @@ fn run() -> Result<()> {
         ["check-ccxt-pro"] => clients::ccxt_pro(),
         ["check-ccxt-usdm"] => clients::ccxt_usdm(),
         ["check-freqtrade-live", rest @ ..] => freqtrade::live(rest),
+        ["check-freqtrade", rest @ ..] => freqtrade::check(rest),
         ["check-dashboard"] => clients::dashboard(),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");

@@ -89,7 +89,7 @@ pub(crate) fn error_response(e: &Error) -> Response<http_body_util::Full<Bytes>>
 }
 
 /// The routes: path, allowed methods, and the route name used in metrics.
-const ROUTES: &[(&str, &str)] = &[
+pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("/", "GET"),
     ("/assets/dashboard.js", "GET"),
     ("/assets/dashboard.css", "GET"),

@@ -31,7 +31,9 @@ pub(crate) const DOCUMENT: &str = r##"{
         {"name": "end", "in": "query", "schema": {"type": "string", "description": "epoch ms or RFC 3339, exclusive; default now"}},
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 10000}},
         {"name": "format", "in": "query", "schema": {"enum": ["json", "csv", "arrow"], "default": "json"}},
-        {"name": "fill", "in": "query", "schema": {"enum": ["none", "previous"], "default": "none"}}
+        {"name": "fill", "in": "query", "schema": {"enum": ["none", "previous"], "default": "none"}},
+        {"name": "market", "in": "query", "schema": {"enum": ["spot", "futures"], "default": "spot", "description": "futures: Binance USD-M (/fapi/v1)"}},
+        {"name": "price", "in": "query", "schema": {"enum": ["trade", "mark"], "default": "trade", "description": "mark: the futures mark price (only with market=futures)"}}
       ],
       "responses": {
         "200": {"description": "Candles", "content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.arrow.stream": {}}},
@@ -58,6 +60,37 @@ pub(crate) const DOCUMENT: &str = r##"{
       "responses": {"200": {"description": "Exchange information"}, "400": {"description": "Binance error body {code, msg}"}}}},
     "/api/v3/time": {"get": {"summary": "The server's clock", "responses": {"200": {"description": "{serverTime}"}}}},
     "/api/v3/ping": {"get": {"summary": "Connectivity", "responses": {"200": {"description": "{}"}}}},
+    "/fapi/v1/klines": {"get": {"summary": "Binance USD-M futures candles: as /api/v3/klines with limit at most 1500, no 1s, prices and volumes at the symbol's own precision",
+      "parameters": [
+        {"name": "symbol", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9-_.]{1,20}$"}},
+        {"name": "interval", "in": "query", "required": true, "schema": {"type": "string", "enum": ["1m","3m","5m","15m","30m","1h","2h","4h","6h","8h","12h","1d","3d","1w","1M"]}},
+        {"name": "startTime", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        {"name": "endTime", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1500, "default": 500}}],
+      "responses": {"200": {"description": "Rows as /api/v3/klines"}, "400": {"description": "Binance error body {code, msg}"}, "502": {"description": "Upstream failed"}, "504": {"description": "Upstream timed out"}}}},
+    "/fapi/v1/markPriceKlines": {"get": {"summary": "Binance USD-M mark-price candles (volume fields \"0\"), same parameters as /fapi/v1/klines",
+      "parameters": [
+        {"name": "symbol", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9-_.]{1,20}$"}},
+        {"name": "interval", "in": "query", "required": true, "schema": {"type": "string", "enum": ["1m","3m","5m","15m","30m","1h","2h","4h","6h","8h","12h","1d","3d","1w","1M"]}},
+        {"name": "startTime", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        {"name": "endTime", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1500, "default": 500}}],
+      "responses": {"200": {"description": "Rows as /api/v3/klines"}, "400": {"description": "Binance error body {code, msg}"}, "502": {"description": "Upstream failed"}, "504": {"description": "Upstream timed out"}}}},
+    "/fapi/v1/fundingRate": {"get": {"summary": "Funding rates [{symbol, fundingTime, fundingRate, markPrice}], stored; startTime <= fundingTime <= endTime; without startTime the latest `limit`; without symbol passed through",
+      "parameters": [
+        {"name": "symbol", "in": "query", "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{1,20}$"}},
+        {"name": "startTime", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        {"name": "endTime", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
+      "responses": {"200": {"description": "Funding events in time order"}, "400": {"description": "Binance error body {code, msg}"}, "502": {"description": "Upstream failed"}}}},
+    "/fapi/v1/exchangeInfo": {"get": {"summary": "The futures upstream's exchangeInfo, passed through and cached 60 s", "responses": {"200": {"description": "Exchange information"}, "502": {"description": "No upstream, or it failed"}}}},
+    "/fapi/v1/time": {"get": {"summary": "The server's clock", "responses": {"200": {"description": "{serverTime}"}}}},
+    "/fapi/v1/ping": {"get": {"summary": "Connectivity", "responses": {"200": {"description": "{}"}}}},
+    "/fapi/v1/depth": {"get": {"summary": "Order book, passed through to the futures upstream and kept 1 s (live data, never stored)", "parameters": [{"name": "symbol", "in": "query", "required": true, "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}], "responses": {"200": {"description": "The upstream's answer"}, "502": {"description": "No upstream, or it failed"}}}},
+    "/fapi/v1/premiumIndex": {"get": {"summary": "Mark price and funding, passed through and kept 1 s", "parameters": [{"name": "symbol", "in": "query", "schema": {"type": "string"}}], "responses": {"200": {"description": "The upstream's answer"}, "502": {"description": "No upstream, or it failed"}}}},
+    "/fapi/v1/ticker/24hr": {"get": {"summary": "24 h tickers, passed through and kept 1 s", "parameters": [{"name": "symbol", "in": "query", "schema": {"type": "string"}}], "responses": {"200": {"description": "The upstream's answer"}, "502": {"description": "No upstream, or it failed"}}}},
+    "/fapi/v1/ticker/bookTicker": {"get": {"summary": "Best bid and ask, passed through and kept 1 s", "parameters": [{"name": "symbol", "in": "query", "schema": {"type": "string"}}], "responses": {"200": {"description": "The upstream's answer"}, "502": {"description": "No upstream, or it failed"}}}},
+    "/fapi/v1/ticker/price": {"get": {"summary": "Last prices, passed through and kept 1 s", "parameters": [{"name": "symbol", "in": "query", "schema": {"type": "string"}}], "responses": {"200": {"description": "The upstream's answer"}, "502": {"description": "No upstream, or it failed"}}}},
     "/api/performance/stats": {"get": {"summary": "Cache, pool, query and HTTP figures", "responses": {"200": {"description": "Stats"}}}},
     "/api/performance/cache": {"get": {"summary": "Cache figures per namespace and in total", "responses": {"200": {"description": "Cache stats"}}}},
     "/api/performance/memory": {"get": {"summary": "Memory: rss_bytes, private_bytes (judged), limit_bytes, usage_pct, health (Excellent, Good, Warning, Critical), trend_mb_per_min, leak_suspected, stability_score, recommendations, history, heap, profiles (per route), reclaims", "responses": {"200": {"description": "Memory report"}}}},
@@ -132,6 +165,19 @@ mod tests {
         for doc in [super::DOCUMENT, super::ASYNCAPI] {
             let v: serde_json::Value = serde_json::from_str(doc).unwrap();
             assert!(v.get("openapi").or_else(|| v.get("asyncapi")).is_some());
+        }
+    }
+
+    #[test]
+    fn every_route_is_documented_with_its_method() {
+        let doc: serde_json::Value = serde_json::from_str(super::DOCUMENT).unwrap();
+        // The dashboard's page and assets are not part of the API.
+        let api = crate::app::ROUTES
+            .iter()
+            .filter(|(p, _)| *p != "/" && !p.starts_with("/assets/"));
+        for (path, method) in api {
+            let op = &doc["paths"][path][method.to_ascii_lowercase()];
+            assert!(op.is_object(), "{method} {path} is not in /openapi.json");
         }
     }
 }
