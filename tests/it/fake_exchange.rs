@@ -709,12 +709,29 @@ fn serve(conn: TcpStream, s: &State) {
 
 /// The kline event of the candle opening at `t` on stream `name`, as Binance sends it.
 pub(crate) fn kline_event(name: &str, interval: &str, iv: i64, t: i64, now: i64) -> String {
+    kline_event_as(false, name, interval, iv, t, now)
+}
+
+/// As [`kline_event`], of the futures market when `futures`.
+pub(crate) fn kline_event_as(
+    futures: bool,
+    name: &str,
+    interval: &str,
+    iv: i64,
+    t: i64,
+    now: i64,
+) -> String {
     let symbol = name
         .split('@')
         .next()
         .unwrap_or_default()
         .to_ascii_uppercase();
-    let r: Vec<serde_json::Value> = serde_json::from_str(&row_of(&symbol, iv, t, now)).unwrap();
+    let row = if futures {
+        futures::row(&symbol, false, iv, t, now)
+    } else {
+        row_of(&symbol, iv, t, now)
+    };
+    let r: Vec<serde_json::Value> = serde_json::from_str(&row).unwrap();
     let closed = t + iv <= now;
     serde_json::json!({
         "stream": name,
@@ -747,7 +764,16 @@ fn serve_ws(conn: TcpStream, s: &State) {
         return;
     }
     let _ = conn.set_nodelay(true);
-    let Ok(mut ws) = tungstenite::accept(conn) else {
+    // `/market/...` is the futures market's streams (Binance's `fstream.../market`).
+    let mut futures = false;
+    // tungstenite's callback type fixes the error type, a whole HTTP response.
+    #[allow(clippy::result_large_err)]
+    let seen_path = |req: &tungstenite::handshake::server::Request,
+                     resp: tungstenite::handshake::server::Response| {
+        futures = req.uri().path().starts_with("/market");
+        Ok(resp)
+    };
+    let Ok(mut ws) = tungstenite::accept_hdr(conn, seen_path) else {
         return;
     };
     s.ws_connections.fetch_add(1, Ordering::SeqCst);
@@ -833,7 +859,7 @@ fn serve_ws(conn: TcpStream, s: &State) {
             Some(WsFault::Burst(n)) => {
                 let now = now_ms();
                 if let Some((name, (iv_name, iv, _, _))) = subs.iter().next() {
-                    let f = kline_event(name, iv_name, *iv, now / *iv * *iv, now);
+                    let f = kline_event_as(futures, name, iv_name, *iv, now / *iv * *iv, now);
                     for _ in 0..n {
                         if ws.send(Message::text(f.clone())).is_err() {
                             return;
@@ -848,17 +874,19 @@ fn serve_ws(conn: TcpStream, s: &State) {
                     Message::text("{not json"),
                     Message::binary(vec![0u8, 1, 2]),
                     Message::text(
-                        kline_event(&first, "1s", 1000, now / 1000 * 1000, now)
+                        kline_event_as(futures, &first, "1s", 1000, now / 1000 * 1000, now)
                             .replace(SYMBOL, "FOOUSDT"),
                     ),
-                    Message::text(kline_event(
+                    Message::text(kline_event_as(
+                        futures,
                         "btcusdt@kline_1h",
                         "1h",
                         3_600_000,
                         now / 3_600_000 * 3_600_000,
                         now,
                     )),
-                    Message::text(kline_event(
+                    Message::text(kline_event_as(
+                        futures,
                         &first,
                         "1s",
                         1000,
@@ -894,13 +922,13 @@ fn serve_ws(conn: TcpStream, s: &State) {
                 let mut t = prev;
                 while t < open {
                     if exists(*iv, t, now) {
-                        frames.push(kline_event(name, iv_name, *iv, t, now));
+                        frames.push(kline_event_as(futures, name, iv_name, *iv, t, now));
                     }
                     t += *iv;
                 }
             }
             if exists(*iv, open, now) {
-                frames.push(kline_event(name, iv_name, *iv, open, now));
+                frames.push(kline_event_as(futures, name, iv_name, *iv, open, now));
             }
             *last = Some(open);
             for f in frames {

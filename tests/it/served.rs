@@ -627,3 +627,96 @@ fn subscribing_new_streams_never_holds_up_the_events_of_others() {
     assert_eq!(ex.ws_subscribes().len(), 11, "{:?}", ex.ws_subscribes());
     drop(others);
 }
+
+#[test]
+fn futures_streams_are_relayed_on_market_ws_and_their_closes_stored_as_futures() {
+    let ex = FakeExchange::start();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = spawn(
+        &dir.path().join("c.db"),
+        &[
+            "serve",
+            "--upstream",
+            &ex.url(),
+            "--upstream-ws",
+            "off",
+            "--upstream-futures-ws",
+            &format!("ws://{}/market", ex.ws_addr),
+        ],
+    );
+    // Spot has no stream here; the futures market has.
+    let (status, body) = refused(&srv, "/ws/btcusdt@kline_1m");
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--upstream-ws"));
+    // ccxt pro's futures client: /market/ws/<n>, then SUBSCRIBE.
+    let mut ws = connect(&srv, "/market/ws/0");
+    send(
+        &mut ws,
+        r#"{"method":"SUBSCRIBE","params":["btcusdt@kline_1s"],"id":1}"#,
+    );
+    let reply: Value = serde_json::from_str(&text(&mut ws, Duration::from_secs(2))).unwrap();
+    assert_eq!(
+        reply["error"]["code"], 2,
+        "futures have no 1s klines: {reply}"
+    );
+    send(
+        &mut ws,
+        r#"{"method":"SUBSCRIBE","params":["btcusdt@kline_1m"],"id":2}"#,
+    );
+    assert_eq!(
+        text(&mut ws, Duration::from_secs(2)),
+        r#"{"result":null,"id":2}"#
+    );
+    let until = Instant::now() + Duration::from_secs(70);
+    let (mut events, mut closed) = (0, None);
+    while Instant::now() < until && closed.is_none() {
+        let Got::Text(t) = next(&mut ws, Duration::from_millis(200)) else {
+            continue;
+        };
+        let event: Value = serde_json::from_str(&t).unwrap();
+        let k = &event["k"];
+        // Byte for byte the futures event the exchange sent (its prices, not spot's).
+        let want: Value = serde_json::from_str(&fake::kline_event_as(
+            true,
+            "btcusdt@kline_1m",
+            "1m",
+            60_000,
+            k["t"].as_i64().unwrap(),
+            event["E"].as_i64().unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(t, want["data"].to_string());
+        events += 1;
+        if k["x"] == true {
+            closed = k["t"].as_i64();
+        }
+    }
+    assert!(events >= 3, "{events} events");
+    let t = closed.expect("a 1m candle closed within 70 s");
+    assert_eq!(ex.ws_connections(), 1);
+    assert!(ex.ws_subscribes().iter().any(|s| s == "btcusdt@kline_1m"));
+    // The closed candle is served (and stored) as the exchange's final futures candle.
+    let rows = get(
+        srv.addr,
+        &format!("/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime={t}&endTime={t}"),
+    )
+    .json();
+    let want: Value =
+        serde_json::from_str(&fake::futures::row("BTCUSDT", false, 60_000, t, i64::MAX)).unwrap();
+    assert_eq!(rows[0], want);
+    let stats = get(srv.addr, "/api/performance/stats").json();
+    assert!(stats["data"]["upstream"]["futures_streams"]["closed_stored"].as_u64() >= Some(1));
+    assert_eq!(served(&srv)["streams"], 1);
+    // Nothing of it went to a spot series.
+    let markets = get(srv.addr, "/api/crypto/markets").json();
+    for m in markets["data"].as_array().unwrap() {
+        assert_eq!(m["kind"], "futures", "{m}");
+    }
+    assert!(ex
+        .klines_seen()
+        .iter()
+        .all(|s| s.path.starts_with("/fapi/v1/")));
+}

@@ -35,6 +35,9 @@ pub(crate) struct UpstreamSection {
     /// Its USD-M futures API (`/fapi/v1`): `https://fapi.binance.com` when `url` is
     /// Binance's, else `url` itself (another candlecache or a test server serves both).
     pub(crate) futures: Option<String>,
+    /// The futures upstream's WebSocket market streams (`wss://fstream.binance.com/market`,
+    /// the default for Binance's futures host), or `off`.
+    pub(crate) futures_ws: Option<String>,
     /// The upstream's WebSocket market streams (`wss://stream.binance.com:9443`, the
     /// default for Binance's hosts), or `off`.
     pub(crate) ws: Option<String>,
@@ -75,6 +78,7 @@ impl Default for UpstreamSection {
         Self {
             url: None,
             futures: None,
+            futures_ws: None,
             ws: None,
             refresh_ms: 1000,
             stream: market_cache::stream::StreamConfig::default(),
@@ -180,33 +184,46 @@ impl FileConfig {
     }
 
     /// How the live edge is kept fresh: the refresh period, and the upstream's streams
-    /// named by `flag` (which wins), the file's `ws`, or Binance's for Binance's hosts;
+    /// named by `flag` (which wins), the file's `ws`, or Binance's for Binance's hosts
+    /// (and the same for the futures streams with `futures_flag` and `futures_ws`);
     /// `off` disables them.
     pub(crate) fn live(
         &self,
         upstream: Option<&market_cache::upstream::Upstream>,
         flag: Option<&str>,
+        futures_flag: Option<&str>,
     ) -> Result<market_cache::read::LiveConfig> {
         let mut live = market_cache::read::LiveConfig {
             refresh: std::time::Duration::from_millis(self.upstream.refresh_ms),
-            stream: None,
+            ..Default::default()
         };
         let Some(up) = upstream else {
             return Ok(live);
         };
-        let url = match flag.or(self.upstream.ws.as_deref()).map(str::trim) {
-            Some("off" | "none" | "") => None,
-            Some(url) => Some(url.to_owned()),
-            None => market_cache::stream::default_stream_url(up.base_url()).map(str::to_owned),
-        };
-        if let Some(url) = url {
+        let stream = |given: Option<&str>, default: Option<&str>, what: &'static str| {
+            let url = match given.map(str::trim) {
+                Some("off" | "none" | "") => return Ok(None),
+                Some(url) => url.to_owned(),
+                None => match default {
+                    Some(d) => d.to_owned(),
+                    None => return Ok(None),
+                },
+            };
             let mut stream = self.upstream.stream.clone();
             stream.url = url;
-            stream
-                .validate()
-                .with_context(|| "the upstream stream (--upstream-ws / [upstream] ws)")?;
-            live.stream = Some(stream);
-        }
+            stream.validate().with_context(|| what)?;
+            Ok::<_, anyhow::Error>(Some(stream))
+        };
+        live.stream = stream(
+            flag.or(self.upstream.ws.as_deref()),
+            market_cache::stream::default_stream_url(up.base_url()),
+            "the upstream stream (--upstream-ws / [upstream] ws)",
+        )?;
+        live.futures_stream = stream(
+            futures_flag.or(self.upstream.futures_ws.as_deref()),
+            market_cache::stream::default_futures_stream_url(up.futures_url()),
+            "the futures upstream stream (--upstream-futures-ws / [upstream] futures_ws)",
+        )?;
         Ok(live)
     }
 

@@ -40,6 +40,11 @@ pub(crate) struct Args {
     /// itself, so another candlecache or a test server serves both).
     #[arg(long, env = "CANDLECACHE_UPSTREAM_FUTURES")]
     upstream_futures: Option<String>,
+    /// The futures upstream's WebSocket market streams, which keep futures candles as fresh
+    /// as the exchange's (`wss://fstream.binance.com/market` for Binance's futures host; none
+    /// for other upstreams: `ws://A:8080/market` chains another candlecache), or `off`.
+    #[arg(long, env = "CANDLECACHE_UPSTREAM_FUTURES_WS", value_name = "URL|off")]
+    upstream_futures_ws: Option<String>,
     /// The upstream's WebSocket market streams, which keep the latest candles as fresh
     /// as the exchange's (`wss://stream.binance.com:9443` by default for Binance's
     /// hosts; none for other upstreams), or `off` to refresh the edge over REST only.
@@ -91,7 +96,14 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
                 up.futures_url()
             );
         }
-        let live = file.live(upstream.as_ref(), args.upstream_ws.as_deref())?;
+        let live = file.live(
+            upstream.as_ref(),
+            args.upstream_ws.as_deref(),
+            args.upstream_futures_ws.as_deref(),
+        )?;
+        if let Some(stream) = &live.futures_stream {
+            eprintln!("candlecache: futures live edge from the streams at {}", stream.url);
+        }
         if let Some(stream) = &live.stream {
             eprintln!("candlecache: live edge from the streams at {}", stream.url);
         } else if upstream.is_some() {

@@ -123,11 +123,15 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
 
 /// Returns the route name for metrics: the path if it is a route, else `other`.
 pub(crate) fn route_name(path: &str) -> &'static str {
-    if path == "/ws" || path.starts_with("/ws/") {
-        return "/ws";
-    }
-    if path == "/stream" || path == "/stream/" {
-        return "/stream";
+    if crate::ws::is_stream_path(path) {
+        let (kind, rest) = crate::ws::market(path);
+        let futures = kind != market_cache::Kind::Spot;
+        return match (futures, rest.starts_with("/ws")) {
+            (false, true) => "/ws",
+            (false, false) => "/stream",
+            (true, true) => "/market/ws",
+            (true, false) => "/market/stream",
+        };
     }
     ROUTES
         .iter()
@@ -417,6 +421,7 @@ impl App {
                 "edge_refreshes": read_stats.edge_refreshes,
                 "edge_from_stream": read_stats.edge_from_stream,
                 "streams": self.read.stream_stats(),
+                "futures_streams": self.read.futures_stream_stats(),
             })),
             "served_streams": self.ws.stats(),
             "queries": {"patterns": db.log().patterns(), "slow": db.log().slow()},

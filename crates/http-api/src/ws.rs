@@ -23,7 +23,7 @@ use hyper::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use market_cache::read::ReadPath;
-use market_cache::{SqliteStore, Symbol, Timeframe};
+use market_cache::{Kind, SqliteStore, Symbol, Timeframe};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -149,6 +149,9 @@ struct TopicInner {
 
 struct Client {
     id: u64,
+    /// The market of the connection's path: spot (`/ws`, `/stream`) or USD-M futures
+    /// (`/market/ws`, `/market/stream`, as Binance's futures streams are named).
+    kind: Kind,
     tx: mpsc::Sender<Message>,
     combined: AtomicBool,
     /// The first reason to close wins; both halves of the connection watch it.
@@ -189,7 +192,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A path served as streams, and what it asks for.
 pub(crate) fn is_stream_path(path: &str) -> bool {
+    let (_, path) = market(path);
     path == "/ws" || path.starts_with("/ws/") || path == "/stream" || path == "/stream/"
+}
+
+/// The market a stream path serves and the path within it: `/market/...` is USD-M futures
+/// (`wss://fstream.binance.com/market/ws`), anything else spot.
+pub(crate) fn market(path: &str) -> (Kind, &str) {
+    match path.strip_prefix("/market") {
+        Some(rest) if rest.starts_with('/') => (Kind::Futures, rest),
+        _ => (Kind::Spot, path),
+    }
+}
+
+/// A topic per market and stream: `btcusdt@kline_1m` is another series on each market.
+fn topic_key(kind: Kind, name: &str) -> String {
+    match kind {
+        Kind::Spot => name.to_owned(),
+        other => format!("{other}|{name}"),
+    }
 }
 
 /// A kline stream name, checked: `btcusdt@kline_1m` (the symbol in any case; served and
@@ -216,6 +237,20 @@ fn parse_stream(name: &str) -> std::result::Result<(String, Symbol, Timeframe), 
 }
 
 type Target = (Vec<(String, Symbol, Timeframe)>, bool);
+
+/// A parsed stream, if `kind`'s market has it: Binance's futures streams have no `1s`.
+fn on_market(
+    kind: Kind,
+    s: (String, Symbol, Timeframe),
+) -> std::result::Result<(String, Symbol, Timeframe), String> {
+    if kind.is_futures() && s.2 == Timeframe::S1 {
+        return Err(format!(
+            "invalid interval `1s` in stream `{}`: the futures market has no 1s klines",
+            s.0
+        ));
+    }
+    Ok(s)
+}
 
 /// The streams a path and query ask for, and whether frames are combined.
 fn target(path: &str, query: Option<&str>) -> Result<Target> {
@@ -297,7 +332,13 @@ impl Hub {
         self: &Arc<Self>,
         mut req: Request<Incoming>,
     ) -> Result<Response<http_body_util::Full<Bytes>>> {
-        let (streams, combined) = target(req.uri().path(), req.uri().query())?;
+        let (kind, path) = market(req.uri().path());
+        let (streams, combined) = target(path, req.uri().query())?;
+        let streams = streams
+            .into_iter()
+            .map(|s| on_market(kind, s))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::InvalidStream)?;
         let headers = req.headers();
         let has = |name, token: &str| {
             headers.get_all(name).iter().any(|v| {
@@ -328,11 +369,15 @@ impl Hub {
                 self.config.max_streams_per_connection
             )));
         }
-        if !self.read.has_streams() {
-            return Err(Error::StreamsUnavailable(
-                "no upstream stream is configured (--upstream-ws / [upstream] ws); served streams relay the upstream's events"
-                    .into(),
-            ));
+        if !self.read.has_streams(kind) {
+            let how = if kind == Kind::Spot {
+                "--upstream-ws / [upstream] ws"
+            } else {
+                "--upstream-futures-ws / [upstream] futures_ws"
+            };
+            return Err(Error::StreamsUnavailable(format!(
+                "no {kind} upstream stream is configured ({how}); served streams relay the upstream's events"
+            )));
         }
         let taken = self.connections.fetch_add(1, Ordering::AcqRel);
         if taken >= self.config.max_connections {
@@ -365,7 +410,7 @@ impl Hub {
                 Some(ws_config),
             )
             .await;
-            hub.serve(ws, streams, combined).await;
+            hub.serve(ws, kind, streams, combined).await;
         });
         let mut resp = Response::new(http_body_util::Full::new(Bytes::new()));
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -382,6 +427,7 @@ impl Hub {
     async fn serve<T>(
         self: &Arc<Self>,
         ws: WebSocketStream<T>,
+        kind: Kind,
         streams: Vec<(String, Symbol, Timeframe)>,
         combined: bool,
     ) where
@@ -390,6 +436,7 @@ impl Hub {
         let (tx, rx) = mpsc::channel(self.config.queue);
         let client = Arc::new(Client {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            kind,
             tx,
             combined: AtomicBool::new(combined),
             close: watch::channel(None).0,
@@ -542,7 +589,7 @@ impl Hub {
                 };
                 let mut parsed = Vec::with_capacity(names.len());
                 for n in &names {
-                    match parse_stream(n) {
+                    match parse_stream(n).and_then(|s| on_market(client.kind, s)) {
                         Ok(s) => parsed.push(s),
                         Err(e) => return fail(2, format!("Invalid request: {e}")),
                     }
@@ -609,11 +656,13 @@ impl Hub {
     /// Adds a client to a stream (starting the stream's pump if it is the first) and
     /// queues the latest event for it.
     fn subscribe(&self, client: &Arc<Client>, name: &str, symbol: &Symbol, tf: Timeframe) {
+        let key = topic_key(client.kind, name);
         let mut topics = lock(&self.topics);
-        let topic = match topics.get(name) {
+        let topic = match topics.get(&key) {
             Some(t) => t.clone(),
             None => {
-                let Some(w) = self.read.watch(symbol, tf) else {
+                let symbol = symbol.clone().with_kind(client.kind);
+                let Some(w) = self.read.watch(&symbol, tf) else {
                     return;
                 };
                 let topic = Arc::new(Topic {
@@ -626,7 +675,7 @@ impl Hub {
                 });
                 let pump = tokio::spawn(pump(topic.clone(), w.events, self.counters.clone()));
                 lock(&topic.inner).pump = Some(pump.abort_handle());
-                topics.insert(name.to_owned(), topic.clone());
+                topics.insert(key, topic.clone());
                 topic
             }
         };
@@ -643,8 +692,9 @@ impl Hub {
     /// Removes a client from a stream; the last one out stops the pump, so the upstream
     /// subscription can go idle.
     fn unsubscribe(&self, client: &Client, name: &str) {
+        let key = topic_key(client.kind, name);
         let mut topics = lock(&self.topics);
-        let Some(topic) = topics.get(name).cloned() else {
+        let Some(topic) = topics.get(&key).cloned() else {
             return;
         };
         let mut inner = lock(&topic.inner);
@@ -654,7 +704,7 @@ impl Hub {
                 p.abort();
             }
             drop(inner);
-            topics.remove(name);
+            topics.remove(&key);
         }
     }
 }

@@ -115,6 +115,8 @@ pub struct LiveConfig {
     pub refresh: Duration,
     /// The upstream's WebSocket streams, if any.
     pub stream: Option<StreamConfig>,
+    /// The futures upstream's WebSocket streams (USD-M klines), if any.
+    pub futures_stream: Option<StreamConfig>,
 }
 
 impl Default for LiveConfig {
@@ -122,6 +124,7 @@ impl Default for LiveConfig {
         Self {
             refresh: Duration::from_secs(1),
             stream: None,
+            futures_stream: None,
         }
     }
 }
@@ -172,6 +175,7 @@ struct Inner<S> {
     upstream: Option<Upstream>,
     live: LiveConfig,
     streams: Option<Streams<S>>,
+    futures_streams: Option<Streams<S>>,
 }
 
 /// How long a chunk that holds the still-forming candle may be served from memory when
@@ -250,15 +254,14 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         upstream: Option<Upstream>,
         live: LiveConfig,
     ) -> Result<Self> {
-        let streams = match (&upstream, &live.stream) {
-            (Some(up), Some(cfg)) => Some(Streams::new(
-                cfg.clone(),
-                store.clone(),
-                up.clone(),
-                now.clone(),
-            )?),
-            _ => None,
+        let open = |cfg: &Option<StreamConfig>| match (&upstream, cfg) {
+            (Some(up), Some(cfg)) => {
+                Streams::new(cfg.clone(), store.clone(), up.clone(), now.clone()).map(Some)
+            }
+            _ => Ok(None),
         };
+        let streams = open(&live.stream)?;
+        let futures_streams = open(&live.futures_stream)?;
         let ns = |name| {
             cache
                 .namespace(name)
@@ -275,6 +278,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 upstream,
                 live,
                 streams,
+                futures_streams,
             }),
         })
     }
@@ -289,14 +293,19 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         self.inner.upstream.as_ref()
     }
 
-    /// Figures of the upstream streams, when they are configured.
+    /// Figures of the upstream's spot streams, when they are configured.
     pub fn stream_stats(&self) -> Option<StreamStats> {
         self.inner.streams.as_ref().map(Streams::stats)
     }
 
-    /// True when the upstream's streams are configured (served streams need them).
-    pub fn has_streams(&self) -> bool {
-        self.inner.streams.is_some()
+    /// Figures of the futures upstream's streams, when they are configured.
+    pub fn futures_stream_stats(&self) -> Option<StreamStats> {
+        self.inner.futures_streams.as_ref().map(Streams::stats)
+    }
+
+    /// True when streams of `kind`'s market are configured (served streams need them).
+    pub fn has_streams(&self, kind: Kind) -> bool {
+        self.streams_of(kind).is_some()
     }
 
     /// The upstream's events of a series for a served stream; `None` without upstream
@@ -305,13 +314,18 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         self.streams_for(symbol).map(|s| s.watch(symbol, tf))
     }
 
-    /// The streams that carry `symbol`'s events: the configured ones speak the spot
-    /// market's; futures series keep their edge over REST.
+    /// The streams that carry `symbol`'s events: the spot or the futures market's. Mark
+    /// prices have no kline stream; their edge is refreshed over REST.
     fn streams_for(&self, symbol: &Symbol) -> Option<&Streams<S>> {
-        self.inner
-            .streams
-            .as_ref()
-            .filter(|_| symbol.kind() == Kind::Spot)
+        self.streams_of(symbol.kind())
+    }
+
+    fn streams_of(&self, kind: Kind) -> Option<&Streams<S>> {
+        match kind {
+            Kind::Spot => self.inner.streams.as_ref(),
+            Kind::Futures => self.inner.futures_streams.as_ref(),
+            Kind::Mark => None,
+        }
     }
 
     /// Funding events of a futures symbol (whatever kind `symbol` was given as): with

@@ -147,6 +147,17 @@ pub fn default_stream_url(rest_base: &str) -> Option<&'static str> {
     .then_some("wss://stream.binance.com:9443")
 }
 
+/// The default stream host for a futures REST base URL: Binance's USD-M market streams for
+/// `fapi.binance.com`, none for anything else.
+pub fn default_futures_stream_url(futures_base: &str) -> Option<&'static str> {
+    let host = futures_base
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let host = host.split(['/', ':']).next().unwrap_or_default();
+    (host == "fapi.binance.com").then_some("wss://fstream.binance.com/market")
+}
+
 /// What the stream knows of a series' edge, for the read path.
 #[derive(Debug, Clone)]
 pub struct View {
@@ -1079,6 +1090,15 @@ mod tests {
             Some("wss://stream.binance.com:9443")
         );
         assert_eq!(default_stream_url("http://127.0.0.1:8080"), None);
+        assert_eq!(
+            default_futures_stream_url("https://fapi.binance.com"),
+            Some("wss://fstream.binance.com/market")
+        );
+        assert_eq!(default_futures_stream_url("http://127.0.0.1:8080"), None);
+        assert_eq!(
+            stream_base("wss://fstream.binance.com/market/stream").as_deref(),
+            Some("wss://fstream.binance.com/market")
+        );
     }
 
     #[test]
