@@ -94,7 +94,8 @@ pub(crate) fn ccxt_pro() -> Result<()> {
 
 /// ccxt's `binanceusdm` with only `urls.api.fapiPublic` changed, against candlecache
 /// whose upstream is the fake exchange: markets, paged klines, mark-price klines and
-/// funding history equal to the same calls made against the exchange itself.
+/// funding history equal to the same calls made against the exchange itself; then ccxt
+/// pro's `watch_ohlcv` on the served futures streams (`/market/ws/<n>`).
 pub(crate) fn ccxt_usdm() -> Result<()> {
     let dir = root().join("target/clients");
     std::fs::create_dir_all(&dir)?;
@@ -103,20 +104,35 @@ pub(crate) fn ccxt_usdm() -> Result<()> {
     let bin = root().join("target/release/candlecache");
     let ex = crate::fake_exchange::FakeExchange::start();
     let db = fresh_db(&dir.join("ccxt-usdm.db"))?;
+    let futures_ws = format!("ws://{}/market", ex.ws_addr);
     let (server, base) = serve(
         &bin,
         &db,
-        &["--upstream", &ex.url(), "--upstream-ws", "off"],
+        &[
+            "--upstream",
+            &ex.url(),
+            "--upstream-ws",
+            "off",
+            "--upstream-futures-ws",
+            &futures_ws,
+        ],
     )?;
+    let ws_base = base.replacen("http://", "ws://", 1);
     let since = crate::fake_exchange::LISTED + 10 * 86_400_000;
     eprintln!("xtask: ccxt binanceusdm against {base}/fapi/v1");
     let out = Command::new("timeout")
         .arg("300")
         .arg(&python)
         .arg(root().join("xtask/scripts/ccxt_usdm_check.py"))
-        .args([base.as_str(), &ex.url(), "BTCUSDT", &since.to_string()])
+        .args([
+            base.as_str(),
+            &ex.url(),
+            "BTCUSDT",
+            &since.to_string(),
+            &ws_base,
+            "8",
+        ])
         .output()?;
-    drop(server);
     print!("{}", String::from_utf8_lossy(&out.stdout));
     if !out.status.success() {
         bail!(
@@ -124,9 +140,20 @@ pub(crate) fn ccxt_usdm() -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    let served = get_json(&base, "/api/performance/stats")
+        .map(|v| v["data"]["served_streams"]["frames_sent"].clone())
+        .unwrap_or_default();
+    drop(server);
     println!(
-        "xtask: ccxt binanceusdm read futures, mark-price and funding history through candlecache"
+        "xtask: ccxt binanceusdm read futures, mark-price and funding history and watched futures candles through candlecache ({served} frames served); upstream stream connections: {}",
+        ex.ws_connections()
     );
+    if ex.ws_connections() != 1 {
+        bail!(
+            "the exchange saw {} stream connections, not 1",
+            ex.ws_connections()
+        );
+    }
     Ok(())
 }
 

@@ -125,6 +125,10 @@ pub(crate) const ASYNCAPI: &str = r##"{
     "raw": {"address": "/ws/{stream}", "parameters": {"stream": {"description": "`<symbol>@kline_<interval>`, or any segment without `@` for a connection that subscribes by message"}},
       "messages": {"kline": {"$ref": "#/components/messages/kline"}, "subscribe": {"$ref": "#/components/messages/control"}, "reply": {"$ref": "#/components/messages/reply"}, "error": {"$ref": "#/components/messages/error"}}},
     "combined": {"address": "/stream?streams={streams}", "parameters": {"streams": {"description": "stream names joined by `/`"}},
+      "messages": {"combinedKline": {"$ref": "#/components/messages/combinedKline"}, "subscribe": {"$ref": "#/components/messages/control"}, "reply": {"$ref": "#/components/messages/reply"}, "error": {"$ref": "#/components/messages/error"}}},
+    "futuresRaw": {"address": "/market/ws/{stream}", "description": "USD-M futures streams (Binance's fstream .../market/ws): as raw, no 1s interval", "parameters": {"stream": {"description": "`<symbol>@kline_<interval>`, or any segment without `@` (ccxt pro's /market/ws/<n>)"}},
+      "messages": {"kline": {"$ref": "#/components/messages/kline"}, "subscribe": {"$ref": "#/components/messages/control"}, "reply": {"$ref": "#/components/messages/reply"}, "error": {"$ref": "#/components/messages/error"}}},
+    "futuresCombined": {"address": "/market/stream?streams={streams}", "description": "USD-M futures streams, combined", "parameters": {"streams": {"description": "stream names joined by `/`"}},
       "messages": {"combinedKline": {"$ref": "#/components/messages/combinedKline"}, "subscribe": {"$ref": "#/components/messages/control"}, "reply": {"$ref": "#/components/messages/reply"}, "error": {"$ref": "#/components/messages/error"}}}
   },
   "operations": {

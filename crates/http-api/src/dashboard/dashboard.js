@@ -70,7 +70,9 @@ async function loadVisible() {
   if (state.data.key === key && from >= state.data.from && to <= state.data.to) return;
   const seq = ++state.seq;
   const limit = Math.min(100000, Math.ceil((to - from) / tf) + 1);
-  const url = `/api/crypto/ohlc?symbol=${encodeURIComponent(state.symbol)}&timeframe=${state.tf}` +
+  const { name, kind } = seriesOf(state.symbol);
+  const kindParams = { spot: "", futures: "&market=futures", mark: "&market=futures&price=mark" }[kind] || "";
+  const url = `/api/crypto/ohlc?symbol=${encodeURIComponent(name)}&timeframe=${state.tf}${kindParams}` +
     `&start=${Math.max(0, from)}&end=${to}&limit=${limit}&format=json`;
   setStatus("loading…");
   try {
@@ -265,8 +267,19 @@ canvas.addEventListener("wheel", (e) => {
 canvas.addEventListener("dblclick", () => { resetView(); draw(); scheduleFetch(); });
 window.addEventListener("resize", draw);
 
+/// A series' select value: the symbol for spot (as before), `SYMBOL:futures` or
+/// `SYMBOL:mark` for the futures market's trade and mark prices.
+function seriesValue(m) {
+  return !m.kind || m.kind === "spot" ? m.symbol : `${m.symbol}:${m.kind}`;
+}
+
+function seriesOf(value) {
+  const [name, kind] = (value || "").split(":");
+  return { name, kind: kind || "spot" };
+}
+
 function market() {
-  return state.markets.filter((m) => m.symbol === state.symbol);
+  return state.markets.filter((m) => seriesValue(m) === state.symbol);
 }
 
 function resetView() {
@@ -321,7 +334,7 @@ async function init() {
     setStatus(`could not list markets: ${e.message}`);
     return;
   }
-  const symbols = [...new Set(state.markets.map((m) => m.symbol))].sort();
+  const symbols = [...new Set(state.markets.map(seriesValue))].sort();
   if (!symbols.length) {
     setStatus("no candles stored yet: import a file or fetch from an upstream");
     draw();
@@ -329,7 +342,9 @@ async function init() {
   }
   for (const s of symbols) {
     const o = document.createElement("option");
-    o.value = s; o.textContent = s;
+    const { name, kind } = seriesOf(s);
+    o.value = s;
+    o.textContent = kind === "spot" ? name : `${name} (${kind === "mark" ? "futures mark" : "futures"})`;
     $("symbol").appendChild(o);
   }
   const [hs, htf] = decodeURIComponent(location.hash.slice(1)).split("/");
