@@ -469,6 +469,25 @@ fn the_cli_fetches_imports_and_exports_futures_apart_from_spot() {
         "/api/v3/klines?symbol=ETHUSDT&interval=1h&startTime=1704067200000",
     );
     assert_eq!(spot.status, 400, "no spot ETHUSDT was imported");
+    // Without an upstream exchangeInfo comes from the store, each market its own.
+    let info = get(srv.addr, "/fapi/v1/exchangeInfo").json();
+    let listed: Vec<&str> = info["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["symbol"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&"ETHUSDT"), "{info}");
+    assert_eq!(info["symbols"][0]["contractType"], "PERPETUAL");
+    let spot = get(srv.addr, "/api/v3/exchangeInfo").json();
+    assert!(
+        !spot["symbols"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["symbol"] == "ETHUSDT"),
+        "{spot}"
+    );
     // Live data needs an upstream.
     let r = get(srv.addr, "/fapi/v1/depth?symbol=ETHUSDT");
     assert_eq!(r.status, 502);

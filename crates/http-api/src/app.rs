@@ -277,6 +277,11 @@ impl App {
         })?;
         let symbol = p.require("symbol")?.parse::<Symbol>()?.with_kind(kind);
         let timeframe: Timeframe = p.require("timeframe")?.parse()?;
+        if kind.is_futures() && timeframe == Timeframe::S1 {
+            return Err(Error::InvalidTimeframe(
+                "the futures market has no 1s candles (1m and up)".into(),
+            ));
+        }
         let start = p.get("start").map(parse_time).transpose()?;
         // Without a start the latest `limit` candles before `end` are answered; without an
         // end, up to now, the forming candle included.

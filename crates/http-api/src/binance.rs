@@ -74,7 +74,7 @@ impl App {
         let p = Params::parse(req.uri().query())?;
         match call {
             "klines" => self.klines(req, &p, Kind::Spot).await,
-            "exchangeInfo" => self.exchange_info(req.uri().query(), &p).await,
+            "exchangeInfo" => self.exchange_info(req.uri().query(), &p, false).await,
             // The read path's clock: the one the live edge is judged by.
             "time" => Ok(Reply::json(json!({"serverTime": self.read.now()}))),
             _ => Ok(Reply::json(json!({}))),
@@ -177,15 +177,26 @@ impl App {
         })
     }
 
-    /// Passed through to the upstream (and cached), or built from the store without one.
-    async fn exchange_info(&self, query: Option<&str>, p: &Params) -> Result<Reply> {
+    /// Passed through to the upstream (and cached), or built from the store without one;
+    /// `/fapi/v1/exchangeInfo` for the futures market.
+    pub(crate) async fn exchange_info(
+        &self,
+        query: Option<&str>,
+        p: &Params,
+        futures: bool,
+    ) -> Result<Reply> {
         if self.read.upstream().is_some() {
+            let path = if futures {
+                "/fapi/v1/exchangeInfo"
+            } else {
+                "/api/v3/exchangeInfo"
+            };
             return self
-                .pass_through("/api/v3/exchangeInfo", query, crate::app::RESPONSE_TTL)
+                .pass_through(path, query, crate::app::RESPONSE_TTL)
                 .await;
         }
         Ok(Reply {
-            body: Bytes::from(self.local_exchange_info(p).await?.to_string()),
+            body: Bytes::from(self.local_exchange_info(p, futures).await?.to_string()),
             ..Reply::json(Value::Null)
         })
     }
@@ -224,7 +235,7 @@ impl App {
         })
     }
 
-    async fn local_exchange_info(&self, p: &Params) -> Result<Value> {
+    async fn local_exchange_info(&self, p: &Params, futures: bool) -> Result<Value> {
         let markets = self.read.store().markets().await?;
         let wanted: Option<Vec<String>> = match (p.get("symbol"), p.get("symbols")) {
             (Some(s), _) => Some(vec![s.to_ascii_uppercase()]),
@@ -244,7 +255,9 @@ impl App {
         };
         let mut symbols: Vec<Value> = Vec::new();
         let mut seen: Vec<&str> = Vec::new();
-        for m in markets.iter().filter(|m| m.kind == Kind::Spot) {
+        // Futures are listed by their trade series (a mark-price series alone is no market).
+        let listed = if futures { Kind::Futures } else { Kind::Spot };
+        for m in markets.iter().filter(|m| m.kind == listed) {
             if seen.contains(&m.symbol.as_str()) {
                 continue;
             }
@@ -252,7 +265,11 @@ impl App {
                 continue;
             }
             seen.push(&m.symbol);
-            symbols.push(symbol_info(m));
+            symbols.push(if futures {
+                futures_symbol_info(m)
+            } else {
+                symbol_info(m)
+            });
         }
         if let Some(w) = &wanted {
             if w.iter().any(|s| !seen.contains(&s.as_str())) {
@@ -270,6 +287,49 @@ impl App {
             "symbols": symbols,
         }))
     }
+}
+
+/// A USD-M perpetual as Binance's futures exchangeInfo describes one, from what the store
+/// knows (the fields ccxt's binanceusdm reads).
+fn futures_symbol_info(m: &market_cache::Market) -> Value {
+    let (base, quote) = match (&m.base, &m.quote) {
+        (Some(b), Some(q)) => (b.clone(), q.clone()),
+        _ => (m.symbol.clone(), "UNKNOWN".to_owned()),
+    };
+    let places = usize::from(m.price_precision.min(8));
+    let tick = if places == 0 {
+        "1".to_owned()
+    } else {
+        format!("0.{}1", "0".repeat(places - 1))
+    };
+    json!({
+        "symbol": m.symbol,
+        "pair": m.symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": 4_133_404_800_000i64,
+        "onboardDate": m.first_time.unwrap_or(0),
+        "status": "TRADING",
+        "baseAsset": base,
+        "quoteAsset": quote,
+        "marginAsset": quote,
+        "pricePrecision": m.price_precision,
+        "quantityPrecision": 3,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": [],
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000", "tickSize": tick},
+            {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000000", "stepSize": "0.001"},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.001", "maxQty": "1000000", "stepSize": "0.001"},
+            {"filterType": "MIN_NOTIONAL", "notional": "5"}
+        ],
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+    })
 }
 
 /// A spot market entry as Binance describes one, from what the store knows.

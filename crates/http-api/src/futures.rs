@@ -31,10 +31,7 @@ impl App {
             "fundingRate" => self.funding_rate(req, &p).await,
             "time" => Ok(Reply::json(json!({"serverTime": self.read.now()}))),
             "ping" => Ok(Reply::json(json!({}))),
-            "exchangeInfo" => {
-                self.pass_through("/fapi/v1/exchangeInfo", query, crate::app::RESPONSE_TTL)
-                    .await
-            }
+            "exchangeInfo" => self.exchange_info(query, &p, true).await,
             live => {
                 self.pass_through(&format!("/fapi/v1/{live}"), query, LIVE_TTL)
                     .await
