@@ -103,7 +103,7 @@ pub(crate) fn exchange_info() -> String {
 /// (8 places, volumes "0"), funding every 8 h (a few ms late, as Binance's often are),
 /// exchangeInfo, depth, premium index and tickers.
 pub(crate) mod futures {
-    use super::{dec, exists, interval_ms, now_ms, LISTED, SYMBOLS};
+    use super::{dec, interval_ms, now_ms, LISTED, SYMBOLS};
     use std::collections::HashMap;
 
     /// Funding happens every 8 hours.
@@ -176,30 +176,10 @@ pub(crate) mod futures {
     pub(crate) fn klines(q: &HashMap<String, String>, mark: bool, now: i64) -> String {
         let iv = interval_ms(q.get("interval").map_or("", String::as_str)).unwrap_or(60_000);
         let symbol = q.get("symbol").map_or(SYMBOLS[0], String::as_str);
-        let limit = num(q, "limit").unwrap_or(500).clamp(1, 1500) as usize;
-        let end = num(q, "endTime").unwrap_or(now).min(now);
-        let mut out = Vec::new();
-        match num(q, "startTime") {
-            Some(s) => {
-                let mut t = (s.max(LISTED) + iv - 1) / iv * iv;
-                while t <= end && out.len() < limit {
-                    if exists(iv, t, now) {
-                        out.push(row(symbol, mark, iv, t, now));
-                    }
-                    t += iv;
-                }
-            }
-            None => {
-                let mut t = end / iv * iv;
-                while t >= LISTED && out.len() < limit {
-                    if exists(iv, t, now) {
-                        out.push(row(symbol, mark, iv, t, now));
-                    }
-                    t -= iv;
-                }
-                out.reverse();
-            }
-        }
+        let out: Vec<String> = super::answer_up_to(iv, q, now, 1500)
+            .into_iter()
+            .map(|t| row(symbol, mark, iv, t, now))
+            .collect();
         format!("[{}]", out.join(","))
     }
 
@@ -448,8 +428,18 @@ pub(crate) fn row_of(symbol: &str, iv: i64, t: i64, now: i64) -> String {
 
 /// The open times Binance would answer `query` with.
 pub(crate) fn answer(iv: i64, query: &HashMap<String, String>, now: i64) -> Vec<i64> {
+    answer_up_to(iv, query, now, 1000)
+}
+
+/// As [`answer`] with the largest `limit` at `max` (1500 on the futures API).
+pub(crate) fn answer_up_to(
+    iv: i64,
+    query: &HashMap<String, String>,
+    now: i64,
+    max: i64,
+) -> Vec<i64> {
     let num = |k: &str| query.get(k).and_then(|v| v.parse::<i64>().ok());
-    let limit = num("limit").unwrap_or(500).clamp(1, 1000) as usize;
+    let limit = num("limit").unwrap_or(500).clamp(1, max) as usize;
     let end = num("endTime").unwrap_or(now).min(now);
     let mut out = Vec::new();
     match num("startTime") {

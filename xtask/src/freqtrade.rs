@@ -8,7 +8,7 @@
 //! served streams) and the exchange must see one stream connection.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -80,16 +80,7 @@ pub(crate) fn check(args: &[&str]) -> Result<()> {
 /// `freqtrade download-data --trading-mode futures`; every row freqtrade stored must equal
 /// the exchange's.
 fn download(o: &Options) -> Result<()> {
-    let dir = root().join("target/clients");
-    std::fs::create_dir_all(&dir)?;
-    let python = python_env(
-        &dir.join("venv"),
-        "freqtrade, ccxt.pro",
-        &["freqtrade", "ccxt"],
-    )?;
-    let freqtrade = dir.join("venv/bin/freqtrade");
-    crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
-    let bin = root().join("target/release/candlecache");
+    let (dir, python, freqtrade, bin) = tools()?;
     let ex = FakeExchange::start();
     let work = dir.join("freqtrade-download-futures");
     let _ = std::fs::remove_dir_all(&work);
@@ -237,16 +228,7 @@ pub(crate) fn live(args: &[&str]) -> Result<()> {
 }
 
 fn run_live(o: &Options) -> Result<()> {
-    let dir = root().join("target/clients");
-    std::fs::create_dir_all(&dir)?;
-    let python = python_env(
-        &dir.join("venv"),
-        "freqtrade, ccxt.pro",
-        &["freqtrade", "ccxt"],
-    )?;
-    let freqtrade = dir.join("venv/bin/freqtrade");
-    crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
-    let bin = root().join("target/release/candlecache");
+    let (dir, python, freqtrade, bin) = tools()?;
     let ex = FakeExchange::start();
     let work = dir.join(match (o.ws, o.futures) {
         (true, _) => "freqtrade-live-ws",
@@ -370,6 +352,26 @@ impl Run {
             "outdated_history_after_first_minute": self.outdated,
         })
     }
+}
+
+/// The clients' directory, Python and freqtrade (installed from PyPI on first use) and the
+/// release binary, built.
+fn tools() -> Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
+    let dir = root().join("target/clients");
+    std::fs::create_dir_all(&dir)?;
+    let python = python_env(
+        &dir.join("venv"),
+        "freqtrade, ccxt.pro",
+        &["freqtrade", "ccxt"],
+    )?;
+    let freqtrade = dir.join("venv/bin/freqtrade");
+    crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
+    Ok((
+        dir,
+        python,
+        freqtrade,
+        root().join("target/release/candlecache"),
+    ))
 }
 
 /// freqtrade's names of the first `n` pairs of the fake exchange.

@@ -57,8 +57,40 @@ pub(crate) fn to_binance(e: Error) -> Error {
     }
 }
 
+/// `startTime`, `endTime` (inclusive) and `limit` (`default` when absent, at most `max`)
+/// as Binance checks them: a limit of 0 is -1130, a start after the end -1023.
+pub(crate) fn range(
+    p: &Params,
+    default: usize,
+    max: usize,
+) -> Result<(Option<i64>, Option<i64>, usize)> {
+    let start = number(p, "startTime")?;
+    let end = number(p, "endTime")?;
+    let limit = match number(p, "limit")? {
+        None => default,
+        Some(0) => {
+            return Err(binance(
+                StatusCode::BAD_REQUEST,
+                -1130,
+                "Invalid data sent for a parameter: 'limit' must be at least 1.",
+            ))
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(max),
+    };
+    if let (Some(s), Some(e)) = (start, end) {
+        if s > e {
+            return Err(binance(
+                StatusCode::BAD_REQUEST,
+                -1023,
+                "Start time is greater than end time.",
+            ));
+        }
+    }
+    Ok((start, end, limit))
+}
+
 /// An optional integer parameter in Binance's `^[0-9]{1,20}$`.
-pub(crate) fn number(p: &Params, name: &str) -> Result<Option<i64>> {
+fn number(p: &Params, name: &str) -> Result<Option<i64>> {
     match p.get(name) {
         None | Some("") => Ok(None),
         Some(v) if v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()) => v
@@ -107,34 +139,13 @@ impl App {
         } else {
             (PAGE, 8)
         };
-        let start = number(p, "startTime")?;
-        let end_incl = number(p, "endTime")?;
-        let limit = match number(p, "limit")? {
-            None => DEFAULT_LIMIT,
-            Some(0) => {
-                return Err(binance(
-                    StatusCode::BAD_REQUEST,
-                    -1130,
-                    "Invalid data sent for a parameter: 'limit' must be at least 1.",
-                ))
-            }
-            Some(n) => (n as usize).min(max_limit),
-        };
+        let (start, end_incl, limit) = range(p, DEFAULT_LIMIT, max_limit)?;
         if let Some(tz) = p.get("timeZone") {
             if !matches!(tz, "0" | "+0" | "-0" | "00:00" | "+00:00" | "-00:00" | "") {
                 return Err(binance(
                     StatusCode::BAD_REQUEST,
                     -1130,
                     "Data sent for parameter 'timeZone' is not valid: only UTC is served.",
-                ));
-            }
-        }
-        if let (Some(s), Some(e)) = (start, end_incl) {
-            if s > e {
-                return Err(binance(
-                    StatusCode::BAD_REQUEST,
-                    -1023,
-                    "Start time is greater than end time.",
                 ));
             }
         }

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::{Request, StatusCode};
+use hyper::Request;
 use market_cache::{funding_json, Kind, Symbol};
 use serde_json::{json, Value};
 
 use crate::app::{App, Reply};
-use crate::binance::{binance, illegal, number};
+use crate::binance::{illegal, range};
 use crate::query::Params;
 use crate::Result;
 
@@ -51,28 +51,7 @@ impl App {
             return Err(illegal("symbol", "^[A-Z0-9-_.]{1,20}$"));
         }
         let symbol = raw.parse::<Symbol>()?.with_kind(Kind::Futures);
-        let start = number(p, "startTime")?;
-        let end_incl = number(p, "endTime")?;
-        let limit = match number(p, "limit")? {
-            None => FUNDING_LIMIT.0,
-            Some(0) => {
-                return Err(binance(
-                    StatusCode::BAD_REQUEST,
-                    -1130,
-                    "Invalid data sent for a parameter: 'limit' must be at least 1.",
-                ))
-            }
-            Some(n) => (n as usize).min(FUNDING_LIMIT.1),
-        };
-        if let (Some(s), Some(e)) = (start, end_incl) {
-            if s > e {
-                return Err(binance(
-                    StatusCode::BAD_REQUEST,
-                    -1023,
-                    "Start time is greater than end time.",
-                ));
-            }
-        }
+        let (start, end_incl, limit) = range(p, FUNDING_LIMIT.0, FUNDING_LIMIT.1)?;
         let now = self.read.now();
         let end = end_incl.map_or(now + 1, |e| e.saturating_add(1));
         let key = format!("funding|{}|{start:?}|{end_incl:?}|{limit}", symbol.key());
