@@ -294,12 +294,12 @@ fn malformed_foreign_and_late_frames_are_counted_never_stored() {
     assert!(st["out_of_order"].as_u64().unwrap() >= 1, "{st}");
     let metrics = String::from_utf8(get(srv.addr, "/metrics").body).unwrap();
     assert!(
-        metrics.contains("candlecache_stream_bad_frames_total "),
+        metrics.contains("candlecache_stream_bad_frames_total{market=\"spot\"} "),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("candlecache_stream_last_event_age_seconds{stream=\"btcusdt@kline_1s\"}")
-    );
+    assert!(metrics.contains(
+        "candlecache_stream_last_event_age_seconds{market=\"spot\",stream=\"btcusdt@kline_1s\"}"
+    ));
     drop(srv);
     let (status, out, err) = run(&dir.path().join("c.db"), &["markets", "--json"]);
     assert!(status.success(), "{err}");

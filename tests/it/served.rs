@@ -710,6 +710,12 @@ fn futures_streams_are_relayed_on_market_ws_and_their_closes_stored_as_futures()
     let stats = get(srv.addr, "/api/performance/stats").json();
     assert!(stats["data"]["upstream"]["futures_streams"]["closed_stored"].as_u64() >= Some(1));
     assert_eq!(served(&srv)["streams"], 1);
+    let metrics = String::from_utf8(get(srv.addr, "/metrics").body).unwrap();
+    assert!(
+        metrics.contains("candlecache_stream_streams{market=\"futures\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("market=\"spot\""), "no spot streams here");
     // Nothing of it went to a spot series.
     let markets = get(srv.addr, "/api/crypto/markets").json();
     for m in markets["data"].as_array().unwrap() {

@@ -181,14 +181,23 @@ impl App {
             "/api/performance/optimize" => self.optimize().await,
             "/metrics" => Ok(Reply {
                 content_type: "text/plain; version=0.0.4",
-                body: Bytes::from(self.metrics.render(
-                    &self.cache,
-                    self.read.store().db(),
-                    &self.read.upstream().map(|u| u.stats()).unwrap_or_default(),
-                    (&self.read.stats(), self.read.stream_stats().as_ref()),
-                    &self.ws.stats(),
-                    &self.guard.report(),
-                )),
+                body: Bytes::from(
+                    self.metrics.render(
+                        &self.cache,
+                        self.read.store().db(),
+                        &self.read.upstream().map(|u| u.stats()).unwrap_or_default(),
+                        (
+                            &self.read.stats(),
+                            &self
+                                .stream_markets()
+                                .iter()
+                                .map(|(m, st)| (*m, st))
+                                .collect::<Vec<_>>(),
+                        ),
+                        &self.ws.stats(),
+                        &self.guard.report(),
+                    ),
+                ),
                 ..Reply::json(json!(null))
             }),
             "/healthz" => Ok(Reply::json(envelope(json!({"status": "ok"}), None))),
@@ -204,6 +213,17 @@ impl App {
                 ..Reply::json(json!(null))
             }),
         }
+    }
+
+    /// The upstream streams' figures by market, for `/metrics`.
+    fn stream_markets(&self) -> Vec<(&'static str, market_cache::stream::StreamStats)> {
+        [
+            ("spot", self.read.stream_stats()),
+            ("futures", self.read.futures_stream_stats()),
+        ]
+        .into_iter()
+        .filter_map(|(m, st)| Some((m, st?)))
+        .collect()
     }
 
     fn authorize<B>(&self, req: &Request<B>) -> Result<()> {

@@ -81,7 +81,7 @@ impl Metrics {
         upstream: &[conn_pool::HostStats],
         live: (
             &market_cache::read::ReadStats,
-            Option<&market_cache::stream::StreamStats>,
+            &[(&str, &market_cache::stream::StreamStats)],
         ),
         served: &crate::ws::WsStats,
         memory: &mem_guard::Report,
@@ -344,125 +344,143 @@ fn render_served(s: &mut String, w: &crate::ws::WsStats) {
     }
 }
 
-/// The live edge: REST refreshes, and the upstream streams when configured.
+/// The live edge: REST refreshes, and the upstream streams of each market (`market`
+/// label: spot, futures) when configured.
 fn render_live(
     s: &mut String,
     read: &market_cache::read::ReadStats,
-    streams: Option<&market_cache::stream::StreamStats>,
+    markets: &[(&str, &market_cache::stream::StreamStats)],
 ) {
-    let mut one = |name: &str, help: &str, kind: &str, v: f64| {
+    for (name, help, kind, v) in [
+        (
+            "edge_refreshes_total",
+            "Live-edge chunks re-read (over REST when there is an upstream).",
+            "counter",
+            read.edge_refreshes as f64,
+        ),
+        (
+            "edge_from_stream_total",
+            "Answers whose live edge came from the upstream stream.",
+            "counter",
+            read.edge_from_stream as f64,
+        ),
+    ] {
         let _ = writeln!(
             s,
             "# HELP candlecache_{name} {help}\n# TYPE candlecache_{name} {kind}\ncandlecache_{name} {v}"
         );
-    };
-    one(
-        "edge_refreshes_total",
-        "Live-edge chunks re-read (over REST when there is an upstream).",
-        "counter",
-        read.edge_refreshes as f64,
-    );
-    one(
-        "edge_from_stream_total",
-        "Answers whose live edge came from the upstream stream.",
-        "counter",
-        read.edge_from_stream as f64,
-    );
-    let Some(st) = streams else { return };
-    for (name, help, kind, v) in [
+    }
+    if markets.is_empty() {
+        return;
+    }
+    type Figure = fn(&market_cache::stream::StreamStats) -> f64;
+    let figures: [(&str, &str, &str, Figure); 13] = [
         (
             "stream_connections",
             "Upstream stream connections open.",
             "gauge",
-            st.connections as f64,
+            |st| st.connections as f64,
         ),
         (
             "stream_streams",
             "Upstream streams subscribed.",
             "gauge",
-            st.streams as f64,
+            |st| st.streams as f64,
         ),
         (
             "stream_live_streams",
             "Upstream streams trusted for the edge now.",
             "gauge",
-            st.live_streams as f64,
+            |st| st.live_streams as f64,
         ),
         (
             "stream_reconnects_total",
             "Upstream stream reconnects.",
             "counter",
-            st.reconnects as f64,
+            |st| st.reconnects as f64,
         ),
         (
             "stream_stalls_total",
             "Upstream stream connections replaced for silence.",
             "counter",
-            st.stalls as f64,
+            |st| st.stalls as f64,
         ),
         (
             "stream_connect_failures_total",
             "Failed upstream stream connection attempts.",
             "counter",
-            st.connect_failures as f64,
+            |st| st.connect_failures as f64,
         ),
         (
             "stream_events_total",
             "Kline events received from the upstream.",
             "counter",
-            st.events as f64,
+            |st| st.events as f64,
         ),
         (
             "stream_events_per_second",
             "Kline events a second over the last 10 s.",
             "gauge",
-            st.events_per_sec,
+            |st| st.events_per_sec,
         ),
         (
             "stream_closed_stored_total",
             "Closed candles stored from the stream.",
             "counter",
-            st.closed_stored as f64,
+            |st| st.closed_stored as f64,
         ),
         (
             "stream_bad_frames_total",
             "Upstream frames ignored as invalid.",
             "counter",
-            st.bad_frames as f64,
+            |st| st.bad_frames as f64,
         ),
         (
             "stream_unexpected_total",
             "Upstream events for streams not subscribed or contradicting theirs.",
             "counter",
-            st.unexpected as f64,
+            |st| st.unexpected as f64,
         ),
         (
             "stream_out_of_order_total",
             "Upstream events older than what the series had.",
             "counter",
-            st.out_of_order as f64,
+            |st| st.out_of_order as f64,
         ),
         (
             "stream_backfills_total",
             "REST backfills after a stream (re)subscription.",
             "counter",
-            st.backfills as f64,
+            |st| st.backfills as f64,
         ),
-    ] {
-        one(name, help, kind, v);
+    ];
+    for (name, help, kind, figure) in figures {
+        let _ = writeln!(
+            s,
+            "# HELP candlecache_{name} {help}\n# TYPE candlecache_{name} {kind}"
+        );
+        for (market, st) in markets {
+            let _ = writeln!(
+                s,
+                "candlecache_{name}{{market=\"{market}\"}} {}",
+                figure(st)
+            );
+        }
     }
     let _ = writeln!(
         s,
         "# HELP candlecache_stream_last_event_age_seconds Age of the last event per upstream stream.\n# TYPE candlecache_stream_last_event_age_seconds gauge"
     );
-    for p in &st.per_stream {
-        if let Some(age) = p.last_event_age_ms {
-            let _ = writeln!(
-                s,
-                "candlecache_stream_last_event_age_seconds{{stream=\"{}\"}} {}",
-                p.stream,
-                age as f64 / 1000.0
-            );
+    for (market, st) in markets {
+        for p in &st.per_stream {
+            if let Some(age) = p.last_event_age_ms {
+                let _ = writeln!(
+                    s,
+                    "candlecache_stream_last_event_age_seconds{{market=\"{market}\",stream=\"{}\"}} {}",
+                    p.stream,
+                    age as f64 / 1000.0
+                );
+            }
         }
     }
 }
