@@ -56,7 +56,7 @@ pub(crate) const DOCUMENT: &str = r##"{
       "responses": {"200": {"description": "Rows [openTime, open, high, low, close, volume, closeTime, quoteVolume, trades, takerBase, takerQuote, \"0\"]"},
         "400": {"description": "Binance error body {code, msg}"}, "502": {"description": "Upstream failed"}, "504": {"description": "Upstream timed out"}}}},
     "/api/v3/exchangeInfo": {"get": {"summary": "Passed through to the upstream and cached, or built from the stored symbols",
-      "parameters": [{"name": "symbol", "in": "query", "schema": {"type": "string"}}, {"name": "symbols", "in": "query", "schema": {"type": "string"}}],
+      "parameters": [{"name": "symbol", "in": "query", "schema": {"type": "string", "pattern": "^[A-Za-z0-9-_.]{1,20}$"}}, {"name": "symbols", "in": "query", "schema": {"type": "string", "description": "a JSON array of symbols", "pattern": "^\\[(\"[A-Za-z0-9-_.]{1,20}\"(,\"[A-Za-z0-9-_.]{1,20}\")*)?\\]$"}}],
       "responses": {"200": {"description": "Exchange information"}, "400": {"description": "Binance error body {code, msg}"}}}},
     "/api/v3/time": {"get": {"summary": "The server's clock", "responses": {"200": {"description": "{serverTime}"}}}},
     "/api/v3/ping": {"get": {"summary": "Connectivity", "responses": {"200": {"description": "{}"}}}},
