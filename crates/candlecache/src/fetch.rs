@@ -44,6 +44,9 @@ pub(crate) struct Args {
 pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
     let file = FileConfig::load(config)?;
     let symbol = args.symbol.clone().with_kind(args.market.kind()?);
+    if symbol.kind().is_futures() && args.timeframe == Timeframe::S1 {
+        bail!("--timeframe 1s: the futures market has no 1s candles (1m and up)");
+    }
     let Some(upstream) =
         file.upstream(args.upstream.as_deref(), args.upstream_futures.as_deref())?
     else {
