@@ -29,6 +29,12 @@ fn import_markets_export_round_trip_through_the_cli() {
     assert!(st.success(), "{err}");
     assert!(out.contains("XRPETH 1m: read 2469, inserted 2469"), "{out}");
     assert!(out.contains("XRPUSDT 1h: read 100, inserted 100"), "{out}");
+    // A freqtrade funding-rate file holds no candles: refused by name, nothing written.
+    let funding = dir.path().join("XRP_USDT_USDT-8h-funding_rate.json");
+    std::fs::copy(&json, &funding).unwrap();
+    let (st, _, err) = run(&db, &["import", funding.to_str().unwrap()]);
+    assert!(!st.success());
+    assert!(err.contains("funding rates, not candles"), "{err}");
     let (st, out, _) = run(&db, &["import", one.to_str().unwrap()]);
     assert!(st.success());
     assert!(
@@ -42,6 +48,11 @@ fn import_markets_export_round_trip_through_the_cli() {
     assert_eq!(markets.as_array().unwrap().len(), 2);
     assert_eq!(markets[0]["symbol"], "XRPETH");
     assert_eq!(markets[0]["count"], 2469);
+    // freqtrade's `-futures` file is futures candles.
+    assert_eq!(
+        (&markets[1]["symbol"], &markets[1]["kind"]),
+        (&"XRPUSDT".into(), &"futures".into())
+    );
 
     let out_csv = dir.path().join("x.csv");
     let (st, _, err) = run(

@@ -14,19 +14,30 @@ use query_opt::{Db, DbConfig};
 /// trade|mark`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct MarketArgs {
-    /// The market: spot, or futures (Binance USD-M, `/fapi/v1`).
-    #[arg(long, default_value = "spot", value_parser = ["spot", "futures"])]
-    market: String,
-    /// The price: trade, or mark (futures only: Binance's mark-price klines).
-    #[arg(long, default_value = "trade", value_parser = ["trade", "mark"])]
-    price: String,
+    /// The market: spot (the default), or futures (Binance USD-M, `/fapi/v1`). `import`
+    /// takes freqtrade's `-futures` and `-mark` file names as saying it.
+    #[arg(long, value_parser = ["spot", "futures"])]
+    market: Option<String>,
+    /// The price: trade (the default), or mark (futures only: Binance's mark-price klines).
+    #[arg(long, value_parser = ["trade", "mark"])]
+    price: Option<String>,
 }
 
 impl MarketArgs {
-    /// The kind of series named, or a message saying why none is.
+    /// The kind of series named (spot trades unless said), or a message saying why none is.
     pub(crate) fn kind(&self) -> Result<Kind> {
-        Kind::of(&self.market, &self.price)
+        let market = self.market.as_deref().unwrap_or("spot");
+        let price = self.price.as_deref().unwrap_or("trade");
+        Kind::of(market, price)
             .ok_or_else(|| anyhow::anyhow!("--price mark exists only with --market futures"))
+    }
+
+    /// The kind, if `--market` or `--price` was given.
+    pub(crate) fn given(&self) -> Result<Option<Kind>> {
+        if self.market.is_none() && self.price.is_none() {
+            return Ok(None);
+        }
+        self.kind().map(Some)
     }
 }
 
@@ -160,7 +171,7 @@ pub(crate) fn import(db: &Path, config: Option<&Path>, args: &ImportArgs) -> Res
         let opts = ImportOptions {
             symbol: args.symbol.clone(),
             timeframe: args.timeframe,
-            kind: args.market.kind()?,
+            kind: args.market.given()?,
             exchange: args.exchange.clone(),
             on_invalid: if args.on_invalid == "skip" { OnInvalid::Skip } else { OnInvalid::Fail },
             batch_rows: args.batch_rows as usize,

@@ -35,8 +35,9 @@ pub struct ImportOptions {
     pub symbol: Option<Symbol>,
     /// The timeframe, if not taken from the file name.
     pub timeframe: Option<Timeframe>,
-    /// What the candles are (spot, futures, mark price): file names do not say it.
-    pub kind: Kind,
+    /// What the candles are (spot, futures, mark price); `None` takes it from freqtrade's
+    /// file names (`-futures`, `-mark`), else spot.
+    pub kind: Option<Kind>,
     /// The exchange recorded for a new symbol.
     pub exchange: String,
     /// What to do with invalid rows.
@@ -50,7 +51,7 @@ impl Default for ImportOptions {
         Self {
             symbol: None,
             timeframe: None,
-            kind: Kind::Spot,
+            kind: None,
             exchange: "binance".into(),
             on_invalid: OnInvalid::Fail,
             batch_rows: 50_000,
@@ -172,8 +173,19 @@ async fn import_source<S: CandleStore>(
         .ok_or_else(|| Error::Unnamed {
             file: source.name.clone(),
             what: "symbol",
-        })?
-        .with_kind(opts.kind);
+        })?;
+    let kind = match (opts.kind, parse::name_kind(&source.name)) {
+        (_, parse::NamedAs::FundingRates) => {
+            return Err(Error::Malformed {
+                file: source.name.clone(),
+                location: "name".into(),
+                reason: "a freqtrade funding_rate file holds funding rates, not candles; serve --upstream fetches funding from /fapi/v1/fundingRate".into(),
+            })
+        }
+        (Some(k), _) | (None, parse::NamedAs::Kind(k)) => k,
+        (None, parse::NamedAs::Unsaid) => Kind::Spot,
+    };
+    let symbol = symbol.with_kind(kind);
     let tf = opts.timeframe.or(name_tf).ok_or_else(|| Error::Unnamed {
         file: source.name.clone(),
         what: "timeframe",

@@ -133,7 +133,13 @@ async fn freqtrade_json_reads_back_to_the_same_floats() {
     )
     .unwrap();
     let batch = s
-        .read_batch(&sym("XRPUSDT"), Timeframe::H1, 0, i64::MAX)
+        // freqtrade's `-futures` name makes them futures candles.
+        .read_batch(
+            &sym("XRPUSDT").with_kind(market_cache::Kind::Futures),
+            Timeframe::H1,
+            0,
+            i64::MAX,
+        )
         .await
         .unwrap();
     assert_eq!(batch.num_rows(), 100);

@@ -15,7 +15,7 @@ use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::time::{epoch_to_ms, parse_time, DAY_MS};
-use crate::{Candle, Decimal, Error, Result, Symbol, Timeframe};
+use crate::{Candle, Decimal, Error, Kind, Result, Symbol, Timeframe};
 
 /// Decimal places kept from float sources (freqtrade JSON, float Parquet columns).
 const FLOAT_SCALE: u8 = 8;
@@ -190,6 +190,27 @@ fn detect(head: &[u8], name: &str) -> Result<Format> {
         Ok(Format::BinanceCsv)
     } else {
         Ok(Format::HeaderCsv)
+    }
+}
+
+/// What a file name says its rows are: freqtrade names its futures data
+/// `PAIR-TF-futures.json` and `PAIR-TF-mark.json`, and keeps funding rates (no candles) in
+/// `PAIR-TF-funding_rate.json`; anything else says nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NamedAs {
+    Unsaid,
+    Kind(Kind),
+    FundingRates,
+}
+
+pub(crate) fn name_kind(name: &str) -> NamedAs {
+    let base = name.rsplit(['/', '\\', '!']).next().unwrap_or(name);
+    let stem = base.split('.').next().unwrap_or(base);
+    match stem.split('-').nth(2) {
+        Some("futures") => NamedAs::Kind(Kind::Futures),
+        Some("mark") => NamedAs::Kind(Kind::Mark),
+        Some("funding_rate") => NamedAs::FundingRates,
+        _ => NamedAs::Unsaid,
     }
 }
 
@@ -666,6 +687,30 @@ fn arrow_time(a: &dyn Array, r: usize) -> std::result::Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn freqtrade_names_say_the_kind() {
+        assert_eq!(
+            name_kind("d/XRP_USDT_USDT-1h-futures.json"),
+            NamedAs::Kind(Kind::Futures)
+        );
+        assert_eq!(
+            name_kind("XRP_USDT_USDT-8h-mark.feather"),
+            NamedAs::Kind(Kind::Mark)
+        );
+        assert_eq!(
+            name_kind("XRP_USDT_USDT-1h-funding_rate.json"),
+            NamedAs::FundingRates
+        );
+        for unsaid in [
+            "BTCUSDT-1m-2024-01.csv",
+            "XRP_USDT-1h.json",
+            "XRPETH-5m.csv",
+            "x.zip!BTCUSDT-1h-2024-01.csv",
+        ] {
+            assert_eq!(name_kind(unsaid), NamedAs::Unsaid, "{unsaid}");
+        }
+    }
 
     #[test]
     fn names_give_symbol_and_timeframe() {
