@@ -8,6 +8,7 @@ mod hostile;
 mod http;
 mod live;
 mod memory;
+mod objects;
 mod reliability;
 mod served;
 mod storage;

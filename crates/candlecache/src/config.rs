@@ -24,6 +24,9 @@ pub(crate) struct FileConfig {
     /// `[memory]`: limit_mb, warning, critical, reclaim_to, leak_mb_per_min, leak_min_r2,
     /// leak_min_minutes, sample_interval_ms, history_minutes.
     pub(crate) memory: mem_guard::Config,
+    /// `[object_store]`: url (`s3://bucket/prefix` or `file:///path`), endpoint, region,
+    /// allow_http, partition, access_key_id, secret_access_key.
+    pub(crate) object_store: market_cache::objects::ObjectConfig,
 }
 
 /// `[upstream]`: where missing candles are fetched from.
@@ -227,6 +230,22 @@ impl FileConfig {
         Ok(live)
     }
 
+    /// The object store named by `flag` (which wins) or the file's `[object_store] url`,
+    /// with the file's other keys; `None` without either.
+    pub(crate) fn objects(
+        &self,
+        flag: Option<&str>,
+    ) -> Result<Option<market_cache::objects::Objects>> {
+        let mut config = self.object_store.clone();
+        if let Some(url) = flag {
+            config.url = Some(url.to_owned());
+        }
+        if config.url.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(market_cache::objects::Objects::open(&config)?))
+    }
+
     /// The database configuration for the file at `db`.
     pub(crate) fn db(&self, db: &Path) -> query_opt::DbConfig {
         let mut c = query_opt::DbConfig::new(db);
@@ -297,6 +316,7 @@ mod tests {
         "upstream.client",
         "upstream.stream",
         "memory",
+        "object_store",
         "elsewhere",
     ];
 

@@ -39,6 +39,11 @@ pub(crate) struct Args {
     /// `https://fapi.binance.com` for Binance's hosts, else the upstream itself).
     #[arg(long, env = "CANDLECACHE_UPSTREAM_FUTURES")]
     upstream_futures: Option<String>,
+    /// Shared history on an object store (`s3://bucket/prefix` or `file:///path`; also
+    /// `[object_store] url`): closed months already there are read from it instead of the
+    /// exchange, and months fetched from the exchange are published there.
+    #[arg(long, env = "CANDLECACHE_OBJECT_STORE", value_name = "URL")]
+    object_store: Option<String>,
 }
 
 pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
@@ -75,6 +80,21 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             bar.set_message(format!("{} pages, {} candles", p.pages, p.fetched));
         };
         let t = Instant::now();
+        let objects = file.objects(args.object_store.as_deref())?;
+        let mut from_months = market_cache::upstream::FillReport::default();
+        if let Some(obj) = &objects {
+            bar.set_message("closed months from the object store");
+            from_months = obj.fill(
+                &store,
+                upstream.exchange(),
+                &symbol,
+                args.timeframe,
+                (args.start, end),
+                Some(&upstream),
+                &now,
+            )
+            .await?;
+        }
         let report = upstream
             .fill(
                 &store,
@@ -86,7 +106,10 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             )
             .await;
         bar.finish_and_clear();
-        let report = report?;
+        let mut report = report?;
+        report.pages += from_months.pages;
+        report.fetched += from_months.fetched;
+        report.inserted += from_months.inserted;
         println!(
             "{} {} {} .. {}: fetched {} candles in {} pages ({} new), {} already covered, {} still forming (not stored), {:.1} s",
             args.symbol,
@@ -100,6 +123,13 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             report.forming.len(),
             t.elapsed().as_secs_f64()
         );
+        if let Some(obj) = &objects {
+            let st = obj.stats();
+            println!(
+                "object store {}: {} months read, {} published, {} already there",
+                st.url, st.months_read, st.months_written, st.months_existing
+            );
+        }
         Ok(())
     })
 }

@@ -6,6 +6,7 @@ mod fetch;
 mod samples;
 mod serve;
 mod store_cmds;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,10 @@ enum Command {
     Fetch(fetch::Args),
     /// Lists what the database holds: symbols, timeframes, ranges and counts.
     Markets(store_cmds::MarketsArgs),
+    /// Publishes the complete closed months the database holds to the shared object store
+    /// (`--object-store` / `[object_store] url`) as hive-partitioned Parquet, each created
+    /// only if absent, so instances and DuckDB, DataFusion, Spark or Trino share them.
+    Sync(sync::Args),
     /// Serves candles over HTTP (JSON, CSV, Arrow) from the cache and the database.
     /// Prints `listening on http://ADDR` once it accepts connections.
     Serve(serve::Args),
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         Command::Export(args) => store_cmds::export(&cli.db, cli.config.as_deref(), &args),
         Command::Fetch(args) => fetch::run(&cli.db, cli.config.as_deref(), &args),
         Command::Markets(args) => store_cmds::markets(&cli.db, cli.config.as_deref(), &args),
+        Command::Sync(args) => sync::run(&cli.db, cli.config.as_deref(), &args),
         Command::Serve(args) => serve::run(&cli.db, cli.config.as_deref(), &args),
     };
     match result {

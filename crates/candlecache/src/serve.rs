@@ -45,6 +45,12 @@ pub(crate) struct Args {
     /// for other upstreams: `ws://A:8080/market` chains another candlecache), or `off`.
     #[arg(long, env = "CANDLECACHE_UPSTREAM_FUTURES_WS", value_name = "URL|off")]
     upstream_futures_ws: Option<String>,
+    /// Shared history on an object store (`s3://bucket/prefix` or `file:///path`; also
+    /// `[object_store] url`): closed months the database lacks are read from it before the
+    /// upstream is asked, and months fetched from the upstream are published there for
+    /// other instances.
+    #[arg(long, env = "CANDLECACHE_OBJECT_STORE", value_name = "URL")]
+    object_store: Option<String>,
     /// The upstream's WebSocket market streams, which keep the latest candles as fresh
     /// as the exchange's (`wss://stream.binance.com:9443` by default for Binance's
     /// hosts; none for other upstreams), or `off` to refresh the edge over REST only.
@@ -112,6 +118,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
                 live.refresh.as_millis()
             );
         }
+        let objects = file.objects(args.object_store.as_deref())?;
         let db = store.db().clone();
         let read = ReadPath::with_live(
             store,
@@ -120,6 +127,10 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             upstream,
             live,
         )?;
+        if let Some(objects) = objects {
+            eprintln!("candlecache: closed months shared through {}", objects.stats().url);
+            read.set_objects(objects);
+        }
         let mut memory = file.memory.clone();
         if let Some(mb) = args.memory_limit_mb {
             memory.limit_mb = mb;

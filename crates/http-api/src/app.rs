@@ -447,6 +447,7 @@ impl App {
                 "edge_from_stream": read_stats.edge_from_stream,
                 "streams": self.read.stream_stats(),
                 "futures_streams": self.read.futures_stream_stats(),
+                "objects": self.read.objects().map(market_cache::objects::Objects::stats),
             })),
             "served_streams": self.ws.stats(),
             "queries": {"patterns": db.log().patterns(), "slow": db.log().slow()},

@@ -33,6 +33,7 @@ mod error;
 pub mod export;
 mod funding;
 pub mod import;
+pub mod objects;
 pub mod read;
 mod resample;
 mod store;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cache_core::{ns, Cache, NamespaceCache};
 use serde::Serialize;
 
+use crate::objects::Objects;
 use crate::resample::{fill_previous, gaps, resample};
 use crate::store::CandleStore;
 use crate::stream::{StreamConfig, StreamStats, Streams, Watch};
@@ -176,6 +177,8 @@ struct Inner<S> {
     live: LiveConfig,
     streams: Option<Streams<S>>,
     futures_streams: Option<Streams<S>>,
+    /// The shared object store of closed months, between the store and the upstream.
+    objects: std::sync::OnceLock<Objects>,
 }
 
 /// How long a chunk that holds the still-forming candle may be served from memory when
@@ -279,8 +282,21 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 live,
                 streams,
                 futures_streams,
+                objects: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Puts the object-store tier between the store and the upstream: closed months the
+    /// store lacks are read from it, and months fetched from the upstream are published to
+    /// it. Set once; later calls are ignored.
+    pub fn set_objects(&self, objects: Objects) {
+        let _ = self.inner.objects.set(objects);
+    }
+
+    /// The object-store tier, if one is set.
+    pub fn objects(&self) -> Option<&Objects> {
+        self.inner.objects.get()
     }
 
     /// Returns the store.
@@ -711,6 +727,23 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             counters.chunk_loads.fetch_add(1, Ordering::Relaxed);
             if is_edge {
                 counters.edge_refreshes.fetch_add(1, Ordering::Relaxed);
+            }
+            if let (Some(obj), true) = (self.inner.objects.get(), backfill) {
+                let exchange = self
+                    .inner
+                    .upstream
+                    .as_ref()
+                    .map_or("binance", Upstream::exchange);
+                obj.fill(
+                    store,
+                    exchange,
+                    symbol,
+                    tf,
+                    (start, end),
+                    self.inner.upstream.as_ref(),
+                    &self.inner.now,
+                )
+                .await?;
             }
             let forming = match &self.inner.upstream {
                 Some(up) if backfill => {

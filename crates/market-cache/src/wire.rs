@@ -19,6 +19,22 @@ pub fn arrow_ipc(candles: &[Candle]) -> Result<Vec<u8>> {
         what: "arrow",
         message: e.to_string(),
     };
+    let batch = candles_batch(candles)?;
+    let mut out = Vec::new();
+    {
+        let mut w = StreamWriter::try_new(&mut out, &parquet_schema()).map_err(err)?;
+        w.write(&batch).map_err(err)?;
+        w.finish().map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// Candles as one batch of [`parquet_schema`].
+pub(crate) fn candles_batch(candles: &[Candle]) -> Result<RecordBatch> {
+    let err = |e: arrow_schema::ArrowError| Error::Encode {
+        what: "arrow",
+        message: e.to_string(),
+    };
     let f = |get: &dyn Fn(&Candle) -> Option<Decimal>| -> ArrayRef {
         let mut b = Float64Builder::with_capacity(candles.len());
         for c in candles {
@@ -45,12 +61,5 @@ pub fn arrow_ipc(candles: &[Candle]) -> Result<Vec<u8>> {
         f(&|c| c.taker_base),
         f(&|c| c.taker_quote),
     ];
-    let batch = RecordBatch::try_new(parquet_schema(), columns).map_err(err)?;
-    let mut out = Vec::new();
-    {
-        let mut w = StreamWriter::try_new(&mut out, &parquet_schema()).map_err(err)?;
-        w.write(&batch).map_err(err)?;
-        w.finish().map_err(err)?;
-    }
-    Ok(out)
+    RecordBatch::try_new(parquet_schema(), columns).map_err(err)
 }

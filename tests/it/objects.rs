@@ -1,0 +1,203 @@
+//! Shared history on an object store (`file://` here): instances with their own databases
+//! and one object store ask the exchange once for a closed month; racing instances leave
+//! one object; a fresh instance serves from the objects; a damaged object is not served.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::fake_exchange::{FakeExchange, SYMBOL};
+use crate::http::{get, spawn};
+use crate::upstream::{expected_csv, exported};
+use crate::{binary, run};
+
+const HOUR: i64 = 3_600_000;
+
+/// Epoch ms of a `YYYY-MM-01` date (the months used here).
+fn ms(date: &str) -> i64 {
+    let (y, m) = (
+        date[..4].parse::<i64>().unwrap(),
+        date[5..7].parse::<i64>().unwrap(),
+    );
+    // Days from 1970-01-01 to the first of the month (civil-from-days inverse).
+    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe - 719_468) * 86_400_000
+}
+
+fn fetch_args<'a>(url: &'a str, objects: &'a str, start: &'a str, end: &'a str) -> Vec<&'a str> {
+    vec![
+        "fetch",
+        "--symbol",
+        SYMBOL,
+        "--timeframe",
+        "1h",
+        "--start",
+        start,
+        "--end",
+        end,
+        "--upstream",
+        url,
+        "--object-store",
+        objects,
+    ]
+}
+
+fn objects_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn instances_share_closed_months_through_the_object_store() {
+    let ex = FakeExchange::start();
+    let url = ex.url();
+    let shared = tempfile::tempdir().unwrap();
+    let objects = format!("file://{}", shared.path().display());
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let db = |i: usize| dirs[i].path().join("c.db");
+    let (feb, apr) = (ms("2024-02-01"), ms("2024-04-01"));
+    let (s, e) = (feb.to_string(), apr.to_string());
+
+    // The first instance fetches two closed months from the exchange and publishes them.
+    let (st, out, err) = run(&db(0), &fetch_args(&url, &objects, &s, &e));
+    assert!(st.success(), "{out}{err}");
+    let asked = ex.klines_seen().len();
+    assert!(asked >= 2, "{asked}");
+    assert!(out.contains("2 published"), "{out}");
+    assert_eq!(
+        objects_under(shared.path()),
+        [
+            "exchange=127.0.0.1/symbol=BTCUSDT/timeframe=1h/year=2024/month=02/BTCUSDT-1h-2024-02.parquet",
+            "exchange=127.0.0.1/symbol=BTCUSDT/timeframe=1h/year=2024/month=03/BTCUSDT-1h-2024-03.parquet",
+        ]
+    );
+    // The second reads them: no exchange request, the same candles, the exchange's.
+    let (st, out, err) = run(&db(1), &fetch_args(&url, &objects, &s, &e));
+    assert!(st.success(), "{out}{err}");
+    assert!(out.contains("2 months read"), "{out}");
+    assert_eq!(
+        ex.klines_seen().len(),
+        asked,
+        "the exchange was asked again"
+    );
+    let want = expected_csv(HOUR, feb, apr);
+    assert_eq!(exported(&db(0), "1h", feb, apr), want);
+    assert_eq!(exported(&db(1), "1h", feb, apr), want);
+
+    // Two instances racing on a new month leave one object, and both have the month.
+    let (may, jun) = (ms("2024-05-01"), ms("2024-06-01"));
+    let (s2, e2) = (ms("2024-04-01").to_string(), may.to_string());
+    let racers: Vec<_> = [db(0), db(1)]
+        .iter()
+        .map(|d| {
+            Command::new(binary())
+                .arg("--db")
+                .arg(d)
+                .args(fetch_args(&url, &objects, &s2, &e2))
+                .output()
+                .unwrap()
+        })
+        .collect();
+    for r in &racers {
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let april: Vec<_> = objects_under(shared.path())
+        .into_iter()
+        .filter(|p| p.contains("month=04"))
+        .collect();
+    assert_eq!(april.len(), 1, "{april:?}");
+    let want_apr = expected_csv(HOUR, ms("2024-04-01"), may);
+    assert_eq!(exported(&db(0), "1h", ms("2024-04-01"), may), want_apr);
+    assert_eq!(exported(&db(1), "1h", ms("2024-04-01"), may), want_apr);
+
+    // A damaged object is refused, and the exchange answers instead.
+    let may_path = shared.path().join(
+        "exchange=127.0.0.1/symbol=BTCUSDT/timeframe=1h/year=2024/month=05/BTCUSDT-1h-2024-05.parquet",
+    );
+    std::fs::create_dir_all(may_path.parent().unwrap()).unwrap();
+    std::fs::write(&may_path, b"PAR1 not really parquet").unwrap();
+
+    // A fresh instance serving with the object store answers the shared months without
+    // the exchange, and May (damaged object) from the exchange, correctly.
+    let srv = spawn(
+        &db(2),
+        &[
+            "serve",
+            "--upstream",
+            &url,
+            "--upstream-ws",
+            "off",
+            "--object-store",
+            &objects,
+        ],
+    );
+    let before = ex.klines_seen().len();
+    let rows = |from: i64, to: i64| -> Vec<Value> {
+        let v = get(
+            srv.addr,
+            &format!(
+                "/api/v3/klines?symbol={SYMBOL}&interval=1h&startTime={from}&endTime={}&limit=1000",
+                to - 1
+            ),
+        )
+        .json();
+        v.as_array().unwrap().clone()
+    };
+    // One read-path chunk (1000 candles on the epoch grid), inside the shared March and
+    // April: a chunk is loaded whole, and a month it touches that nobody published would
+    // be fetched from the exchange.
+    let (c0, c1) = (475 * 1000 * HOUR, 476 * 1000 * HOUR);
+    assert!(c0 >= ms("2024-03-01") && c1 <= may);
+    let got = rows(c0, c1);
+    let want_chunk = expected_csv(HOUR, c0, c1);
+    assert_eq!(got.len(), want_chunk.len());
+    for (g, w) in got.iter().zip(&want_chunk) {
+        let fields: Vec<String> = g
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect();
+        assert_eq!(fields.join(","), *w);
+    }
+    assert_eq!(
+        ex.klines_seen().len(),
+        before,
+        "shared months came from the objects"
+    );
+    let got_may = rows(may, jun);
+    assert_eq!(got_may.len(), expected_csv(HOUR, may, jun).len());
+    assert!(
+        ex.klines_seen().len() > before,
+        "May came from the exchange"
+    );
+    let stats = get(srv.addr, "/api/performance/stats").json();
+    let o = &stats["data"]["upstream"]["objects"];
+    assert!(o["months_read"].as_u64() >= Some(1), "{o}");
+    assert_eq!(o["rejected"], 1, "{o}");
+    drop(srv);
+
+    // sync: what is there is not written again; imported files are not known complete.
+    let (st, out, err) = run(&db(0), &["sync", "--object-store", &objects]);
+    assert!(st.success(), "{err}");
+    assert!(out.contains("0 published"), "{out}");
+    let (st, _, err) = run(&db(0), &["sync", "--object-store", "ftp://nowhere"]);
+    assert!(!st.success());
+    assert!(err.contains("s3:// or file://"), "{err}");
+}
