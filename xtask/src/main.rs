@@ -15,6 +15,7 @@ mod fake_exchange;
 mod freqtrade;
 mod gen;
 mod layers;
+mod objects;
 mod soak;
 
 use std::process::Command;
@@ -61,6 +62,9 @@ tasks:
                           candlecache's /fapi/v1 with the fake exchange upstream: markets,
                           paged 1h klines, mark-price klines and funding history equal to
                           the same calls against the exchange
+  check-object-store      three instances and DuckDB (httpfs) on a moto S3 server on loopback
+                          (from PyPI, into target/clients): exchange requests of one vs
+                          three instances, a fresh instance's cold month vs DuckDB's read
   check-freqtrade-live [--ws] [--bots 3] [--pairs 8] [--minutes 4]
                           freqtrade dry-run bots (from PyPI) through candlecache with the fake
                           exchange upstream, one bot then the fleet: every candle the
@@ -115,6 +119,7 @@ fn run() -> Result<()> {
         ["check-ccxt"] => clients::ccxt(),
         ["check-ccxt-pro"] => clients::ccxt_pro(),
         ["check-ccxt-usdm"] => clients::ccxt_usdm(),
+        ["check-object-store"] => objects::check(),
         ["check-freqtrade-live", rest @ ..] => freqtrade::live(rest),
         ["check-freqtrade", rest @ ..] => freqtrade::check(rest),
         ["check-dashboard"] => clients::dashboard(),
