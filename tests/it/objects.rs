@@ -201,3 +201,55 @@ fn instances_share_closed_months_through_the_object_store() {
     assert!(!st.success());
     assert!(err.contains("s3:// or file://"), "{err}");
 }
+
+#[test]
+fn an_unreachable_object_store_costs_seconds_and_the_exchange_answers() {
+    let ex = FakeExchange::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    // Nothing listens on port 1: every request to the store is refused.
+    std::fs::write(
+        &cfg,
+        "[object_store]\nurl = \"s3://bucket/prefix\"\nendpoint = \"http://127.0.0.1:1\"\nallow_http = true\naccess_key_id = \"k\"\nsecret_access_key = \"do-not-print-me\"\n",
+    )
+    .unwrap();
+    let srv = spawn(
+        &dir.path().join("c.db"),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "serve",
+            "--upstream",
+            &ex.url(),
+            "--upstream-ws",
+            "off",
+        ],
+    );
+    let a = ms("2024-03-01");
+    let b = a + 48 * HOUR;
+    let t = std::time::Instant::now();
+    let r = get(
+        srv.addr,
+        &format!(
+            "/api/v3/klines?symbol={SYMBOL}&interval=1h&startTime={a}&endTime={}",
+            b - 1
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json().as_array().unwrap().len(),
+        expected_csv(HOUR, a, b).len()
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        t.elapsed()
+    );
+    let stats = get(srv.addr, "/api/performance/stats").json();
+    let o = &stats["data"]["upstream"]["objects"];
+    assert!(o["errors"].as_u64() >= Some(1), "{o}");
+    assert!(
+        !stats.to_string().contains("do-not-print-me"),
+        "the secret is never shown"
+    );
+}

@@ -155,7 +155,19 @@ impl Objects {
                 .with_region(config.region.as_deref().unwrap_or("us-east-1"))
                 .with_allow_http(config.allow_http)
                 // Create-only puts with If-None-Match, as S3, R2 and MinIO support.
-                .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
+                .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
+                // An unreachable or failing store must cost a request seconds, not the
+                // crate's default of minutes of retries: the exchange answers instead.
+                .with_client_options(
+                    object_store::ClientOptions::new()
+                        .with_connect_timeout(std::time::Duration::from_secs(3))
+                        .with_timeout(std::time::Duration::from_secs(30)),
+                )
+                .with_retry(object_store::RetryConfig {
+                    max_retries: 2,
+                    retry_timeout: std::time::Duration::from_secs(10),
+                    ..Default::default()
+                });
             if let Some(e) = &config.endpoint {
                 b = b.with_endpoint(e);
             }
