@@ -253,3 +253,60 @@ fn an_unreachable_object_store_costs_seconds_and_the_exchange_answers() {
         "the secret is never shown"
     );
 }
+
+#[test]
+fn concurrent_requests_in_one_missing_month_fetch_it_once() {
+    let ex = FakeExchange::start();
+    let shared = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let objects = format!("file://{}", shared.path().display());
+    let srv = spawn(
+        &dir.path().join("c.db"),
+        &[
+            "serve",
+            "--upstream",
+            &ex.url(),
+            "--upstream-ws",
+            "off",
+            "--object-store",
+            &objects,
+        ],
+    );
+    let addr = srv.addr;
+    // Eight 1m chunks (1000 candles on the epoch grid) inside March 2024, asked at once.
+    let first = ms("2024-03-01").div_euclid(1000 * 60_000) + 1;
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let t = (first + i) * 1000 * 60_000;
+                get(
+                    addr,
+                    &format!("/api/v3/klines?symbol={SYMBOL}&interval=1m&startTime={t}&limit=1000"),
+                )
+                .status
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    let starts: Vec<String> = ex
+        .klines_seen()
+        .iter()
+        .map(|s| s.query["startTime"].clone())
+        .collect();
+    let mut unique = starts.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        starts.len(),
+        "a page was asked twice: {starts:?}"
+    );
+    // March was published once, whole.
+    let march: Vec<_> = objects_under(shared.path())
+        .into_iter()
+        .filter(|p| p.contains("timeframe=1m/year=2024/month=03"))
+        .collect();
+    assert_eq!(march.len(), 1, "{march:?}");
+}

@@ -104,6 +104,9 @@ pub struct Objects {
     store: Arc<dyn ObjectStore>,
     url: Arc<str>,
     counters: Arc<Counters>,
+    /// One filler per month at a time: concurrent requests touching a month the store lacks
+    /// read (or fetch) it once. One small entry per month ever filled.
+    filling: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl std::fmt::Debug for Objects {
@@ -192,6 +195,7 @@ impl Objects {
             store,
             url: url.into(),
             counters: Arc::default(),
+            filling: Arc::default(),
         })
     }
 
@@ -245,6 +249,16 @@ impl Objects {
             if next > closed {
                 break;
             }
+            let key = month_path(exchange, symbol, tf, month).to_string();
+            let turn = self
+                .filling
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(key)
+                .or_default()
+                .clone();
+            let _turn = turn.lock().await;
+            // Looked at after waiting: whoever went first may have filled it.
             if !store.missing(symbol, tf, month, next).await?.is_empty() {
                 let meta = MarketMeta::new(symbol.clone(), exchange);
                 match self.get_month(exchange, symbol, tf, month).await {
