@@ -183,16 +183,7 @@ pub(crate) fn check() -> Result<()> {
         .map(|v| v["data"]["upstream"]["objects"].clone())
         .unwrap_or(Value::Null);
     drop(server);
-    let ours: Vec<Vec<f64>> = answer["data"]["rows"]
-        .as_array()
-        .context("no rows in the answer")?
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .map(|a| a.iter().filter_map(Value::as_f64).collect())
-                .unwrap_or_default()
-        })
-        .collect();
+    let ours = float_rows(&answer["data"]["rows"]).context("no rows in the answer")?;
 
     let out = Command::new(&python)
         .arg(root().join("xtask/scripts/duckdb_objects.py"))
@@ -209,16 +200,7 @@ pub(crate) fn check() -> Result<()> {
         bail!("DuckDB failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let duck: Value = serde_json::from_slice(&out.stdout)?;
-    let theirs: Vec<Vec<f64>> = duck["rows"]
-        .as_array()
-        .context("DuckDB gave no rows")?
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .map(|a| a.iter().filter_map(Value::as_f64).collect())
-                .unwrap_or_default()
-        })
-        .collect();
+    let theirs = float_rows(&duck["rows"]).context("DuckDB gave no rows")?;
     let duck_s = duck["seconds"].as_f64().unwrap_or(f64::NAN);
 
     let mut problems = Vec::new();
@@ -264,6 +246,20 @@ pub(crate) fn check() -> Result<()> {
         duck_s / cold
     );
     Ok(())
+}
+
+/// JSON rows of numbers as floats; `None` if `v` is not an array.
+fn float_rows(v: &Value) -> Option<Vec<Vec<f64>>> {
+    Some(
+        v.as_array()?
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                    .unwrap_or_default()
+            })
+            .collect(),
+    )
 }
 
 /// Days from the listing (2024-01-01) to a 2024 date `YYYY-MM-DD`.
