@@ -63,6 +63,34 @@ fn objects_under(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
+/// Asserts two lists of candle lines are equal, showing the first difference only.
+fn same(got: &[String], want: &[String], what: &str) {
+    if let Some(i) = (0..got.len().max(want.len())).find(|i| got.get(*i) != want.get(*i)) {
+        panic!(
+            "{what}: {} lines, {} expected; first difference at {i}: {:?} vs {:?}",
+            got.len(),
+            want.len(),
+            got.get(i),
+            want.get(i)
+        );
+    }
+}
+
+/// Binance klines rows as the exchange's CSV lines.
+fn as_csv(rows: &[Value]) -> Vec<String> {
+    rows.iter()
+        .map(|g| {
+            let fields: Vec<String> = g
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect();
+            fields.join(",")
+        })
+        .collect()
+}
+
 #[test]
 fn instances_share_closed_months_through_the_object_store() {
     let ex = FakeExchange::start();
@@ -164,18 +192,7 @@ fn instances_share_closed_months_through_the_object_store() {
     // be fetched from the exchange.
     let (c0, c1) = (475 * 1000 * HOUR, 476 * 1000 * HOUR);
     assert!(c0 >= ms("2024-03-01") && c1 <= may);
-    let got = rows(c0, c1);
-    let want_chunk = expected_csv(HOUR, c0, c1);
-    assert_eq!(got.len(), want_chunk.len());
-    for (g, w) in got.iter().zip(&want_chunk) {
-        let fields: Vec<String> = g
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-            .collect();
-        assert_eq!(fields.join(","), *w);
-    }
+    assert_eq!(as_csv(&rows(c0, c1)), expected_csv(HOUR, c0, c1));
     assert_eq!(
         ex.klines_seen().len(),
         before,
@@ -309,4 +326,125 @@ fn concurrent_requests_in_one_missing_month_fetch_it_once() {
         .filter(|p| p.contains("timeframe=1m/year=2024/month=03"))
         .collect();
     assert_eq!(march.len(), 1, "{march:?}");
+}
+
+#[test]
+fn bounded_local_stores_drop_safe_months_and_read_them_back_exactly() {
+    const MINUTE: i64 = 60_000;
+    let ex = FakeExchange::start();
+    let shared = tempfile::tempdir().unwrap();
+    let objects = format!("file://{}", shared.path().display());
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // A month of 1m is about 45,000 candles, megabytes in SQLite: a 1 MB bound keeps none.
+    let serve = |i: usize| {
+        spawn(
+            &dirs[i].path().join("c.db"),
+            &[
+                "serve",
+                "--upstream",
+                &ex.url(),
+                "--upstream-ws",
+                "off",
+                "--object-store",
+                &objects,
+                "--local-max-mb",
+                "1",
+            ],
+        )
+    };
+    let chunk = |k: i64| {
+        let first = ms("2024-02-01").div_euclid(1000 * MINUTE) + 1;
+        (first + k) * 1000 * MINUTE
+    };
+    let (mar, apr) = (ms("2024-03-01"), ms("2024-04-01"));
+    // Chunks 0..3 are in February, 50..53 in March.
+    assert!(chunk(3) + 1000 * MINUTE <= mar && chunk(50) >= mar && chunk(53) < apr);
+    let klines = |addr, t: i64| -> Vec<String> {
+        let r = get(
+            addr,
+            &format!(
+                "/api/v3/klines?symbol={SYMBOL}&interval=1m&startTime={t}&endTime={}&limit=1000",
+                t + 1000 * MINUTE - 1
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        as_csv(r.json().as_array().unwrap())
+    };
+    let objects_stats =
+        |addr| get(addr, "/api/performance/stats").json()["data"]["upstream"]["objects"].clone();
+    let want = |k: i64| expected_csv(MINUTE, chunk(k), chunk(k) + 1000 * MINUTE);
+
+    let a = serve(0);
+    same(&klines(a.addr, chunk(0)), &want(0), "chunk 0 from a");
+    same(&klines(a.addr, chunk(50)), &want(50), "chunk 50 from a");
+    let fetched = ex.klines_seen().len();
+    assert!(
+        fetched >= 80,
+        "two whole months from the exchange: {fetched}"
+    );
+    // Both months are published, then dropped locally to keep under 1 MB.
+    let t = std::time::Instant::now();
+    while objects_stats(a.addr)["months_dropped"].as_u64() < Some(2) {
+        assert!(t.elapsed().as_secs() < 30, "{}", objects_stats(a.addr));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let o = objects_stats(a.addr);
+    assert_eq!(
+        (o["months_written"].as_u64(), o["local_max_bytes"].as_u64()),
+        (Some(2), Some(1_000_000)),
+        "{o}"
+    );
+    let months = objects_under(shared.path());
+    assert_eq!(months.len(), 2, "{months:?}");
+    // Chunks not in memory come back from the object store, exactly, without the exchange.
+    same(&klines(a.addr, chunk(1)), &want(1), "chunk 1 from a");
+    same(&klines(a.addr, chunk(51)), &want(51), "chunk 51 from a");
+    assert!(objects_stats(a.addr)["months_read"].as_u64() >= Some(2));
+    // Two more instances, as bounded, answer every chunk from the objects.
+    let (b, c) = (serve(1), serve(2));
+    for k in [2, 3, 52, 53] {
+        same(
+            &klines(b.addr, chunk(k)),
+            &want(k),
+            &format!("chunk {k} from b"),
+        );
+        same(
+            &klines(c.addr, chunk(k)),
+            &want(k),
+            &format!("chunk {k} from c"),
+        );
+    }
+    same(&klines(a.addr, chunk(3)), &want(3), "chunk 3 from a");
+    assert_eq!(
+        ex.klines_seen().len(),
+        fetched,
+        "the exchange was asked again"
+    );
+    // The markets list says where the months are.
+    let m = get(b.addr, "/api/crypto/markets").json();
+    let series = m["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["timeframe"] == "1m")
+        .cloned()
+        .unwrap();
+    assert_eq!(series["object_store"]["months"], 2, "{series}");
+    assert_eq!(
+        series["object_store"]["ranges"],
+        serde_json::json!([["2024-02", "2024-03"]])
+    );
+    // Each keeps less than a month locally once its trim has run.
+    for srv in [&a, &b, &c] {
+        let t = std::time::Instant::now();
+        loop {
+            let m = get(srv.addr, "/api/crypto/markets").json();
+            let local = m["data"][0]["count"].as_u64().unwrap();
+            if local < 20_000 {
+                break;
+            }
+            assert!(t.elapsed().as_secs() < 30, "{local} candles kept locally");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
 }

@@ -265,7 +265,10 @@ fn the_forming_candle_is_served_refreshed_and_never_stored() {
     let url = ex.url();
     let srv = spawn(&db, &["serve", "--upstream", &url]);
     let target = format!("/api/v3/klines?symbol={SYMBOL}&interval=1s&limit=5");
-    let rows = |body: &[u8]| -> Vec<Value> { serde_json::from_slice(body).unwrap() };
+    let rows = |body: &[u8]| -> Vec<Value> {
+        serde_json::from_slice(body)
+            .unwrap_or_else(|e| panic!("{e}: not klines rows: {}", String::from_utf8_lossy(body)))
+    };
     let asked = fake::now_ms();
     let first = rows(&get(srv.addr, &target).body);
     assert!(!first.is_empty());

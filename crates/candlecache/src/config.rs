@@ -27,6 +27,18 @@ pub(crate) struct FileConfig {
     /// `[object_store]`: url (`s3://bucket/prefix` or `file:///path`), endpoint, region,
     /// allow_http, partition, access_key_id, secret_access_key.
     pub(crate) object_store: market_cache::objects::ObjectConfig,
+    /// `[store]`: local_max_mb.
+    pub(crate) store: StoreSection,
+}
+
+/// `[store]`: the local store beside an object store.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct StoreSection {
+    /// With an object store: the MB of candles the local database keeps at most; closed
+    /// months safe in the object store are dropped beyond it, least recently read first,
+    /// and read back on demand. 0 (the default): no bound.
+    pub(crate) local_max_mb: u64,
 }
 
 /// `[upstream]`: where missing candles are fetched from.
@@ -231,19 +243,28 @@ impl FileConfig {
     }
 
     /// The object store named by `flag` (which wins) or the file's `[object_store] url`,
-    /// with the file's other keys; `None` without either.
+    /// with the file's other keys; `None` without either. `local_max_mb` (which wins over
+    /// `[store] local_max_mb`) bounds the local store beside it.
     pub(crate) fn objects(
         &self,
         flag: Option<&str>,
+        local_max_mb: Option<u64>,
     ) -> Result<Option<market_cache::objects::Objects>> {
         let mut config = self.object_store.clone();
         if let Some(url) = flag {
             config.url = Some(url.to_owned());
         }
+        let max_mb = local_max_mb.unwrap_or(self.store.local_max_mb);
         if config.url.is_none() {
+            if max_mb > 0 {
+                bail!("`local_max_mb` bounds the local store as a cache of an object store, and none is configured: pass --object-store URL or set [object_store] url");
+            }
             return Ok(None);
         }
-        Ok(Some(market_cache::objects::Objects::open(&config)?))
+        let objects = market_cache::objects::Objects::open(&config)?;
+        Ok(Some(objects.with_local_max(
+            (max_mb > 0).then(|| max_mb.saturating_mul(1_000_000)),
+        )))
     }
 
     /// The database configuration for the file at `db`.

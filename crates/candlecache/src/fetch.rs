@@ -80,11 +80,11 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             bar.set_message(format!("{} pages, {} candles", p.pages, p.fetched));
         };
         let t = Instant::now();
-        let objects = file.objects(args.object_store.as_deref())?;
+        let objects = file.objects(args.object_store.as_deref(), None)?;
         let mut from_months = market_cache::upstream::FillReport::default();
         if let Some(obj) = &objects {
             bar.set_message("closed months from the object store");
-            from_months = obj.fill(
+            (from_months, _) = obj.fill(
                 &store,
                 upstream.exchange(),
                 &symbol,

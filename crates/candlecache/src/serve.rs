@@ -51,6 +51,11 @@ pub(crate) struct Args {
     /// other instances.
     #[arg(long, env = "CANDLECACHE_OBJECT_STORE", value_name = "URL")]
     object_store: Option<String>,
+    /// With an object store: the MB of candles the local database keeps at most (also
+    /// `[store] local_max_mb`); closed months safe in the object store are dropped beyond
+    /// it, least recently read first, and read back from it on demand. 0: no bound.
+    #[arg(long, env = "CANDLECACHE_LOCAL_MAX_MB", value_name = "MB")]
+    local_max_mb: Option<u64>,
     /// The upstream's WebSocket market streams, which keep the latest candles as fresh
     /// as the exchange's (`wss://stream.binance.com:9443` by default for Binance's
     /// hosts; none for other upstreams), or `off` to refresh the edge over REST only.
@@ -118,7 +123,12 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
                 live.refresh.as_millis()
             );
         }
-        let objects = file.objects(args.object_store.as_deref())?;
+        let objects = file.objects(args.object_store.as_deref(), args.local_max_mb)?;
+        if objects.as_ref().is_some_and(|o| o.stats().local_max_bytes.is_some())
+            && upstream.is_none()
+        {
+            anyhow::bail!("`local_max_mb` needs an upstream (--upstream): months dropped locally come back through it, from the object store first");
+        }
         let db = store.db().clone();
         let read = ReadPath::with_live(
             store,
@@ -129,7 +139,15 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         )?;
         if let Some(objects) = objects {
             eprintln!("candlecache: closed months shared through {}", objects.stats().url);
+            let bounded = objects.stats().local_max_bytes;
             read.set_objects(objects);
+            if let Some(max) = bounded {
+                eprintln!(
+                    "candlecache: the local store keeps at most {} MB; months safe in the object store are dropped beyond it",
+                    max / 1_000_000
+                );
+                tokio::spawn(trim_loop(read.clone()));
+            }
         }
         let mut memory = file.memory.clone();
         if let Some(mb) = args.memory_limit_mb {
@@ -185,6 +203,19 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Keeps the local store within `[store] local_max_mb`, looking every 2 s (a look under
+/// the bound is one small query).
+async fn trim_loop(read: ReadPath<market_cache::SqliteStore>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = read.trim_local().await {
+            eprintln!("candlecache: trimming the local store: {e}");
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

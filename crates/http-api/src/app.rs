@@ -9,7 +9,7 @@ use cache_core::{ns, Cache, NamespaceCache, Reclaim, Scope};
 use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use market_cache::read::{Fill, ReadPath, Request as ReadRequest, DEFAULT_LIMIT};
-use market_cache::{format_time, parse_time, CandleStore, SqliteStore, Symbol, Timeframe};
+use market_cache::{format_time, parse_time, SqliteStore, Symbol, Timeframe};
 use serde_json::json;
 
 use crate::metrics::Metrics;
@@ -412,7 +412,7 @@ impl App {
     }
 
     async fn markets(&self) -> Result<Reply> {
-        let markets = self.read.store().markets().await?;
+        let markets = self.read.markets().await?;
         Ok(Reply::json(envelope(json!(markets), None)))
     }
 

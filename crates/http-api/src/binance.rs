@@ -53,6 +53,11 @@ pub(crate) fn to_binance(e: Error) -> Error {
         Error::Upstream(m) => binance(StatusCode::BAD_GATEWAY, -1000, m),
         Error::UpstreamTimeout(m) => binance(StatusCode::GATEWAY_TIMEOUT, -1007, m),
         Error::Busy(m) => binance(StatusCode::SERVICE_UNAVAILABLE, -1008, m),
+        Error::Internal(ref detail) | Error::Config(ref detail) => {
+            // The client gets no detail; the operator must.
+            eprintln!("candlecache: internal error on a Binance route: {detail}");
+            binance(e.status(), -1000, e.to_string())
+        }
         other => binance(other.status(), -1000, other.to_string()),
     }
 }

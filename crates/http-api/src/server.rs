@@ -207,7 +207,7 @@ async fn handle(
         }
     };
     let resp = result.unwrap_or_else(|e| {
-        if let Error::Internal(detail) = &e {
+        if let Error::Internal(detail) | Error::Config(detail) = &e {
             eprintln!("candlecache: internal error on {method} {path}: {detail}");
         }
         error_response(&e)

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, Float64Array, RecordBatch, TimestampMillisecondArray, UInt64Array};
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -78,7 +78,33 @@ pub struct ObjectStats {
     pub rejected: u64,
     /// Requests that failed (unreachable, refused); reads fell through to the upstream.
     pub errors: u64,
+    /// Months dropped from the local store because they are safe in the object store.
+    pub months_dropped: u64,
+    /// `[store] local_max_mb` in bytes: the local store is trimmed to this; `None`: kept
+    /// whole.
+    pub local_max_bytes: Option<u64>,
 }
+
+/// Where a series' months are in the object store, for the markets list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMonths {
+    /// Month objects of the series.
+    pub months: u64,
+    /// Runs of consecutive months, first and last as `YYYY-MM`.
+    pub ranges: Vec<(String, String)>,
+}
+
+/// The month objects of one series, as the listing found them.
+type Listing = std::collections::HashMap<(String, String, String), Vec<(u16, u8)>>;
+
+/// A listing and when it was made.
+type Listed = (std::time::Instant, Arc<Listing>);
+
+/// Months of the local store a read is using: a trim never drops them under it. Dropping
+/// it lets the trim go on.
+#[derive(Debug, Default)]
+#[must_use = "the months are protected only while this is held"]
+pub struct Held(Vec<tokio::sync::OwnedMutexGuard<()>>);
 
 #[derive(Default)]
 struct Counters {
@@ -87,6 +113,9 @@ struct Counters {
     existing: AtomicU64,
     rejected: AtomicU64,
     errors: AtomicU64,
+    dropped: AtomicU64,
+    /// The clock of least-recent use: a month's last read is the tick it was given.
+    tick: AtomicU64,
 }
 
 /// What a publish found.
@@ -107,7 +136,16 @@ pub struct Objects {
     /// One filler per month at a time: concurrent requests touching a month the store lacks
     /// read (or fetch) it once. One small entry per month ever filled.
     filling: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// The tick of each month's last read from the local store (least recent dropped
+    /// first); months not read since start count as oldest.
+    used: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    local_max_bytes: Option<u64>,
+    /// The last listing and when it was made: the markets list shows it for a while.
+    listing: Arc<tokio::sync::Mutex<Option<Listed>>>,
 }
+
+/// How long a listing of the object store is reused by the markets list.
+const LISTING_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl std::fmt::Debug for Objects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -196,7 +234,28 @@ impl Objects {
             url: url.into(),
             counters: Arc::default(),
             filling: Arc::default(),
+            used: Arc::default(),
+            local_max_bytes: None,
+            listing: Arc::default(),
         })
+    }
+
+    /// Bounds the local store to `bytes` (`[store] local_max_mb`): [`Self::trim`] drops
+    /// the least recently read months that are safe in the object store beyond it.
+    #[must_use]
+    pub fn with_local_max(mut self, bytes: Option<u64>) -> Self {
+        self.local_max_bytes = bytes;
+        self
+    }
+
+    /// The per-month turn: one filler (or trimmer) of a month at a time.
+    fn turn(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.filling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// The store's figures.
@@ -209,6 +268,8 @@ impl Objects {
             months_existing: c.existing.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
+            months_dropped: c.dropped.load(Ordering::Relaxed),
+            local_max_bytes: self.local_max_bytes,
         }
     }
 
@@ -223,7 +284,8 @@ impl Objects {
     /// here. Months still open are left to the caller. An object store that fails is
     /// counted and skipped: the upstream answers instead.
     ///
-    /// Returns what the upstream was asked for.
+    /// Returns what the upstream was asked for, and the closed months of the range held
+    /// so that no trim drops them before the caller has read them.
     ///
     /// # Errors
     /// Store errors, and upstream errors when a month has to come from the upstream.
@@ -237,10 +299,11 @@ impl Objects {
         (start, end): (i64, i64),
         upstream: Option<&Upstream>,
         now: &Now,
-    ) -> Result<FillReport> {
+    ) -> Result<(FillReport, Held)> {
         let mut report = FillReport::default();
+        let mut held = Held::default();
         if !Self::keeps(tf) {
-            return Ok(report);
+            return Ok((report, held));
         }
         let closed = now() - CLOSE_GRACE_MS;
         let mut month = Timeframe::Mo1.floor(start);
@@ -250,14 +313,13 @@ impl Objects {
                 break;
             }
             let key = month_path(exchange, symbol, tf, month).to_string();
-            let turn = self
-                .filling
+            let tick = self.counters.tick.fetch_add(1, Ordering::Relaxed) + 1;
+            self.used
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(key)
-                .or_default()
-                .clone();
-            let _turn = turn.lock().await;
+                .insert(key.clone(), tick);
+            // Months are taken in time order, so two readers never wait on each other.
+            held.0.push(self.turn(&key).lock_owned().await);
             // Looked at after waiting: whoever went first may have filled it.
             if !store.missing(symbol, tf, month, next).await?.is_empty() {
                 let meta = MarketMeta::new(symbol.clone(), exchange);
@@ -284,7 +346,169 @@ impl Objects {
             }
             month = next;
         }
-        Ok(report)
+        Ok((report, held))
+    }
+
+    /// Drops months from `store` while it uses more than `[store] local_max_mb`: closed,
+    /// complete months, least recently read first, each only once it is safe in the
+    /// object store (there already, or published now). A month a read holds is skipped.
+    /// Returns how many months were dropped.
+    ///
+    /// # Errors
+    /// Store errors. An object store that fails ends the trim (nothing unsafe is dropped).
+    pub async fn trim<S: CandleStore + Sync>(&self, store: &S, now: i64) -> Result<u64> {
+        let Some(max) = self.local_max_bytes else {
+            return Ok(0);
+        };
+        if store.used_bytes().await? <= max {
+            return Ok(0);
+        }
+        let mut months = local_months(store, now).await?;
+        {
+            let used = self
+                .used
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            months.sort_by_cached_key(|(e, s, tf, m)| {
+                let last = used.get(month_path(e, s, *tf, *m).as_ref()).copied();
+                (last.unwrap_or(0), *m)
+            });
+        }
+        let mut dropped = 0;
+        for (exchange, symbol, tf, month) in months {
+            if store.used_bytes().await? <= max {
+                break;
+            }
+            let path = month_path(&exchange, &symbol, tf, month);
+            let turn = self.turn(path.as_ref());
+            let Ok(_turn) = turn.try_lock_owned() else {
+                continue;
+            };
+            let next = Timeframe::Mo1.next(month);
+            if !store.missing(&symbol, tf, month, next).await?.is_empty() {
+                continue;
+            }
+            let safe = match self.store.head(&path).await {
+                Ok(_) => true,
+                Err(object_store::Error::NotFound { .. }) => self
+                    .publish(store, &exchange, &symbol, tf, month)
+                    .await
+                    .is_ok_and(|p| p.is_some()),
+                Err(e) => {
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("candlecache: object store {}: {path}: {e}", self.url);
+                    false
+                }
+            };
+            if !safe {
+                break;
+            }
+            store.forget(&symbol, tf, month, next).await?;
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            dropped += 1;
+        }
+        Ok(dropped)
+    }
+
+    /// Where each series' months are in the object store, from a listing at most
+    /// [`LISTING_TTL`] old; keyed by (exchange partition, symbol, timeframe) as
+    /// [`Self::months_of`] asks.
+    ///
+    /// # Errors
+    /// [`Error::Upstream`] when the object store cannot be listed.
+    async fn listing(&self) -> Result<Arc<Listing>> {
+        let mut last = self.listing.lock().await;
+        if let Some((_, l)) = last.as_ref().filter(|(at, _)| at.elapsed() < LISTING_TTL) {
+            return Ok(l.clone());
+        }
+        use futures_util::TryStreamExt;
+        let mut out = Listing::new();
+        let mut objects = self.store.list(None);
+        while let Some(meta) = objects.try_next().await.map_err(|e| {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            store_error(e)
+        })? {
+            let mut parts = meta.location.parts();
+            let mut level = |name: &str| {
+                parts.next().and_then(|p| {
+                    p.as_ref()
+                        .strip_prefix(name)
+                        .and_then(|v| v.strip_prefix('='))
+                        .map(str::to_owned)
+                })
+            };
+            let (Some(e), Some(s), Some(t), Some(y), Some(m)) = (
+                level("exchange"),
+                level("symbol"),
+                level("timeframe"),
+                level("year"),
+                level("month"),
+            ) else {
+                continue;
+            };
+            if let (Ok(y), Ok(m)) = (y.parse(), m.parse()) {
+                out.entry((e, s, t)).or_default().push((y, m));
+            }
+        }
+        for months in out.values_mut() {
+            months.sort_unstable();
+            months.dedup();
+        }
+        let out = Arc::new(out);
+        *last = Some((std::time::Instant::now(), out.clone()));
+        Ok(out)
+    }
+
+    /// Says for each series of `markets` which of its months the object store holds (from
+    /// a listing at most 30 s old). A store that cannot be listed leaves them unsaid.
+    pub async fn annotate(&self, markets: &mut [crate::Market]) {
+        for m in markets.iter_mut() {
+            let Ok(symbol) = m.symbol.parse::<Symbol>() else {
+                continue;
+            };
+            let symbol = symbol.with_kind(m.kind);
+            match self.months_of(&m.exchange, &symbol, &m.timeframe).await {
+                Ok(months) => m.object_store = Some(months),
+                Err(e) => {
+                    eprintln!("candlecache: object store {}: cannot list: {e}", self.url);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The months of a series in the object store (from a listing at most 30 s old).
+    ///
+    /// # Errors
+    /// [`Error::Upstream`] when the object store cannot be listed.
+    pub async fn months_of(
+        &self,
+        exchange: &str,
+        symbol: &Symbol,
+        tf: &str,
+    ) -> Result<ObjectMonths> {
+        let listing = self.listing().await?;
+        let key = (
+            exchange_key(exchange, symbol.kind()),
+            symbol.to_string(),
+            tf.to_owned(),
+        );
+        let months = listing.get(&key).map(Vec::as_slice).unwrap_or_default();
+        let mut ranges: Vec<((u16, u8), (u16, u8))> = Vec::new();
+        for &m in months {
+            match ranges.last_mut() {
+                Some((_, last)) if next_month(*last) == m => *last = m,
+                _ => ranges.push((m, m)),
+            }
+        }
+        let name = |(y, m): (u16, u8)| format!("{y:04}-{m:02}");
+        Ok(ObjectMonths {
+            months: months.len() as u64,
+            ranges: ranges
+                .into_iter()
+                .map(|(a, b)| (name(a), name(b)))
+                .collect(),
+        })
     }
 
     /// Publishes the month opening at `month` of a series from `store`, if the store has
@@ -366,6 +590,48 @@ impl Objects {
             }
         }
     }
+}
+
+fn next_month((y, m): (u16, u8)) -> (u16, u8) {
+    if m == 12 {
+        (y + 1, 1)
+    } else {
+        (y, m + 1)
+    }
+}
+
+/// The closed months the local store has candles in, series by series: what `sync`
+/// publishes and what a trim may drop. Months whose candles are not known complete are
+/// listed too; callers check.
+///
+/// # Errors
+/// Store errors.
+pub async fn local_months<S: CandleStore + Sync>(
+    store: &S,
+    now: i64,
+) -> Result<Vec<(String, Symbol, Timeframe, i64)>> {
+    let closed = now - CLOSE_GRACE_MS;
+    let mut months = Vec::new();
+    for m in store.markets().await? {
+        let (Ok(tf), Some(first), Some(last)) =
+            (m.timeframe.parse::<Timeframe>(), m.first_time, m.last_time)
+        else {
+            continue;
+        };
+        let Ok(symbol) = m.symbol.parse::<Symbol>() else {
+            continue;
+        };
+        if !Objects::keeps(tf) {
+            continue;
+        }
+        let symbol = symbol.with_kind(m.kind);
+        let mut month = Timeframe::Mo1.floor(first);
+        while month <= last && Timeframe::Mo1.next(month) <= closed {
+            months.push((m.exchange.clone(), symbol.clone(), tf, month));
+            month = Timeframe::Mo1.next(month);
+        }
+    }
+    Ok(months)
 }
 
 /// The partition name of the exchange and market: the exchange for spot, with `_usdm`

@@ -294,6 +294,30 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         let _ = self.inner.objects.set(objects);
     }
 
+    /// Every stored series; with an object store, each says which months it holds there.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn markets(&self) -> Result<Vec<crate::Market>> {
+        let mut markets = self.inner.store.markets().await?;
+        if let Some(obj) = self.inner.objects.get() {
+            obj.annotate(&mut markets).await;
+        }
+        Ok(markets)
+    }
+
+    /// Drops months safe in the object store from the local store while it is larger than
+    /// `[store] local_max_mb`; returns how many. Without either, does nothing.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn trim_local(&self) -> Result<u64> {
+        match self.inner.objects.get() {
+            Some(obj) => obj.trim(&self.inner.store, (self.inner.now)()).await,
+            None => Ok(0),
+        }
+    }
+
     /// The object-store tier, if one is set.
     pub fn objects(&self) -> Option<&Objects> {
         self.inner.objects.get()
@@ -728,22 +752,26 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             if is_edge {
                 counters.edge_refreshes.fetch_add(1, Ordering::Relaxed);
             }
+            // Held until the store is read: a trim must not drop the months under it.
+            let mut _held = None;
             if let (Some(obj), true) = (self.inner.objects.get(), backfill) {
                 let exchange = self
                     .inner
                     .upstream
                     .as_ref()
                     .map_or("binance", Upstream::exchange);
-                obj.fill(
-                    store,
-                    exchange,
-                    symbol,
-                    tf,
-                    (start, end),
-                    self.inner.upstream.as_ref(),
-                    &self.inner.now,
-                )
-                .await?;
+                let (_, held) = obj
+                    .fill(
+                        store,
+                        exchange,
+                        symbol,
+                        tf,
+                        (start, end),
+                        self.inner.upstream.as_ref(),
+                        &self.inner.now,
+                    )
+                    .await?;
+                _held = Some(held);
             }
             let forming = match &self.inner.upstream {
                 Some(up) if backfill => {

@@ -141,6 +141,10 @@ pub struct Market {
     pub price_precision: u8,
     /// Spot, futures or mark price.
     pub kind: Kind,
+    /// The series' months in the shared object store; `None` without one (the fields above
+    /// describe the local store). Always serialized: the cache's codec is not
+    /// self-describing, so a skipped field would not read back.
+    pub object_store: Option<crate::objects::ObjectMonths>,
 }
 
 /// What one write did.
@@ -271,6 +275,18 @@ pub trait CandleStore {
         start: i64,
         end: i64,
     ) -> impl std::future::Future<Output = Result<Vec<(i64, i64)>>> + Send;
+    /// The bytes the stored data occupies (the space a delete frees counts as free).
+    fn used_bytes(&self) -> impl std::future::Future<Output = Result<u64>> + Send;
+    /// Drops the candles of `[start, end)` and the record that the range is complete, in
+    /// one transaction, for a range kept safe elsewhere (a later read fetches it back);
+    /// returns how many candles were dropped.
+    fn forget(
+        &self,
+        symbol: &Symbol,
+        tf: Timeframe,
+        start: i64,
+        end: i64,
+    ) -> impl std::future::Future<Output = Result<u64>> + Send;
 }
 
 /// The coverage rows of funding events use this in place of a timeframe.
@@ -316,8 +332,17 @@ const COVERED_SQL: &str = "SELECT start_time, end_time FROM coverage WHERE symbo
 /// Intervals touching `[?3, ?4]`, which a new covered range merges with.
 const TOUCHING_SQL: &str = "SELECT min(start_time), max(end_time) FROM coverage WHERE symbol_id = ?1 AND timeframe = ?2 AND start_time <= ?4 AND end_time >= ?3";
 const UNCOVER_SQL: &str = "DELETE FROM coverage WHERE symbol_id = ?1 AND timeframe = ?2 AND start_time <= ?4 AND end_time >= ?3";
+const DELETE_INTERVAL_SQL: &str =
+    "DELETE FROM coverage WHERE symbol_id = ?1 AND timeframe = ?2 AND start_time = ?3";
 const COVER_SQL: &str =
     "INSERT INTO coverage (symbol_id, timeframe, start_time, end_time) VALUES (?1, ?2, ?3, ?4)";
+const FORGET_SQL: &str =
+    "DELETE FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time >= ?3 AND open_time < ?4";
+const FIRST_SQL: &str =
+    "SELECT min(open_time) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2";
+const LAST_SQL: &str = "SELECT max(open_time) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2";
+const SERIES_AFTER_FORGET_SQL: &str = "UPDATE series SET first_time = ?3, last_time = ?4, count = max(count - ?5, 0) WHERE symbol_id = ?1 AND timeframe = ?2";
+const USED_SQL: &str = "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()";
 const FUNDING_UPSERT_SQL: &str = "INSERT INTO funding (symbol_id, funding_time, rate, mark_price) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (symbol_id, funding_time) DO UPDATE SET rate = excluded.rate, mark_price = excluded.mark_price WHERE (rate, mark_price) IS NOT (excluded.rate, excluded.mark_price)";
 const FUNDING_SQL: &str = "SELECT funding_time, rate, mark_price FROM funding WHERE symbol_id = ?1 AND funding_time >= ?2 AND funding_time < ?3 ORDER BY funding_time";
 const MARKETS_SQL: &str = "SELECT s.symbol, s.exchange, s.base, s.quote, r.timeframe, r.first_time, r.last_time, r.count, s.price_scale, s.kind FROM series r JOIN symbols s ON s.id = r.symbol_id ORDER BY s.symbol, s.kind, r.timeframe";
@@ -560,6 +585,29 @@ fn dedup(mut candles: Vec<Candle>) -> Vec<Candle> {
         }
     }
     out
+}
+
+/// Records `[a, b)` as no longer complete: the intervals overlapping it keep only their
+/// parts outside it.
+fn uncover(s: &mut Session<'_>, id: i64, tf: &str, a: i64, b: i64) -> query_opt::Result<()> {
+    let overlapping: Vec<(i64, i64)> = s.time(COVERED_SQL, 1, |c| {
+        let mut stmt = c.prepare_cached(COVERED_SQL)?;
+        let rows = stmt.query_map(params![id, tf, a, b], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    })?;
+    for (lo, hi) in overlapping {
+        s.time(DELETE_INTERVAL_SQL, 1, |c| {
+            c.execute(DELETE_INTERVAL_SQL, params![id, tf, lo])
+        })?;
+        for (x, y) in [(lo, a), (b, hi)] {
+            if x < y {
+                s.time(COVER_SQL, 1, |c| {
+                    c.execute(COVER_SQL, params![id, tf, x, y])
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Records `[a, b)` as complete, merged with the intervals it overlaps or touches.
@@ -894,6 +942,48 @@ impl CandleStore for SqliteStore {
         })
     }
 
+    async fn used_bytes(&self) -> Result<u64> {
+        Ok(self
+            .db
+            .run(|s| {
+                s.time(USED_SQL, 1, |c| {
+                    c.query_row(USED_SQL, [], |r| r.get::<_, i64>(0))
+                })
+            })
+            .await?
+            .max(0) as u64)
+    }
+
+    async fn forget(&self, symbol: &Symbol, tf: Timeframe, start: i64, end: i64) -> Result<u64> {
+        let Some((id, _)) = self.symbol(symbol).await? else {
+            return Ok(0);
+        };
+        let tf = tf.as_str();
+        let dropped = self
+            .db
+            .run(move |s| {
+                s.transaction(|s| {
+                    uncover(s, id, tf, start, end)?;
+                    let n = s.time(FORGET_SQL, 1, |c| {
+                        c.execute(FORGET_SQL, params![id, tf, start, end])
+                    })? as i64;
+                    let bound = |s: &mut Session<'_>, sql: &'static str| {
+                        s.time(sql, 1, |c| {
+                            c.query_row(sql, params![id, tf], |r| r.get::<_, Option<i64>>(0))
+                        })
+                    };
+                    let (first, last) = (bound(s, FIRST_SQL)?, bound(s, LAST_SQL)?);
+                    s.time(SERIES_AFTER_FORGET_SQL, 1, |c| {
+                        c.execute(SERIES_AFTER_FORGET_SQL, params![id, tf, first, last, n])
+                    })?;
+                    Ok(n as u64)
+                })
+            })
+            .await?;
+        self.db.invalidate_cached();
+        Ok(dropped)
+    }
+
     async fn markets(&self) -> Result<Vec<Market>> {
         let db = self.db.clone();
         Ok(self
@@ -914,6 +1004,7 @@ impl CandleStore for SqliteStore {
                                 count: r.get::<_, i64>(7)?.max(0) as u64,
                                 price_precision: r.get(8)?,
                                 kind: r.get::<_, String>(9)?.parse().unwrap_or_default(),
+                                object_store: None,
                             })
                         })?;
                         rows.collect()

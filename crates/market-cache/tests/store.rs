@@ -627,3 +627,55 @@ async fn bytes_in_memory_import_like_the_file_they_came_from() {
             .unwrap_err();
     assert!(err.to_string().contains("noise.csv"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgetting_a_range_drops_its_candles_and_its_coverage_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    import(&s, &fixture("XRPETH-5m.csv"), &ImportOptions::default())
+        .await
+        .unwrap();
+    let x = sym("XRPETH");
+    let all = s.read(&x, Timeframe::M5, 0, i64::MAX).await.unwrap();
+    let (first, last) = (all[0].open_time, all[all.len() - 1].open_time);
+    let end = last + 300_000;
+    let meta = market_cache::MarketMeta::new(x.clone(), "binance");
+    s.write_covered(&meta, Timeframe::M5, Vec::new(), (first, end))
+        .await
+        .unwrap();
+    let used = s.used_bytes().await.unwrap();
+    assert!(used > 0);
+    // A hole in the middle: its candles and only its coverage go.
+    let (a, b) = (all[100].open_time, all[300].open_time);
+    assert_eq!(s.forget(&x, Timeframe::M5, a, b).await.unwrap(), 200);
+    assert_eq!(
+        s.missing(&x, Timeframe::M5, first, end).await.unwrap(),
+        [(a, b)]
+    );
+    let kept = s.read(&x, Timeframe::M5, 0, i64::MAX).await.unwrap();
+    assert_eq!(kept.len(), all.len() - 200);
+    assert_eq!(kept[..100], all[..100]);
+    assert_eq!(kept[100..], all[300..]);
+    let m = &s.markets().await.unwrap()[0];
+    assert_eq!(
+        (m.count, m.first_time, m.last_time),
+        (kept.len() as u64, Some(first), Some(last))
+    );
+    // The first part: the series now starts later.
+    s.forget(&x, Timeframe::M5, first, a).await.unwrap();
+    let m = &s.markets().await.unwrap()[0];
+    assert_eq!((m.count, m.first_time), (all.len() as u64 - 300, Some(b)));
+    assert_eq!(
+        s.missing(&x, Timeframe::M5, first, end).await.unwrap(),
+        [(first, b)]
+    );
+    // All of it: the series stays listed, empty, and its place is free again.
+    s.forget(&x, Timeframe::M5, 0, i64::MAX).await.unwrap();
+    let m = &s.markets().await.unwrap()[0];
+    assert_eq!((m.count, m.first_time, m.last_time), (0, None, None));
+    assert!(s.used_bytes().await.unwrap() < used);
+    assert_eq!(
+        s.forget(&sym("NOPE"), Timeframe::M5, 0, 1).await.unwrap(),
+        0
+    );
+}
