@@ -99,6 +99,10 @@ pub(crate) struct MarketsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also say which months of each series the shared object store holds
+    /// (`s3://bucket/prefix` or `file:///path`; default: `[object_store] url`).
+    #[arg(long, env = "CANDLECACHE_OBJECT_STORE", value_name = "URL")]
+    object_store: Option<String>,
 }
 
 pub(crate) fn parse_symbol(s: &str) -> Result<Symbol, String> {
@@ -250,9 +254,14 @@ pub(crate) fn export(db: &Path, config: Option<&Path>, args: &ExportArgs) -> Res
 }
 
 pub(crate) fn markets(db: &Path, config: Option<&Path>, args: &MarketsArgs) -> Result<()> {
+    let file = crate::config::FileConfig::load(config)?;
+    let objects = file.objects(args.object_store.as_deref(), None)?;
     runtime()?.block_on(async {
-        let store = open_store(db, config, true).await?;
-        let markets = store.markets().await?;
+        let store = open_store_with(file.db(db), true, None).await?;
+        let mut markets = store.markets().await?;
+        if let Some(obj) = &objects {
+            obj.annotate(&mut markets).await;
+        }
         if args.json {
             println!("{}", serde_json::to_string_pretty(&markets)?);
             return Ok(());
@@ -261,14 +270,33 @@ pub(crate) fn markets(db: &Path, config: Option<&Path>, args: &MarketsArgs) -> R
             println!("the database holds no candles yet");
             return Ok(());
         }
+        let shared = if objects.is_some() {
+            "object store"
+        } else {
+            ""
+        };
         println!(
-            "{:<12} {:<8} {:<9} {:>4} {:>10}  {:<24}  {:<24}",
+            "{:<12} {:<8} {:<9} {:>4} {:>10}  {:<24}  {:<24}  {shared}",
             "symbol", "kind", "exchange", "tf", "candles", "first", "last"
         );
         for m in markets {
             let t = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), format_time);
+            let months = m.object_store.as_ref().map_or_else(String::new, |o| {
+                let runs: Vec<String> = o
+                    .ranges
+                    .iter()
+                    .map(|(a, b)| {
+                        if a == b {
+                            a.clone()
+                        } else {
+                            format!("{a}..{b}")
+                        }
+                    })
+                    .collect();
+                format!("{} months {}", o.months, runs.join(", "))
+            });
             println!(
-                "{:<12} {:<8} {:<9} {:>4} {:>10}  {:<24}  {:<24}",
+                "{:<12} {:<8} {:<9} {:>4} {:>10}  {:<24}  {:<24}  {months}",
                 m.symbol,
                 m.kind,
                 m.exchange,
