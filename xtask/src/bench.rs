@@ -300,10 +300,33 @@ pub(crate) fn python_env(
     let python = venv.join("bin/python");
     if !python.exists() {
         eprintln!("xtask: creating {}", venv.display());
-        sh(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+        if sh(Command::new("python3").args(["-m", "venv"]).arg(venv)).is_err() {
+            // Debian's python3 comes without venv.
+            eprintln!("xtask: installing python3-venv (apt-get)");
+            sh(Command::new("apt-get").arg("update"))?;
+            sh(Command::new("apt-get").args(["install", "-y", "python3-venv"]))?;
+            sh(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+        }
     }
+    // The pinned versions too: a venv made by an older xtask keeps its old pins.
+    let pins: Vec<String> = packages
+        .iter()
+        .filter_map(|p| p.split_once("=="))
+        .map(|(name, v)| {
+            format!(
+                "assert m.version({:?}) == {v:?}",
+                name.split('[').next().unwrap_or(name)
+            )
+        })
+        .collect();
     let have = Command::new(&python)
-        .args(["-c", &format!("import {modules}")])
+        .args([
+            "-c",
+            &format!(
+                "import {modules}\nimport importlib.metadata as m\n{}",
+                pins.join("\n")
+            ),
+        ])
         .output()?;
     if !have.status.success() {
         eprintln!(

@@ -159,13 +159,22 @@ pub(crate) fn ccxt_usdm() -> Result<()> {
 
 /// GETs `path` from a server at `base` (`http://host:port`) and parses the JSON body.
 pub(crate) fn get_json(base: &str, path: &str) -> Result<serde_json::Value> {
+    request_json(base, "GET", path)
+}
+
+/// POSTs an empty body to `path` and parses the JSON answer.
+pub(crate) fn post_json(base: &str, path: &str) -> Result<serde_json::Value> {
+    request_json(base, "POST", path)
+}
+
+fn request_json(base: &str, method: &str, path: &str) -> Result<serde_json::Value> {
     use std::io::{Read, Write};
     let host = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(host)?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;

@@ -3,8 +3,10 @@
 //! exchange upstream; DuckDB (httpfs from PyPI) reads what they wrote, in place.
 //!
 //! Shows: the exchange requests of the same backfill asked of one instance and of three;
-//! a fresh instance's cold read of a month of 1m from the object store against DuckDB
-//! reading the same object from the same server; both give the same candles.
+//! a fresh instance's cold read of a month of 1m from the object store against DuckDB and
+//! polars reading the same object from the same server; all give the same candles; an
+//! instance bounded to 1 MB locally (`--local-max-mb 1`) drops months and reads them back
+//! from the object store, equal, without the exchange.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -56,20 +58,30 @@ fn candlecache(bin: &Path, db: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-pub(crate) fn check() -> Result<()> {
+/// Runs the check with the release binary (`release`, for the figures) or the debug one
+/// the tests built (for `ci`).
+pub(crate) fn check(release: bool) -> Result<()> {
     let dir = root().join("target/clients");
     std::fs::create_dir_all(&dir)?;
     let python = python_env(
         &dir.join("venv-objects"),
-        "moto, duckdb, duckdb_ext",
+        "moto, duckdb, duckdb_ext, polars",
         &[
             "moto[server]",
             "duckdb==1.4.4",
             "duckdb-ext-httpfs==1.4.4.20260205",
+            // polars before 1.43 cannot parse the IEEE 754 total-order column order
+            // (parquet-format 2.11) that the parquet crate writes for float columns.
+            "polars==1.44.2",
         ],
     )?;
-    crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
-    let bin = root().join("target/release/candlecache");
+    let bin = if release {
+        crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
+        root().join("target/release/candlecache")
+    } else {
+        crate::cargo(&["build", "--quiet", "-p", "candlecache"], &[])?;
+        root().join("target/debug/candlecache")
+    };
     let work = dir.join("object-store");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
@@ -185,23 +197,42 @@ pub(crate) fn check() -> Result<()> {
     drop(server);
     let ours = float_rows(&answer["data"]["rows"]).context("no rows in the answer")?;
 
-    let out = Command::new(&python)
-        .arg(root().join("xtask/scripts/duckdb_objects.py"))
-        .args([
-            endpoint.as_str(),
-            &format!("{BUCKET}/shared"),
-            "BTCUSDT",
-            "1m",
-            &mar.to_string(),
-            &apr.to_string(),
-        ])
-        .output()?;
-    if !out.status.success() {
-        bail!("DuckDB failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let duck: Value = serde_json::from_slice(&out.stdout)?;
-    let theirs = float_rows(&duck["rows"]).context("DuckDB gave no rows")?;
-    let duck_s = duck["seconds"].as_f64().unwrap_or(f64::NAN);
+    // Another instance keeps at most 1 MB locally (less than a month of 1m): it reads
+    // three months, drops them, and reads them back from the object store.
+    // Mid-February to mid-April: the read path's 1m chunks then touch only the published
+    // months (a chunk reaching into January or May would fetch that month).
+    let half = 14 * 86_400_000;
+    let bounded = bounded_instance(
+        &bin,
+        &work,
+        &config,
+        &url,
+        [feb + half, mar, apr, apr + half],
+    )?;
+    let bounded_requests = ex.klines_seen().len() - before;
+
+    let read = |engine: &str| -> Result<(Vec<Vec<f64>>, f64)> {
+        let out = Command::new(&python)
+            .arg(root().join("xtask/scripts/read_objects.py"))
+            .args([
+                engine,
+                endpoint.as_str(),
+                &format!("{BUCKET}/shared"),
+                "BTCUSDT",
+                "1m",
+                &mar.to_string(),
+                &apr.to_string(),
+            ])
+            .output()?;
+        if !out.status.success() {
+            bail!("{engine} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let v: Value = serde_json::from_slice(&out.stdout)?;
+        let rows = float_rows(&v["rows"]).with_context(|| format!("{engine} gave no rows"))?;
+        Ok((rows, v["seconds"].as_f64().unwrap_or(f64::NAN)))
+    };
+    let (theirs, duck_s) = read("duckdb")?;
+    let (polars_rows, polars_s) = read("polars")?;
 
     let mut problems = Vec::new();
     if ours.is_empty() || ours != theirs {
@@ -210,6 +241,21 @@ pub(crate) fn check() -> Result<()> {
             ours.len(),
             theirs.len(),
             ours == theirs
+        ));
+    }
+    if polars_rows != ours {
+        problems.push(format!(
+            "polars read {} rows, not equal to candlecache's {}",
+            polars_rows.len(),
+            ours.len()
+        ));
+    }
+    if !bounded.problems.is_empty() {
+        problems.extend(bounded.problems.iter().cloned());
+    }
+    if bounded_requests != 0 {
+        problems.push(format!(
+            "the fresh and bounded instances asked the exchange {bounded_requests} times"
         ));
     }
     if fleet[1..].iter().any(|n| *n != 0) {
@@ -231,7 +277,15 @@ pub(crate) fn check() -> Result<()> {
             "candlecache_fresh_instance_s": (cold * 1000.0).round() / 1000.0,
             "candlecache_again_s": (warm * 1000.0).round() / 1000.0,
             "duckdb_read_parquet_s3_s": (duck_s * 1000.0).round() / 1000.0,
-            "equal": ours == theirs,
+            "polars_scan_parquet_s3_s": (polars_s * 1000.0).round() / 1000.0,
+            "equal": ours == theirs && ours == polars_rows,
+        },
+        "bounded_instance": {
+            "local_max_mb": 1,
+            "months_read_back": bounded.months_read,
+            "months_dropped": bounded.months_dropped,
+            "local_candles_at_end": bounded.local_candles,
+            "equal": bounded.problems.is_empty(),
         },
         "fresh_instance_exchange_requests": fresh_requests,
         "objects": objects,
@@ -242,10 +296,113 @@ pub(crate) fn check() -> Result<()> {
         bail!("the object-store check failed: {} problems", problems.len());
     }
     println!(
-        "xtask: exchange requests for the same backfill: {alone} for one instance alone, {fleet_total} for three sharing the object store; a fresh instance read a month of 1m cold in {cold:.3} s, DuckDB the same object in {duck_s:.3} s ({:.2}x)",
-        duck_s / cold
+        "xtask: exchange requests for the same backfill: {alone} for one instance alone, {fleet_total} for three sharing the object store; a fresh instance read a month of 1m cold in {cold:.3} s, DuckDB the same object in {duck_s:.3} s ({:.2}x), polars in {polars_s:.3} s; bounded to 1 MB, an instance dropped {} months and read {} back, equal",
+        duck_s / cold,
+        bounded.months_dropped,
+        bounded.months_read
     );
     Ok(())
+}
+
+/// What the bounded instance did.
+struct Bounded {
+    months_read: u64,
+    months_dropped: u64,
+    local_candles: u64,
+    problems: Vec<String>,
+}
+
+/// Serves with `--local-max-mb 1`, reads the 1m months between the bounds, waits until
+/// they are dropped locally, reads them again and compares.
+fn bounded_instance(
+    bin: &Path,
+    work: &Path,
+    config: &str,
+    url: &str,
+    bounds: [i64; 4],
+) -> Result<Bounded> {
+    let (server, base) = crate::clients::serve(
+        bin,
+        &work.join("bounded.db"),
+        &[
+            "--config",
+            config,
+            "--upstream",
+            url,
+            "--upstream-ws",
+            "off",
+            "--local-max-mb",
+            "1",
+        ],
+    )?;
+    let month = |a: i64, b: i64| -> Result<Value> {
+        let path =
+            format!("/api/crypto/ohlc?symbol=BTCUSDT&timeframe=1m&start={a}&end={b}&limit=50000");
+        Ok(crate::clients::get_json(&base, &path)?["data"]["rows"].clone())
+    };
+    let stats = || -> Value {
+        crate::clients::get_json(&base, "/api/performance/stats")
+            .map(|v| v["data"]["upstream"]["objects"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let months: Vec<(i64, i64)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+    let first: Vec<Value> = months
+        .iter()
+        .map(|(a, b)| month(*a, *b))
+        .collect::<Result<_>>()?;
+    let until = Instant::now() + Duration::from_secs(60);
+    while stats()["months_dropped"].as_u64().unwrap_or(0) < 2 {
+        if Instant::now() > until {
+            bail!(
+                "the bounded instance dropped no months in 60 s: {}",
+                stats()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Nothing from memory: the second answers must come from the store, read back.
+    crate::clients::post_json(&base, "/api/performance/cache/clear")?;
+    let mut problems = Vec::new();
+    for ((a, b), want) in months.iter().zip(&first) {
+        let again = month(*a, *b)?;
+        if again != *want || want.as_array().is_none_or(Vec::is_empty) {
+            problems.push(format!(
+                "the bounded instance answered {a}..{b} differently the second time"
+            ));
+        }
+    }
+    let local = || {
+        crate::clients::get_json(&base, "/api/crypto/markets")
+            .ok()
+            .and_then(|m| {
+                m["data"]
+                    .as_array()?
+                    .iter()
+                    .find(|s| s["timeframe"] == "1m")
+                    .and_then(|s| s["count"].as_u64())
+            })
+            .unwrap_or(0)
+    };
+    // The trim runs every 2 s: give it a few rounds to bring the store back under 1 MB
+    // (less than a month of 1m, about 44,000 candles).
+    let until = Instant::now() + Duration::from_secs(20);
+    while local() >= 40_000 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let local = local();
+    if local >= 40_000 {
+        problems.push(format!(
+            "the bounded instance still holds {local} 1m candles locally"
+        ));
+    }
+    let o = stats();
+    drop(server);
+    Ok(Bounded {
+        months_read: o["months_read"].as_u64().unwrap_or(0),
+        months_dropped: o["months_dropped"].as_u64().unwrap_or(0),
+        local_candles: local,
+        problems,
+    })
 }
 
 /// JSON rows of numbers as floats; `None` if `v` is not an array.

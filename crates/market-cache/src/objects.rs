@@ -153,8 +153,15 @@ impl std::fmt::Debug for Objects {
     }
 }
 
-fn store_error(e: impl std::fmt::Display) -> Error {
-    Error::Upstream(format!("object store: {e}"))
+fn store_error(e: impl std::error::Error) -> Error {
+    // The causes too: object_store's own message often hides the one that matters.
+    let mut message = format!("object store: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        message.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    Error::Upstream(message)
 }
 
 impl Objects {
@@ -191,6 +198,10 @@ impl Objects {
             if bucket.is_empty() {
                 return Err(bad(format!("`url` `{url}` names no bucket")));
             }
+            // object_store's HTTP client (reqwest with rustls and no provider of its own)
+            // takes the process's default TLS provider for https endpoints. Ignored if
+            // one is installed already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let mut b = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_region(config.region.as_deref().unwrap_or("us-east-1"))
@@ -200,7 +211,9 @@ impl Objects {
                 // An unreachable or failing store must cost a request seconds, not the
                 // crate's default of minutes of retries: the exchange answers instead.
                 .with_client_options(
+                    // The whole client options replace the builder's, `allow_http` too.
                     object_store::ClientOptions::new()
+                        .with_allow_http(config.allow_http)
                         .with_connect_timeout(std::time::Duration::from_secs(3))
                         .with_timeout(std::time::Duration::from_secs(30)),
                 )
