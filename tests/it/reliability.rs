@@ -42,15 +42,27 @@ fn a_full_database_refuses_writes_clearly_keeps_whole_batches_and_recovers() {
     let csv = dir.path().join("BTCUSDT-1m.csv");
     write_candles(&csv, ROWS);
     let small = config(dir.path(), "[database]\nmax_db_mb = 2\n");
-    let import = |cfg: Option<&str>| {
+    let import = |cfg: Option<&str>, on_invalid: &str| {
         let mut args = vec![];
         if let Some(c) = cfg {
             args.extend(["--config", c]);
         }
-        args.extend(["import", "--batch-rows", "5000", csv.to_str().unwrap()]);
+        args.extend(["import", "--batch-rows", "5000", "--on-invalid", on_invalid]);
+        args.push(csv.to_str().unwrap());
         run(&db, &args)
     };
-    let (st, _, err) = import(Some(&small));
+    // The default import is one transaction: a full database keeps none of it.
+    let (st, _, err) = import(Some(&small), "fail");
+    assert!(!st.success(), "the import cannot fit in 2 MB");
+    assert!(err.contains("the database is full"), "{err}");
+    assert_eq!(integrity(&db), "ok");
+    assert_eq!(
+        query(&db, "SELECT count(*) FROM candles"),
+        0,
+        "all or nothing"
+    );
+    // `--on-invalid skip` commits batch by batch: whole batches are kept.
+    let (st, _, err) = import(Some(&small), "skip");
     assert!(!st.success(), "the import cannot fit in 2 MB");
     assert!(err.contains("the database is full"), "{err}");
     assert_eq!(integrity(&db), "ok");
@@ -86,7 +98,7 @@ fn a_full_database_refuses_writes_clearly_keeps_whole_batches_and_recovers() {
     assert_eq!(integrity(&db), "ok");
 
     // With room again, the same import completes exactly.
-    let (st, out, err) = import(None);
+    let (st, out, err) = import(None, "fail");
     assert!(st.success(), "{err}");
     assert!(out.contains(&format!("inserted {}", ROWS - kept)), "{out}");
     assert_eq!(query(&db, "SELECT count(*) FROM candles"), ROWS);

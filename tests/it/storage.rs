@@ -189,7 +189,7 @@ fn bad_input_is_refused_with_a_reason_and_a_nonzero_exit() {
 /// Issue 4: SIGKILL in the middle of an import leaves a sound database holding only whole
 /// batches, and importing again completes to the exact count.
 #[test]
-fn a_killed_import_leaves_whole_batches_and_resumes_exactly() {
+fn a_killed_import_leaves_whole_batches_or_nothing_and_resumes_exactly() {
     const ROWS: i64 = 600_000;
     const BATCH: i64 = 10_000;
     let dir = tempfile::tempdir().unwrap();
@@ -220,60 +220,28 @@ fn a_killed_import_leaves_whole_batches_and_resumes_exactly() {
             .unwrap();
         }
     }
-    let mut child = Command::new(binary())
-        .arg("--db")
-        .arg(&db)
-        .args([
-            "import",
-            "--batch-rows",
-            &BATCH.to_string(),
-            file.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the import never wrote a batch"
-        );
-        if db.exists() {
-            let c = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-            let n: i64 = c
-                .query_row("SELECT count(*) FROM candles", [], |r| r.get(0))
-                .unwrap_or(0);
-            if n >= BATCH {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-
-    let c = Connection::open(&db).unwrap();
-    let ok: String = c
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
-    let n: i64 = c
-        .query_row("SELECT count(*) FROM candles", [], |r| r.get(0))
-        .unwrap();
+    // `--on-invalid skip` commits batch by batch: a kill leaves whole batches.
+    let n = kill_import(&db, &file, BATCH, "skip", &|db| {
+        let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM candles", [], |r| r.get(0))
+            .unwrap_or(0);
+        (n >= BATCH).then_some(())
+    });
     assert!(
         n < ROWS,
         "the import finished before the kill; make the file larger"
     );
     assert_eq!(n % BATCH, 0, "only whole batches: {n}");
-    let series: i64 = c
-        .query_row("SELECT coalesce(sum(count), 0) FROM series", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(series, n, "the metadata agrees with the rows");
-    drop(c);
-
+    // The default import is one transaction: killed while its WAL grows, it leaves
+    // nothing new.
+    let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+    let before = n;
+    assert!(!wal.exists(), "the checks closed the database, so the WAL is new");
+    let n = kill_import(&db, &file, BATCH, "fail", &|_| {
+        (std::fs::metadata(&wal).map_or(0, |m| m.len()) > 4_000_000).then_some(())
+    });
+    assert_eq!(n, before, "all or nothing");
     let (st, out, err) = run(
         &db,
         &[
@@ -287,4 +255,60 @@ fn a_killed_import_leaves_whole_batches_and_resumes_exactly() {
     assert!(out.contains(&format!("inserted {}", ROWS - n)), "{out}");
     assert_eq!(query(&db, "SELECT count(*) FROM candles"), ROWS);
     assert_eq!(query(&db, "SELECT sum(count) FROM series"), ROWS);
+}
+
+/// Starts `import --on-invalid <mode>`, SIGKILLs it once `ready` says so (within 60 s),
+/// checks the file's integrity and that the series metadata agrees with the rows, and
+/// returns the candles stored.
+fn kill_import(
+    db: &std::path::Path,
+    file: &std::path::Path,
+    batch: i64,
+    mode: &str,
+    ready: &dyn Fn(&std::path::Path) -> Option<()>,
+) -> i64 {
+    let mut child = Command::new(binary())
+        .arg("--db")
+        .arg(db)
+        .args([
+            "import",
+            "--batch-rows",
+            &batch.to_string(),
+            "--on-invalid",
+            mode,
+            file.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !(db.exists() && ready(db).is_some()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the {mode} import never got going"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the {mode} import finished before the kill; make the file larger"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let c = Connection::open(db).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM candles", [], |r| r.get(0))
+        .unwrap();
+    let series: i64 = c
+        .query_row("SELECT coalesce(sum(count), 0) FROM series", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(series, n, "the metadata agrees with the rows");
+    n
 }

@@ -63,7 +63,8 @@ pub(crate) struct ImportArgs {
     /// The exchange recorded for new symbols.
     #[arg(long, default_value = "binance")]
     exchange: String,
-    /// Rows per transaction.
+    /// Rows parsed and written at a time (one transaction each with `--on-invalid skip`;
+    /// with `fail` the whole file is one transaction).
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     batch_rows: u32,
 }

@@ -42,7 +42,9 @@ pub struct ImportOptions {
     pub exchange: String,
     /// What to do with invalid rows.
     pub on_invalid: OnInvalid,
-    /// Rows per transaction; a crash loses at most the batch in flight.
+    /// Rows parsed and written at a time. With [`OnInvalid::Fail`] all batches are one
+    /// transaction (a file is stored whole or not at all); with [`OnInvalid::Skip`] each
+    /// batch is its own, so a crash loses at most the batch in flight.
     pub batch_rows: usize,
 }
 
@@ -207,39 +209,67 @@ async fn import_source<S: CandleStore>(
         seconds: 0.0,
         rows_per_s: 0.0,
     };
-    if opts.on_invalid == OnInvalid::Fail {
-        // A first pass that writes nothing, so an invalid file changes nothing.
-        let mut parser = spawn_parser(source.clone(), tf, opts.batch_rows);
-        let (mut count, mut first) = (0u64, None);
-        while let Some(batch) = parser.next().await? {
-            count += batch.rejected;
-            if first.is_none() {
-                first = batch.rejects.into_iter().next();
-            }
-        }
-        if let Some(r) = first {
-            return Err(Error::Rejected {
-                file: source.name.clone(),
-                count: count as usize,
-                first: format!("{}: {}", r.location, r.reason),
-            });
-        }
-    }
     let mut parser = spawn_parser(source.clone(), tf, opts.batch_rows);
-    while let Some(batch) = parser.next().await? {
+    let account = |report: &mut ImportReport, batch: &mut Batch| {
         report.read += batch.read;
         report.rejected += batch.rejected;
         let room = KEEP_REJECTS.saturating_sub(report.rejects.len());
-        report.rejects.extend(batch.rejects.into_iter().take(room));
-        let w = store.write(&meta, tf, batch.candles).await?;
-        report.inserted += w.inserted;
-        report.updated += w.updated;
-        report.duplicates += w.unchanged;
+        report.rejects.extend(batch.rejects.drain(..).take(room));
         progress(Progress {
             bytes_done: batch.bytes_done,
             bytes_total: source.len(),
             rows: report.read,
         });
+    };
+    if opts.on_invalid == OnInvalid::Fail {
+        // One pass in one transaction: batches are written as they are parsed, and an
+        // invalid row (or a reader that fails) rolls all of it back, so an invalid file
+        // changes nothing. The WAL holds the whole import until it commits.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let write = store.write_all(&meta, tf, rx);
+        let feed = async {
+            let result: Result<()> = async {
+                while let Some(mut batch) = parser.next().await? {
+                    account(&mut report, &mut batch);
+                    if report.rejected == 0 && tx.send(Ok(batch.candles)).await.is_err() {
+                        // The writer stopped (its error is returned below).
+                        break;
+                    }
+                }
+                match report.rejects.first() {
+                    Some(r) => Err(Error::Rejected {
+                        file: source.name.clone(),
+                        count: report.rejected as usize,
+                        first: format!("{}: {}", r.location, r.reason),
+                    }),
+                    None => Ok(()),
+                }
+            }
+            .await;
+            if result.is_err() {
+                let _ = tx
+                    .send(Err(Error::Config("the import stopped".into())))
+                    .await;
+            }
+            drop(tx);
+            result
+        };
+        let (written, fed) = tokio::join!(write, feed);
+        fed?;
+        let w = written?;
+        report.inserted = w.inserted;
+        report.updated = w.updated;
+        report.duplicates = w.unchanged;
+    } else {
+        while let Some(mut batch) = parser.next().await? {
+            account(&mut report, &mut batch);
+            let w = store
+                .write(&meta, tf, std::mem::take(&mut batch.candles))
+                .await?;
+            report.inserted += w.inserted;
+            report.updated += w.updated;
+            report.duplicates += w.unchanged;
+        }
     }
     report.seconds = started.elapsed().as_secs_f64();
     report.rows_per_s = report.read as f64 / report.seconds.max(1e-9);

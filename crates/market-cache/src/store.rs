@@ -275,6 +275,15 @@ pub trait CandleStore {
         start: i64,
         end: i64,
     ) -> impl std::future::Future<Output = Result<Vec<(i64, i64)>>> + Send;
+    /// As [`CandleStore::write`] for every batch `batches` yields, in one transaction: all
+    /// are stored when the channel closes, none when it yields an error (which is
+    /// returned). Batches are written as they arrive, so the caller's reading overlaps.
+    fn write_all(
+        &self,
+        meta: &MarketMeta,
+        tf: Timeframe,
+        batches: tokio::sync::mpsc::Receiver<Result<Vec<Candle>>>,
+    ) -> impl std::future::Future<Output = Result<WriteReport>> + Send;
     /// The bytes the stored data occupies (the space a delete frees counts as free).
     fn used_bytes(&self) -> impl std::future::Future<Output = Result<u64>> + Send;
     /// Drops the candles of `[start, end)` and the record that the range is complete, in
@@ -509,56 +518,11 @@ impl SqliteStore {
             .db
             .run(move |s| {
                 s.transaction(|s| {
-                    let need = Scales::of(&candles);
-                    let (id, scales) = symbol_row(s, &meta, need)?;
-                    let rows: Vec<StoredRow> =
-                        candles.iter().map(|c| StoredRow::new(c, scales)).collect();
-                    let tf = tf.as_str();
+                    let (id, scales) = symbol_row(s, &meta, Scales::of(&candles))?;
                     if let Some((a, b)) = covered.filter(|(a, b)| a < b) {
-                        cover(s, id, tf, a, b)?;
+                        cover(s, id, tf.as_str(), a, b)?;
                     }
-                    if rows.is_empty() {
-                        return Ok(WriteReport::default());
-                    }
-                    let lo = rows.iter().map(|r| r.open_time).min().unwrap_or(0);
-                    let hi = rows.iter().map(|r| r.open_time).max().unwrap_or(0);
-                    let count = |s: &mut Session<'_>| -> query_opt::Result<u64> {
-                        s.time(COUNT_SQL, 1, |c| {
-                            c.query_row(COUNT_SQL, params![id, tf, lo, hi], |r| r.get::<_, i64>(0))
-                                .map(|n| n as u64)
-                        })
-                    };
-                    let before = count(s)?;
-                    let n = rows.len() as u64;
-                    let written = s.time(UPSERT_SQL, n, |c| {
-                        // Many rows a statement: one VDBE run per 64 candles instead of per
-                        // candle, which is most of the per-row cost left besides the b-tree.
-                        let mut written = 0u64;
-                        let mut chunks = rows.chunks_exact(UPSERT_ROWS);
-                        let mut stmt = c.prepare_cached(upsert_many_sql())?;
-                        for chunk in &mut chunks {
-                            for (k, r) in chunk.iter().enumerate() {
-                                bind_row(&mut stmt, k * 12, id, tf, r)?;
-                            }
-                            written += stmt.raw_execute()? as u64;
-                        }
-                        let mut one = c.prepare_cached(UPSERT_SQL)?;
-                        for r in chunks.remainder() {
-                            bind_row(&mut one, 0, id, tf, r)?;
-                            written += one.raw_execute()? as u64;
-                        }
-                        Ok(written)
-                    })?;
-                    let after = count(s)?;
-                    let inserted = after - before;
-                    s.time(SERIES_SQL, 1, |c| {
-                        c.execute(SERIES_SQL, params![id, tf, lo, hi, inserted as i64])
-                    })?;
-                    Ok(WriteReport {
-                        inserted,
-                        updated: written - inserted,
-                        unchanged: n - written,
-                    })
+                    write_rows(s, id, scales, tf, &candles)
                 })
             })
             .await?;
@@ -567,6 +531,60 @@ impl SqliteStore {
         }
         Ok(report)
     }
+}
+
+/// Upserts `candles` (deduplicated, in time order) of the series `id` at `scales`, and
+/// keeps the series' range and count: one statement per 64 candles.
+fn write_rows(
+    s: &mut Session<'_>,
+    id: i64,
+    scales: Scales,
+    tf: Timeframe,
+    candles: &[Candle],
+) -> query_opt::Result<WriteReport> {
+    let rows: Vec<StoredRow> = candles.iter().map(|c| StoredRow::new(c, scales)).collect();
+    let tf = tf.as_str();
+    if rows.is_empty() {
+        return Ok(WriteReport::default());
+    }
+    let lo = rows.iter().map(|r| r.open_time).min().unwrap_or(0);
+    let hi = rows.iter().map(|r| r.open_time).max().unwrap_or(0);
+    let count = |s: &mut Session<'_>| -> query_opt::Result<u64> {
+        s.time(COUNT_SQL, 1, |c| {
+            c.query_row(COUNT_SQL, params![id, tf, lo, hi], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+        })
+    };
+    let before = count(s)?;
+    let n = rows.len() as u64;
+    let written = s.time(UPSERT_SQL, n, |c| {
+        // Many rows a statement: one VDBE run per 64 candles instead of per candle, which
+        // is most of the per-row cost left besides the b-tree.
+        let mut written = 0u64;
+        let mut chunks = rows.chunks_exact(UPSERT_ROWS);
+        let mut stmt = c.prepare_cached(upsert_many_sql())?;
+        for chunk in &mut chunks {
+            for (k, r) in chunk.iter().enumerate() {
+                bind_row(&mut stmt, k * 12, id, tf, r)?;
+            }
+            written += stmt.raw_execute()? as u64;
+        }
+        let mut one = c.prepare_cached(UPSERT_SQL)?;
+        for r in chunks.remainder() {
+            bind_row(&mut one, 0, id, tf, r)?;
+            written += one.raw_execute()? as u64;
+        }
+        Ok(written)
+    })?;
+    let inserted = count(s)? - before;
+    s.time(SERIES_SQL, 1, |c| {
+        c.execute(SERIES_SQL, params![id, tf, lo, hi, inserted as i64])
+    })?;
+    Ok(WriteReport {
+        inserted,
+        updated: written - inserted,
+        unchanged: n - written,
+    })
 }
 
 /// Time order with one candle per open time (the last given wins): an upstream page can
@@ -940,6 +958,49 @@ impl CandleStore for SqliteStore {
                 message: e.to_string(),
             }
         })
+    }
+
+    async fn write_all(
+        &self,
+        meta: &MarketMeta,
+        tf: Timeframe,
+        mut batches: tokio::sync::mpsc::Receiver<Result<Vec<Candle>>>,
+    ) -> Result<WriteReport> {
+        let meta = meta.clone();
+        // The caller's error, kept aside while the transaction rolls back.
+        let failed = Arc::new(std::sync::Mutex::new(None));
+        let failure = failed.clone();
+        let done = self
+            .db
+            .run(move |s| {
+                s.transaction(|s| {
+                    let mut total = WriteReport::default();
+                    while let Some(batch) = batches.blocking_recv() {
+                        let candles = match batch {
+                            Ok(c) => dedup(c),
+                            Err(e) => {
+                                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                                return Err(query_opt::Error::Unusable("aborted".into()));
+                            }
+                        };
+                        let (id, scales) = symbol_row(s, &meta, Scales::of(&candles))?;
+                        let w = write_rows(s, id, scales, tf, &candles)?;
+                        total.inserted += w.inserted;
+                        total.updated += w.updated;
+                        total.unchanged += w.unchanged;
+                    }
+                    Ok(total)
+                })
+            })
+            .await;
+        if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        let report = done?;
+        if report.inserted + report.updated > 0 {
+            self.db.invalidate_cached();
+        }
+        Ok(report)
     }
 
     async fn used_bytes(&self) -> Result<u64> {
