@@ -46,6 +46,27 @@ fn fetch_args<'a>(url: &'a str, objects: &'a str, start: &'a str, end: &'a str) 
     ]
 }
 
+/// `serve` with the fake exchange `url` as upstream (no streams) and the object store
+/// `objects`, plus `extra` flags.
+fn serve_shared(
+    db: &std::path::Path,
+    url: &str,
+    objects: &str,
+    extra: &[&str],
+) -> crate::http::Server {
+    let mut args = vec![
+        "serve",
+        "--upstream",
+        url,
+        "--upstream-ws",
+        "off",
+        "--object-store",
+        objects,
+    ];
+    args.extend_from_slice(extra);
+    spawn(db, &args)
+}
+
 fn objects_under(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -163,18 +184,7 @@ fn instances_share_closed_months_through_the_object_store() {
 
     // A fresh instance serving with the object store answers the shared months without
     // the exchange, and May (damaged object) from the exchange, correctly.
-    let srv = spawn(
-        &db(2),
-        &[
-            "serve",
-            "--upstream",
-            &url,
-            "--upstream-ws",
-            "off",
-            "--object-store",
-            &objects,
-        ],
-    );
+    let srv = serve_shared(&db(2), &url, &objects, &[]);
     let before = ex.klines_seen().len();
     let rows = |from: i64, to: i64| -> Vec<Value> {
         let v = get(
@@ -331,18 +341,7 @@ fn concurrent_requests_in_one_missing_month_fetch_it_once() {
     let shared = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let objects = format!("file://{}", shared.path().display());
-    let srv = spawn(
-        &dir.path().join("c.db"),
-        &[
-            "serve",
-            "--upstream",
-            &ex.url(),
-            "--upstream-ws",
-            "off",
-            "--object-store",
-            &objects,
-        ],
-    );
+    let srv = serve_shared(&dir.path().join("c.db"), &ex.url(), &objects, &[]);
     let addr = srv.addr;
     // Eight 1m chunks (1000 candles on the epoch grid) inside March 2024, asked at once.
     let first = ms("2024-03-01").div_euclid(1000 * 60_000) + 1;
@@ -391,19 +390,11 @@ fn bounded_local_stores_drop_safe_months_and_read_them_back_exactly() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     // A month of 1m is about 45,000 candles, megabytes in SQLite: a 1 MB bound keeps none.
     let serve = |i: usize| {
-        spawn(
+        serve_shared(
             &dirs[i].path().join("c.db"),
-            &[
-                "serve",
-                "--upstream",
-                &ex.url(),
-                "--upstream-ws",
-                "off",
-                "--object-store",
-                &objects,
-                "--local-max-mb",
-                "1",
-            ],
+            &ex.url(),
+            &objects,
+            &["--local-max-mb", "1"],
         )
     };
     let chunk = |k: i64| {

@@ -184,7 +184,7 @@ impl App {
                 body: Bytes::from(
                     self.metrics.render(
                         &self.cache,
-                        self.read.store().db(),
+                        &self.read.store().database_stats(),
                         &self.read.upstream().map(|u| u.stats()).unwrap_or_default(),
                         (
                             &self.read.stats(),
@@ -417,7 +417,7 @@ impl App {
     }
 
     async fn stats(&self) -> Result<Reply> {
-        let db = self.read.store().db();
+        let db = self.read.store().database_stats();
         let read_stats = self.read.stats();
         let memory = self.guard.report();
         let data = json!({
@@ -437,7 +437,7 @@ impl App {
                 "reclaim_count": memory.reclaim_count,
             },
             "pools": {
-                "sqlite": db.pool().stats(),
+                "sqlite": db.pool,
                 "http": self.read.upstream().map(|u| u.stats()).unwrap_or_default(),
             },
             "upstream": self.read.upstream().map(|u| json!({
@@ -450,7 +450,7 @@ impl App {
                 "objects": self.read.objects().map(market_cache::objects::Objects::stats),
             })),
             "served_streams": self.ws.stats(),
-            "queries": {"patterns": db.log().patterns(), "slow": db.log().slow()},
+            "queries": {"patterns": db.patterns, "slow": db.slow},
             "read_path": read_stats,
             "http": self.metrics.summary(),
             "access_log": {
@@ -491,17 +491,14 @@ impl App {
             }),
             None => json!({"error": "memory could not be sampled"}),
         };
-        let db = self.read.store().db();
-        let report = db
+        let done = self
+            .read
+            .store()
             .optimize()
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let advice = db
-            .recommendations()
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
         Ok(Reply::json(envelope(
-            json!({"optimize": report, "recommendations": advice, "memory": memory}),
+            json!({"optimize": done.optimize, "recommendations": done.recommendations, "memory": memory}),
             None,
         )))
     }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use cache_core::Cache;
-use query_opt::Db;
+use market_cache::health::{DatabaseStats, HostStats};
 use serde_json::json;
 use std::sync::Mutex;
 
@@ -77,8 +77,8 @@ impl Metrics {
     pub(crate) fn render(
         &self,
         cache: &Cache,
-        db: &Db,
-        upstream: &[conn_pool::HostStats],
+        db: &DatabaseStats,
+        upstream: &[HostStats],
         live: (
             &market_cache::read::ReadStats,
             &[(&str, &market_cache::stream::StreamStats)],
@@ -197,7 +197,7 @@ impl Metrics {
             "gauge",
         );
         let _ = writeln!(s, "candlecache_cache_budget_bytes {}", st.budget_bytes);
-        let p = db.pool().stats();
+        let p = &db.pool;
         gauge(
             &mut s,
             "sqlite_pool_connections",
@@ -236,7 +236,7 @@ impl Metrics {
             "Executions by query pattern.",
             "counter",
         );
-        for q in db.log().patterns() {
+        for q in &db.patterns {
             let pattern = q.pattern.replace('\\', "\\\\").replace('"', "\\\"");
             let _ = writeln!(
                 s,
@@ -248,7 +248,7 @@ impl Metrics {
             (
                 "upstream_requests_total",
                 "Upstream attempts sent, retries included.",
-                (|h: &conn_pool::HostStats| h.requests) as fn(&conn_pool::HostStats) -> u64,
+                (|h: &HostStats| h.requests) as fn(&HostStats) -> u64,
             ),
             ("upstream_retries_total", "Upstream retries.", |h| h.retries),
             (

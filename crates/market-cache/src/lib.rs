@@ -32,6 +32,7 @@ mod decimal;
 mod error;
 pub mod export;
 mod funding;
+pub mod health;
 pub mod import;
 pub mod objects;
 pub mod read;
