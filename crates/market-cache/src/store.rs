@@ -334,6 +334,8 @@ const SYMBOL_SQL: &str = "SELECT id, price_scale, volume_scale, quote_volume_sca
 const NEW_SYMBOL_SQL: &str = "INSERT INTO symbols (symbol, exchange, base, quote, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 const SCALES_SQL: &str = "UPDATE symbols SET price_scale = ?2, volume_scale = ?3, quote_volume_scale = ?4, taker_base_scale = ?5, taker_quote_scale = ?6 WHERE id = ?1";
 const SERIES_SQL: &str = "INSERT INTO series (symbol_id, timeframe, first_time, last_time, count) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (symbol_id, timeframe) DO UPDATE SET first_time = min(coalesce(first_time, excluded.first_time), excluded.first_time), last_time = max(coalesce(last_time, excluded.last_time), excluded.last_time), count = count + excluded.count";
+const LAST_OF_SERIES_SQL: &str =
+    "SELECT last_time FROM series WHERE symbol_id = ?1 AND timeframe = ?2";
 const NEXT_SQL: &str = "SELECT min(open_time) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time >= ?3";
 const PREV_SQL: &str =
     "SELECT max(open_time) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time < ?3";
@@ -555,7 +557,15 @@ fn write_rows(
                 .map(|n| n as u64)
         })
     };
-    let before = count(s)?;
+    // Rows after the series' last candle cannot conflict: then every row written is new,
+    // and the two range counts (a scan of the batch's range each) are not needed.
+    let last: Option<i64> = s.time(LAST_OF_SERIES_SQL, 1, |c| {
+        c.query_row(LAST_OF_SERIES_SQL, params![id, tf], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+    })?;
+    let appending = last.is_none_or(|last| lo > last);
+    let before = if appending { 0 } else { count(s)? };
     let n = rows.len() as u64;
     let written = s.time(UPSERT_SQL, n, |c| {
         // Many rows a statement: one VDBE run per 64 candles instead of per candle, which
@@ -576,7 +586,11 @@ fn write_rows(
         }
         Ok(written)
     })?;
-    let inserted = count(s)? - before;
+    let inserted = if appending {
+        written
+    } else {
+        count(s)? - before
+    };
     s.time(SERIES_SQL, 1, |c| {
         c.execute(SERIES_SQL, params![id, tf, lo, hi, inserted as i64])
     })?;
