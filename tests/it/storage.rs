@@ -237,7 +237,10 @@ fn a_killed_import_leaves_whole_batches_or_nothing_and_resumes_exactly() {
     // nothing new.
     let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
     let before = n;
-    assert!(!wal.exists(), "the checks closed the database, so the WAL is new");
+    assert!(
+        !wal.exists(),
+        "the checks closed the database, so the WAL is new"
+    );
     let n = kill_import(&db, &file, BATCH, "fail", &|_| {
         (std::fs::metadata(&wal).map_or(0, |m| m.len()) > 4_000_000).then_some(())
     });

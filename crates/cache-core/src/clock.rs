@@ -2,6 +2,16 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Wall-clock time in milliseconds since the Unix epoch: the one wall clock of every
+/// crate (timestamps in logs, stats and answers; the read path's default `now`), so
+/// they agree and a test or a future time source changes it in one place. 0 if the
+/// system clock is before 1970.
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// A monotonic time source; the cache uses it for TTLs and for LRU recency.
 ///
 /// Injecting a [`ManualClock`] lets tests move time without sleeping.

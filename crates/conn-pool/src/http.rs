@@ -464,9 +464,7 @@ impl HttpClient {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    cache_core::wall_ms()
 }
 
 /// An error with its sources, which is where hyper says what actually went wrong.

@@ -209,9 +209,7 @@ pub fn edge_chunk_start(tf: Timeframe, now: i64) -> i64 {
 
 /// The system clock in epoch ms, the [`Now`] of [`ReadPath::new`].
 pub fn wall_clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    cache_core::wall_ms()
 }
 
 impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {

@@ -84,7 +84,5 @@ fn private_resident() -> Option<u64> {
 
 /// Milliseconds since the epoch.
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    cache_core::wall_ms()
 }

@@ -1,7 +1,7 @@
 //! Query timing: statistics per normalized pattern and a log of the last slow queries.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -89,9 +89,7 @@ impl QueryLog {
                     pattern,
                     duration_ms: ms(took),
                     executions,
-                    at_ms: SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64),
+                    at_ms: cache_core::wall_ms().max(0) as u64,
                 });
             }
         }
