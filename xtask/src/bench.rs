@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::layers::root;
+use crate::process::{python_env, root, sh, timed, timed_footprint, wait_http, wrk, Started};
 
 /// The miss cost used for the derived "with a miss penalty" column: a conservative figure
 /// for one chunk loaded from SQLite and encoded.
@@ -32,7 +32,7 @@ pub(crate) fn cache(args: &[&str]) -> Result<()> {
     let out = root().join("target/bench/cache.json");
     std::fs::create_dir_all(out.parent().expect("has a parent"))?;
     let out_str = out.to_str().context("target path is not UTF-8")?;
-    crate::cargo(
+    crate::process::cargo(
         &[
             "bench",
             "-p",
@@ -245,65 +245,6 @@ fn write_section(name: &str, body: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs a command, failing with its stderr if it fails; returns stdout.
-pub(crate) fn sh(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Wall time of a command, in seconds.
-fn timed(cmd: &mut Command) -> Result<f64> {
-    let t = std::time::Instant::now();
-    sh(cmd)?;
-    Ok(t.elapsed().as_secs_f64())
-}
-
-/// What a run cost beside its time: the largest the WAL beside `db` grew and the peak
-/// resident memory of the process (`VmHWM`), sampled every 20 ms.
-struct Footprint {
-    seconds: f64,
-    wal_peak_bytes: u64,
-    rss_peak_bytes: u64,
-}
-
-fn timed_footprint(cmd: &mut Command, db: &Path) -> Result<Footprint> {
-    let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
-    let t = std::time::Instant::now();
-    let mut child = cmd.stdout(std::process::Stdio::null()).spawn()?;
-    let status_file = format!("/proc/{}/status", child.id());
-    let (mut wal_peak, mut rss_peak) = (0u64, 0u64);
-    let status = loop {
-        wal_peak = wal_peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
-        if let Ok(st) = std::fs::read_to_string(&status_file) {
-            let hwm = st
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
-            rss_peak = rss_peak.max(hwm.unwrap_or(0) * 1024);
-        }
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    if !status.success() {
-        bail!("{cmd:?} failed ({status})");
-    }
-    Ok(Footprint {
-        seconds: t.elapsed().as_secs_f64(),
-        wal_peak_bytes: wal_peak,
-        rss_peak_bytes: rss_peak,
-    })
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -328,64 +269,12 @@ fn install_peers(bench: &Path) -> Result<std::path::PathBuf> {
     )
 }
 
-/// A virtualenv at `venv` in which `import MODULES` works, installing `packages` from
-/// PyPI if it does not; returns its python.
-pub(crate) fn python_env(
-    venv: &Path,
-    modules: &str,
-    packages: &[&str],
-) -> Result<std::path::PathBuf> {
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        eprintln!("xtask: creating {}", venv.display());
-        if sh(Command::new("python3").args(["-m", "venv"]).arg(venv)).is_err() {
-            // Debian's python3 comes without venv.
-            eprintln!("xtask: installing python3-venv (apt-get)");
-            sh(Command::new("apt-get").arg("update"))?;
-            sh(Command::new("apt-get").args(["install", "-y", "python3-venv"]))?;
-            sh(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
-        }
-    }
-    // The pinned versions too: a venv made by an older xtask keeps its old pins.
-    let pins: Vec<String> = packages
-        .iter()
-        .filter_map(|p| p.split_once("=="))
-        .map(|(name, v)| {
-            format!(
-                "assert m.version({:?}) == {v:?}",
-                name.split('[').next().unwrap_or(name)
-            )
-        })
-        .collect();
-    let have = Command::new(&python)
-        .args([
-            "-c",
-            &format!(
-                "import {modules}\nimport importlib.metadata as m\n{}",
-                pins.join("\n")
-            ),
-        ])
-        .output()?;
-    if !have.status.success() {
-        eprintln!(
-            "xtask: installing {} into {}",
-            packages.join(" "),
-            venv.display()
-        );
-        sh(Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet"])
-            .args(packages))?;
-    }
-    Ok(python)
-}
-
 pub(crate) fn storage(args: &[&str]) -> Result<()> {
     let rows = rows_arg(args, "storage")?;
     let bench = root().join("target/bench");
     let data = generated(rows)?;
     let python = install_peers(&bench)?;
-    crate::cargo(&["build", "--release", "-p", "candlecache"], &[])?;
-    let bin = root().join("target/release/candlecache");
+    let bin = crate::process::candlecache_binary(true)?;
     let fresh = |name: &str| -> Result<std::path::PathBuf> {
         let p = bench.join(name);
         for ext in ["", "-wal", "-shm"] {
@@ -582,70 +471,6 @@ pub(crate) fn storage(args: &[&str]) -> Result<()> {
     publish("storage", &s)
 }
 
-/// A server the HTTP benchmark started; stopped (TERM, then KILL) when dropped.
-pub(crate) struct Started(pub(crate) std::process::Child);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        for _ in 0..50 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_http(url: &str) -> Result<()> {
-    for _ in 0..300 {
-        if Command::new("curl")
-            .args(["-sf", "-o", "/dev/null", url])
-            .status()?
-            .success()
-        {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    bail!("{url} did not answer within 30 s")
-}
-
-/// One bounded wrk run (2 s warm-up, then `secs`), parsed.
-fn wrk(url: &str, secs: u32) -> Result<(f64, String, String, u64)> {
-    let _ = sh(Command::new("wrk").args(["-t2", "-c32", "-d2s", "--timeout", "10s", url]));
-    let out = sh(Command::new("timeout").args([
-        "120",
-        "wrk",
-        "-t2",
-        "-c32",
-        &format!("-d{secs}s"),
-        "--timeout",
-        "10s",
-        "--latency",
-        url,
-    ]))?;
-    let field = |prefix: &str, idx: usize| {
-        out.lines()
-            .find(|l| l.trim_start().starts_with(prefix))
-            .and_then(|l| l.split_whitespace().nth(idx))
-            .unwrap_or("?")
-            .to_owned()
-    };
-    let rps: f64 = field("Requests/sec:", 1).parse().unwrap_or(0.0);
-    let non2xx: u64 = out
-        .lines()
-        .find(|l| l.contains("Non-2xx"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Ok((rps, field("50%", 1), field("99%", 1), non2xx))
-}
-
 pub(crate) fn http(args: &[&str]) -> Result<()> {
     let secs: u32 = match args {
         [] => 10,
@@ -691,7 +516,7 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
             .arg(format!("{}:BTCUSDT:1h", h1.display())))?;
     }
     // The same server without the counting allocator, to measure what counting costs.
-    crate::cargo(
+    crate::process::cargo(
         &[
             "build",
             "--release",
@@ -703,8 +528,7 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
     )?;
     let plain = bench.join("candlecache-plain");
     std::fs::copy(root().join("target/release/candlecache"), &plain)?;
-    crate::cargo(&["build", "--release", "-p", "candlecache"], &[])?;
-    let bin = root().join("target/release/candlecache");
+    let bin = crate::process::candlecache_binary(true)?;
     let ours_db = bench.join("candlecache.db");
     if !ours_db.exists() {
         sh(Command::new(&bin)

@@ -21,9 +21,10 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::bench::{provenance, publish, Started};
+use crate::bench::{provenance, publish};
 use crate::fake_exchange::{self as fake, FakeExchange};
-use crate::layers::root;
+use crate::process::root;
+use crate::process::Started;
 
 struct Options {
     clients: usize,
@@ -83,7 +84,7 @@ fn stream_names(n: usize) -> Result<Vec<String>> {
 pub(crate) fn bench(args: &[&str]) -> Result<()> {
     let o = options(args)?;
     let names = stream_names(o.streams)?;
-    crate::cargo(
+    crate::process::cargo(
         &[
             "build",
             "--release",

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench::{python_env, sh, Started};
-use crate::layers::root;
+use crate::process::root;
+use crate::process::{python_env, sh, Started};
 
 /// Eight weeks of generated 1m candles (from Wednesday 2020-01-01).
 const ROWS: u64 = 8 * 7 * 1440;
@@ -20,8 +20,7 @@ pub(crate) fn ccxt() -> Result<()> {
     let dir = root().join("target/clients");
     std::fs::create_dir_all(&dir)?;
     let python = python_env(&dir.join("venv"), "ccxt", &["ccxt"])?;
-    crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
-    let bin = root().join("target/release/candlecache");
+    let bin = crate::process::candlecache_binary(true)?;
     let data = dir.join("BTCUSDT-1m-ccxt.csv");
     if !data.exists() {
         crate::gen::binance_1m(&data, ROWS, 7)?;
@@ -60,8 +59,7 @@ pub(crate) fn ccxt_pro() -> Result<()> {
     let dir = root().join("target/clients");
     std::fs::create_dir_all(&dir)?;
     let python = python_env(&dir.join("venv"), "ccxt.pro", &["ccxt"])?;
-    crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
-    let bin = root().join("target/release/candlecache");
+    let bin = crate::process::candlecache_binary(true)?;
     let ex = crate::fake_exchange::FakeExchange::start();
     let db = fresh_db(&dir.join("ccxt-pro.db"))?;
     let (server, base) = serve(
@@ -100,8 +98,7 @@ pub(crate) fn ccxt_usdm() -> Result<()> {
     let dir = root().join("target/clients");
     std::fs::create_dir_all(&dir)?;
     let python = python_env(&dir.join("venv"), "ccxt", &["ccxt"])?;
-    crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
-    let bin = root().join("target/release/candlecache");
+    let bin = crate::process::candlecache_binary(true)?;
     let ex = crate::fake_exchange::FakeExchange::start();
     let db = fresh_db(&dir.join("ccxt-usdm.db"))?;
     let futures_ws = format!("ws://{}/market", ex.ws_addr);
@@ -255,8 +252,7 @@ pub(crate) fn dashboard() -> Result<()> {
             .arg(PLAYWRIGHT))
         .context("npm could not install playwright-core (is Node.js installed?)")?;
     }
-    crate::cargo(&["build", "--quiet", "-p", "candlecache"], &[])?;
-    let bin = root().join("target/debug/candlecache");
+    let bin = crate::process::candlecache_binary(false)?;
     let dir = root().join("target/dashboard");
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("demo.db");

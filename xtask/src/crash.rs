@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench::sh;
-use crate::layers::root;
+use crate::process::root;
+use crate::process::sh;
 
 const ROWS: u64 = 300_000;
 const BATCH: u64 = 5_000;
@@ -40,9 +40,7 @@ fn delay(i: u64, full: Duration) -> Duration {
 
 /// How long `cmd` takes uninterrupted (it must succeed).
 fn timed(cmd: &mut Command) -> Result<Duration> {
-    let t = Instant::now();
-    sh(cmd)?;
-    Ok(t.elapsed())
+    Ok(Duration::from_secs_f64(crate::process::timed(cmd)?))
 }
 
 /// Runs `cmd`, SIGKILLs it after `after` (if still running); says whether it was killed.
@@ -83,8 +81,7 @@ pub(crate) fn crash(args: &[&str]) -> Result<()> {
         sh(Command::new("apt-get").arg("update"))?;
         sh(Command::new("apt-get").args(["install", "-y", "sqlite3"]))?;
     }
-    crate::cargo(&["build", "--release", "-p", "candlecache"], &[])?;
-    let bin = root().join("target/release/candlecache");
+    let bin = crate::process::candlecache_binary(true)?;
     let dir = root().join("target/crash");
     std::fs::create_dir_all(&dir)?;
     let data = dir.join(format!("BTCUSDT-1m-{ROWS}.csv"));

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::bench::{python_env, sh, Started};
 use crate::fake_exchange::{self as fake, FakeExchange};
-use crate::layers::root;
+use crate::process::root;
+use crate::process::{python_env, sh, Started};
 
 const MINUTE: i64 = 60_000;
 /// A new candle must reach the strategy within freqtrade's loop (5 s here) and a margin.
@@ -365,13 +365,8 @@ fn tools() -> Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
         &["freqtrade", "ccxt"],
     )?;
     let freqtrade = dir.join("venv/bin/freqtrade");
-    crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
-    Ok((
-        dir,
-        python,
-        freqtrade,
-        root().join("target/release/candlecache"),
-    ))
+    let bin = crate::process::candlecache_binary(true)?;
+    Ok((dir, python, freqtrade, bin))
 }
 
 /// freqtrade's names of the first `n` pairs of the fake exchange.

@@ -1,7 +1,7 @@
 //! The allowed dependency edges between workspace crates (shared/design.md), checked
 //! against `cargo metadata`.
 
-use std::path::{Path, PathBuf};
+use crate::process::root;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -29,14 +29,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
 ];
-
-/// Returns the workspace root (the parent of `xtask/`).
-pub(crate) fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives one level below the workspace root")
-        .to_path_buf()
-}
 
 /// Runs `cargo metadata` for the workspace, without dependencies.
 pub(crate) fn metadata() -> Result<Value> {

@@ -16,7 +16,10 @@ mod freqtrade;
 mod gen;
 mod layers;
 mod objects;
+mod process;
 mod soak;
+
+use process::cargo;
 
 use std::process::Command;
 
@@ -133,21 +136,6 @@ fn run() -> Result<()> {
     }
 }
 
-/// Runs a cargo command in the workspace root and fails if it fails.
-pub(crate) fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
-    eprintln!("xtask: cargo {}", args.join(" "));
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(args)
-        .envs(envs.iter().copied())
-        .current_dir(layers::root())
-        .status()
-        .with_context(|| format!("could not run cargo {}", args.join(" ")))?;
-    if !status.success() {
-        bail!("cargo {} failed ({status})", args.join(" "));
-    }
-    Ok(())
-}
-
 fn ci() -> Result<()> {
     cargo(&["fmt", "--all", "--check"], &[])?;
     cargo(
@@ -186,7 +174,7 @@ fn cargo_test(args: &[&str]) -> Result<(u64, u64)> {
     eprintln!("xtask: cargo {}", args.join(" "));
     let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(args)
-        .current_dir(layers::root())
+        .current_dir(process::root())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("could not run cargo test")?;

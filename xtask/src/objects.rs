@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::bench::{python_env, Started};
 use crate::fake_exchange::FakeExchange;
-use crate::layers::root;
+use crate::process::root;
+use crate::process::{python_env, Started};
 
 const BUCKET: &str = "candles";
 
@@ -75,13 +75,7 @@ pub(crate) fn check(release: bool) -> Result<()> {
             "polars==1.44.2",
         ],
     )?;
-    let bin = if release {
-        crate::cargo(&["build", "--release", "--quiet", "-p", "candlecache"], &[])?;
-        root().join("target/release/candlecache")
-    } else {
-        crate::cargo(&["build", "--quiet", "-p", "candlecache"], &[])?;
-        root().join("target/debug/candlecache")
-    };
+    let bin = crate::process::candlecache_binary(release)?;
     let work = dir.join("object-store");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;

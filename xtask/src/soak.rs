@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::bench::{generated, machine, publish, sh};
-use crate::layers::root;
+use crate::bench::{generated, machine, publish};
+use crate::process::root;
+use crate::process::sh;
 
 /// What the process may hold privately beyond the cache budget: the runtime, 256
 /// connections' buffers, SQLite's page caches, answers being encoded.
@@ -118,8 +119,7 @@ pub(crate) fn soak(args: &[&str]) -> Result<()> {
     let dir = root().join("target/bench/soak");
     std::fs::create_dir_all(&dir)?;
     let data = generated(1_000_000)?;
-    crate::cargo(&["build", "--release", "-p", "candlecache"], &[])?;
-    let bin = root().join("target/release/candlecache");
+    let bin = crate::process::candlecache_binary(true)?;
     let db = dir.join("soak.db");
     if !db.exists() {
         sh(Command::new(&bin)
