@@ -181,7 +181,7 @@ async fn import_source<S: CandleStore>(
             return Err(Error::Malformed {
                 file: source.name.clone(),
                 location: "name".into(),
-                reason: "a freqtrade funding_rate file holds funding rates, not candles; serve --upstream fetches funding from /fapi/v1/fundingRate".into(),
+                reason: "a freqtrade funding_rate file holds funding rates, not candles; funding comes from the exchange's /fapi/v1/fundingRate through an upstream".into(),
             })
         }
         (Some(k), _) | (None, parse::NamedAs::Kind(k)) => k,
