@@ -25,6 +25,7 @@ mod futures;
 mod metrics;
 mod openapi;
 mod query;
+mod reply;
 mod server;
 mod ws;
 
