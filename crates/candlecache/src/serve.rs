@@ -124,9 +124,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             );
         }
         let objects = file.objects(args.object_store.as_deref(), args.local_max_mb)?;
-        if objects.as_ref().is_some_and(|o| o.stats().local_max_bytes.is_some())
-            && upstream.is_none()
-        {
+        if objects.as_ref().is_some_and(|o| o.local_max_bytes().is_some()) && upstream.is_none() {
             anyhow::bail!("`local_max_mb` needs an upstream (--upstream): months dropped locally come back through it, from the object store first");
         }
         let db = store.db().clone();
@@ -139,7 +137,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         )?;
         if let Some(objects) = objects {
             eprintln!("candlecache: closed months shared through {}", objects.stats().url);
-            let bounded = objects.stats().local_max_bytes;
+            let bounded = objects.local_max_bytes();
             read.set_objects(objects);
             if let Some(max) = bounded {
                 eprintln!(

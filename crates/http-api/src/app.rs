@@ -13,11 +13,9 @@ use serde_json::json;
 
 use crate::metrics::Metrics;
 use crate::query::Params;
-pub(crate) use crate::reply::{
-    accepts_gzip, envelope, error_response, gzip_bytes, now_rfc3339, response, Reply,
-    GZIP_MIN_BYTES,
+use crate::reply::{
+    accepts_gzip, envelope, gzip_bytes, join_cached, split_cached, Reply, GZIP_MIN_BYTES,
 };
-use crate::reply::{join_cached, split_cached};
 use crate::{Error, Result};
 
 /// How long a whole answer of closed history is kept (`api_responses`).

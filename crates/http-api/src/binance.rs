@@ -9,8 +9,9 @@ use market_cache::upstream::{klines_json_places, PAGE};
 use market_cache::{CandleStore, Kind, Symbol, Timeframe};
 use serde_json::{json, Value};
 
-use crate::app::{App, Reply};
+use crate::app::App;
 use crate::query::Params;
+use crate::reply::Reply;
 use crate::{Error, Result};
 
 /// Binance's default `limit`.
@@ -158,7 +159,7 @@ impl App {
         // Binance: startTime <= openTime <= endTime; without startTime, exactly the latest
         // `limit` candles up to endTime (or now, the last one still forming).
         let end = end_incl.map_or_else(|| tf.next(now), |e| e.saturating_add(1));
-        let gzip = crate::app::accepts_gzip(req);
+        let gzip = crate::reply::accepts_gzip(req);
         let key = format!(
             "klines|{}|{tf}|{start:?}|{end}|{limit}|{gzip}",
             symbol.key()
@@ -178,9 +179,9 @@ impl App {
             })
             .await?;
         let mut body = Bytes::from(klines_json_places(&answer.candles, tf, places));
-        let gzip = gzip && body.len() >= crate::app::GZIP_MIN_BYTES;
+        let gzip = gzip && body.len() >= crate::reply::GZIP_MIN_BYTES;
         if gzip {
-            body = crate::app::gzip_bytes(&body);
+            body = crate::reply::gzip_bytes(&body);
         }
         let ttl = answer.max_age.map_or(crate::app::RESPONSE_TTL, |a| {
             a.min(crate::app::RESPONSE_TTL)

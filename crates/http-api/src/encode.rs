@@ -42,7 +42,7 @@ pub(crate) fn json(symbol: &Symbol, tf: Timeframe, a: &Answer) -> Vec<u8> {
     let _ = write!(
         s,
         r#"]}},"meta":{meta},"timestamp":"{}"}}"#,
-        crate::app::now_rfc3339()
+        crate::reply::now_rfc3339()
     );
     s.into_bytes()
 }

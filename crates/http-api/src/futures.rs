@@ -10,9 +10,10 @@ use hyper::Request;
 use market_cache::{funding_json, Kind, Symbol};
 use serde_json::{json, Value};
 
-use crate::app::{App, Reply};
+use crate::app::App;
 use crate::binance::{illegal, range};
 use crate::query::Params;
+use crate::reply::Reply;
 use crate::Result;
 
 /// How long live data passed through (depth, tickers, premium index) is served again: a

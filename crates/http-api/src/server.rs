@@ -17,7 +17,8 @@ use market_cache::SqliteStore;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
-use crate::app::{error_response, response, route_name, App, RESPONSES};
+use crate::app::{route_name, App, RESPONSES};
+use crate::reply::{error_response, response};
 use crate::Error;
 
 /// URLs longer than this are refused with 414.

@@ -227,10 +227,18 @@ async fn import_source<S: CandleStore>(
         // changes nothing. The WAL holds the whole import until it commits.
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let write = store.write_all(&meta, tf, rx);
+        // What tells the writer to roll back; its own error is never shown (ours is).
+        let abort = || Err(Error::Config("the import stopped".into()));
         let feed = async {
             let result: Result<()> = async {
                 while let Some(mut batch) = parser.next().await? {
+                    let clean = report.rejected == 0;
                     account(&mut report, &mut batch);
+                    if clean && report.rejected > 0 {
+                        // Roll back now, not after the rest of the file is counted: the
+                        // transaction holds the write lock and the WAL meanwhile.
+                        let _ = tx.send(abort()).await;
+                    }
                     if report.rejected == 0 && tx.send(Ok(batch.candles)).await.is_err() {
                         // The writer stopped (its error is returned below).
                         break;
@@ -247,9 +255,7 @@ async fn import_source<S: CandleStore>(
             }
             .await;
             if result.is_err() {
-                let _ = tx
-                    .send(Err(Error::Config("the import stopped".into())))
-                    .await;
+                let _ = tx.send(abort()).await;
             }
             drop(tx);
             result

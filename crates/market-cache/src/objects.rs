@@ -261,6 +261,11 @@ impl Objects {
         self
     }
 
+    /// `[store] local_max_mb` in bytes, if the local store is bounded.
+    pub fn local_max_bytes(&self) -> Option<u64> {
+        self.local_max_bytes
+    }
+
     /// The per-month turn: one filler (or trimmer) of a month at a time.
     fn turn(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.filling
@@ -326,11 +331,14 @@ impl Objects {
                 break;
             }
             let key = month_path(exchange, symbol, tf, month).to_string();
-            let tick = self.counters.tick.fetch_add(1, Ordering::Relaxed) + 1;
-            self.used
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(key.clone(), tick);
+            if self.local_max_bytes.is_some() {
+                // Recency matters only to a trim.
+                let tick = self.counters.tick.fetch_add(1, Ordering::Relaxed) + 1;
+                self.used
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(key.clone(), tick);
+            }
             // Months are taken in time order, so two readers never wait on each other.
             held.0.push(self.turn(&key).lock_owned().await);
             // Looked at after waiting: whoever went first may have filled it.
