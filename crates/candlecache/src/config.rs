@@ -26,7 +26,7 @@ pub(crate) struct FileConfig {
     pub(crate) memory: mem_guard::Config,
     /// `[object_store]`: url (`s3://bucket/prefix` or `file:///path`), endpoint, region,
     /// allow_http, partition, access_key_id, secret_access_key.
-    pub(crate) object_store: market_cache::objects::ObjectConfig,
+    pub(crate) object_store: market_cache::ObjectConfig,
     /// `[store]`: local_max_mb.
     pub(crate) store: StoreSection,
 }
@@ -60,7 +60,7 @@ pub(crate) struct UpstreamSection {
     pub(crate) refresh_ms: u64,
     /// `[upstream.stream]`: max_streams_per_connection, max_messages_per_sec,
     /// watchdog_ms, rotate_ms, idle_ms, stale_ms, backoff_base_ms, backoff_max_ms.
-    pub(crate) stream: market_cache::stream::StreamConfig,
+    pub(crate) stream: market_cache::StreamConfig,
     /// `[upstream.client]`: connect_timeout_ms, request_timeout_ms, retries,
     /// backoff_base_ms, backoff_max_ms, deadline_ms, max_idle_per_host, idle_timeout_ms,
     /// weight_limit, weight_share, weight_window_ms, user_agent.
@@ -96,7 +96,7 @@ impl Default for UpstreamSection {
             futures_ws: None,
             ws: None,
             refresh_ms: 1000,
-            stream: market_cache::stream::StreamConfig::default(),
+            stream: market_cache::StreamConfig::default(),
             client: conn_pool::HttpConfig::default(),
         }
     }
@@ -179,7 +179,7 @@ impl FileConfig {
         &self,
         flag: Option<&str>,
         futures_flag: Option<&str>,
-    ) -> Result<Option<market_cache::upstream::Upstream>> {
+    ) -> Result<Option<market_cache::Upstream>> {
         let Some(url) = flag.or(self.upstream.url.as_deref()) else {
             if futures_flag.is_some() {
                 anyhow::bail!(
@@ -188,7 +188,7 @@ impl FileConfig {
             }
             return Ok(None);
         };
-        let up = market_cache::upstream::Upstream::new(url, self.upstream.client.clone())?;
+        let up = market_cache::Upstream::new(url, self.upstream.client.clone())?;
         let up = match futures_flag.or(self.upstream.futures.as_deref()) {
             Some(f) => up.with_futures(f).with_context(|| {
                 "the futures upstream (--upstream-futures / [upstream] futures)"
@@ -204,11 +204,11 @@ impl FileConfig {
     /// `off` disables them.
     pub(crate) fn live(
         &self,
-        upstream: Option<&market_cache::upstream::Upstream>,
+        upstream: Option<&market_cache::Upstream>,
         flag: Option<&str>,
         futures_flag: Option<&str>,
-    ) -> Result<market_cache::read::LiveConfig> {
-        let mut live = market_cache::read::LiveConfig {
+    ) -> Result<market_cache::LiveConfig> {
+        let mut live = market_cache::LiveConfig {
             refresh: std::time::Duration::from_millis(self.upstream.refresh_ms),
             ..Default::default()
         };
@@ -231,12 +231,12 @@ impl FileConfig {
         };
         live.stream = stream(
             flag.or(self.upstream.ws.as_deref()),
-            market_cache::stream::default_stream_url(up.base_url()),
+            market_cache::default_stream_url(up.base_url()),
             "the upstream stream (--upstream-ws / [upstream] ws)",
         )?;
         live.futures_stream = stream(
             futures_flag.or(self.upstream.futures_ws.as_deref()),
-            market_cache::stream::default_futures_stream_url(up.futures_url()),
+            market_cache::default_futures_stream_url(up.futures_url()),
             "the futures upstream stream (--upstream-futures-ws / [upstream] futures_ws)",
         )?;
         Ok(live)
@@ -249,7 +249,7 @@ impl FileConfig {
         &self,
         flag: Option<&str>,
         local_max_mb: Option<u64>,
-    ) -> Result<Option<market_cache::objects::Objects>> {
+    ) -> Result<Option<market_cache::Objects>> {
         let mut config = self.object_store.clone();
         if let Some(url) = flag {
             config.url = Some(url.to_owned());
@@ -261,7 +261,7 @@ impl FileConfig {
             }
             return Ok(None);
         }
-        let objects = market_cache::objects::Objects::open(&config)?;
+        let objects = market_cache::Objects::open(&config)?;
         Ok(Some(objects.with_local_max(
             (max_mb > 0).then(|| max_mb.saturating_mul(1_000_000)),
         )))

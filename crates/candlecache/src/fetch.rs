@@ -1,17 +1,14 @@
 //! `candlecache fetch`: backfill a range from the upstream into the store.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use market_cache::read::Now;
-use market_cache::upstream::FillProgress;
-use market_cache::{format_time, Symbol, Timeframe};
+use market_cache::{format_time, wall_clock, FillProgress, Service, Symbol, Timeframe};
 
 use crate::config::FileConfig;
 use crate::store_cmds::{
-    bar, open_store_with, parse_symbol, parse_timeframe, parse_when, runtime, MarketArgs,
+    bar, open_service, parse_symbol, parse_timeframe, parse_when, runtime, MarketArgs,
 };
 
 /// Options of `candlecache fetch`.
@@ -57,8 +54,9 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
     else {
         bail!("no upstream: pass --upstream URL (e.g. https://api.binance.com) or set [upstream] url in the configuration");
     };
-    let now: Now = Arc::new(market_cache::read::wall_clock);
-    let end = args.end.unwrap_or_else(|| args.timeframe.next(now()));
+    let end = args
+        .end
+        .unwrap_or_else(|| args.timeframe.next(wall_clock()));
     if args.start >= end {
         bail!(
             "--start {} must be before --end {}",
@@ -67,7 +65,11 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         );
     }
     runtime()?.block_on(async {
-        let store = open_store_with(file.db(db), false, None).await?;
+        let objects = file.objects(args.object_store.as_deref(), None)?;
+        let builder = Service::builder(file.db(db))
+            .upstream(Some(upstream))
+            .objects(objects);
+        let service = open_service(builder, &file.db(db).pool.path, false).await?;
         let bar = bar((end - args.start) as u64, "pos");
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{prefix} [{bar:30}] {percent}% {msg} eta {eta}",
@@ -80,36 +82,14 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             bar.set_message(format!("{} pages, {} candles", p.pages, p.fetched));
         };
         let t = Instant::now();
-        let objects = file.objects(args.object_store.as_deref(), None)?;
-        let mut from_months = market_cache::upstream::FillReport::default();
-        if let Some(obj) = &objects {
-            bar.set_message("closed months from the object store");
-            (from_months, _) = obj.fill(
-                &store,
-                upstream.exchange(),
-                &symbol,
-                args.timeframe,
-                (args.start, end),
-                Some(&upstream),
-                &now,
-            )
-            .await?;
+        if service.object_stats().is_some() {
+            bar.set_message("closed months from the object store first");
         }
-        let report = upstream
-            .fill(
-                &store,
-                &symbol,
-                args.timeframe,
-                (args.start, end),
-                &now,
-                &show,
-            )
+        let report = service
+            .fill(&symbol, args.timeframe, (args.start, end), &show)
             .await;
         bar.finish_and_clear();
-        let mut report = report?;
-        report.pages += from_months.pages;
-        report.fetched += from_months.fetched;
-        report.inserted += from_months.inserted;
+        let report = report?;
         println!(
             "{} {} {} .. {}: fetched {} candles in {} pages ({} new), {} already covered, {} still forming (not stored), {:.1} s",
             args.symbol,
@@ -123,8 +103,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             report.forming.len(),
             t.elapsed().as_secs_f64()
         );
-        if let Some(obj) = &objects {
-            let st = obj.stats();
+        if let Some(st) = service.object_stats() {
             println!(
                 "object store {}: {} months read, {} published, {} already there",
                 st.url, st.months_read, st.months_written, st.months_existing

@@ -7,13 +7,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use cache_core::{Cache, CacheConfig};
 use http_api::HttpConfig;
-use market_cache::import::{import_bytes, ImportOptions};
-use market_cache::read::{wall_clock, ReadPath};
-use market_cache::CandleStore;
+use market_cache::{ImportOptions, Service};
 use mem_guard::MemGuard;
 
 use crate::config::FileConfig;
-use crate::store_cmds::{open_store_with, runtime};
+use crate::store_cmds::{open_service, runtime};
 
 /// Options of `candlecache serve`.
 #[derive(Debug, clap::Args)]
@@ -86,19 +84,6 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             cache_config.budget_bytes = mb * 1_000_000;
         }
         let cache = Cache::new(cache_config)?;
-        let results = cache.namespace(cache_core::ns::STRATEGY_RESULTS).ok();
-        let store = open_store_with(file.db(db), false, results).await?;
-        if args.demo && store.markets().await?.is_empty() {
-            for (name, bytes) in crate::samples::SAMPLES {
-                let opts = ImportOptions::default();
-                for r in import_bytes(&store, name, bytes.to_vec(), &opts, &|_| {}).await? {
-                    eprintln!(
-                        "demo: loaded {} {} candles of {}",
-                        r.inserted, r.timeframe, r.symbol
-                    );
-                }
-            }
-        }
         let upstream = file.upstream(args.upstream.as_deref(), args.upstream_futures.as_deref())?;
         if let Some(up) = &upstream {
             eprintln!(
@@ -127,25 +112,32 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         if objects.as_ref().is_some_and(|o| o.local_max_bytes().is_some()) && upstream.is_none() {
             anyhow::bail!("`local_max_mb` needs an upstream (--upstream): months dropped locally come back through it, from the object store first");
         }
-        let db = store.db().clone();
-        let read = ReadPath::with_live(
-            store,
-            &cache,
-            std::sync::Arc::new(wall_clock),
-            upstream,
-            live,
-        )?;
-        if let Some(objects) = objects {
+        if let Some(objects) = &objects {
             eprintln!("candlecache: closed months shared through {}", objects.stats().url);
-            let bounded = objects.local_max_bytes();
-            read.set_objects(objects);
-            if let Some(max) = bounded {
-                eprintln!(
-                    "candlecache: the local store keeps at most {} MB; months safe in the object store are dropped beyond it",
-                    max / 1_000_000
-                );
-                tokio::spawn(trim_loop(read.clone()));
+        }
+        let builder = Service::builder(file.db(db))
+            .cache(&cache)
+            .upstream(upstream)
+            .live(live)
+            .objects(objects);
+        let service = open_service(builder, file.db(db).pool.path.as_path(), false).await?;
+        if args.demo && service.markets().await?.is_empty() {
+            for (name, bytes) in crate::samples::SAMPLES {
+                let opts = ImportOptions::default();
+                for r in service.import_bytes(name, bytes.to_vec(), &opts, &|_| {}).await? {
+                    eprintln!(
+                        "demo: loaded {} {} candles of {}",
+                        r.inserted, r.timeframe, r.symbol
+                    );
+                }
             }
+        }
+        if let Some(max) = service.local_max_bytes() {
+            eprintln!(
+                "candlecache: the local store keeps at most {} MB; months safe in the object store are dropped beyond it",
+                max / 1_000_000
+            );
+            tokio::spawn(trim_loop(service.clone()));
         }
         let mut memory = file.memory.clone();
         if let Some(mb) = args.memory_limit_mb {
@@ -190,9 +182,9 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         };
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
-        http_api::serve(listener, config, read, cache, guard, shutdown_signal()).await?;
+        http_api::serve(listener, config, service.clone(), cache, guard, shutdown_signal()).await?;
         // The file alone is then complete: a copy or a backup needs no -wal beside it.
-        match db.checkpoint().await {
+        match service.checkpoint().await {
             Ok((false, frames)) => {
                 eprintln!("candlecache: stopped; WAL checkpointed ({frames} frames)")
             }
@@ -205,12 +197,12 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
 
 /// Keeps the local store within `[store] local_max_mb`, looking every 2 s (a look under
 /// the bound is one small query).
-async fn trim_loop(read: ReadPath<market_cache::SqliteStore>) {
+async fn trim_loop(service: Service) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(e) = read.trim_local().await {
+        if let Err(e) = service.trim_local().await {
             eprintln!("candlecache: trimming the local store: {e}");
         }
     }

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use market_cache::export::ExportFormat;
-use market_cache::import::{ImportOptions, OnInvalid, Progress};
-use market_cache::{format_time, parse_time, CandleStore, Kind, SqliteStore, Symbol, Timeframe};
-use query_opt::{Db, DbConfig};
+use market_cache::{
+    format_time, parse_time, ExportFormat, ExportTo, ImportOptions, ImportProgress, Kind,
+    OnInvalid, Service, ServiceBuilder, Symbol, Timeframe,
+};
 
 /// Which market a command's candles belong to: `--market spot|futures`, `--price
 /// trade|mark`.
@@ -129,32 +129,31 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Opens the store with the `[database]` settings of the configuration file, if any.
-async fn open_store(db: &Path, config: Option<&Path>, must_exist: bool) -> Result<SqliteStore> {
+/// A one-shot command's service over the database, with the `[database]` settings of
+/// the configuration file; refuses a missing file if asked to.
+async fn open_store(db: &Path, config: Option<&Path>, must_exist: bool) -> Result<Service> {
     let file = crate::config::FileConfig::load(config)?;
-    open_store_with(file.db(db), must_exist, None).await
+    let path = file.db(db).pool.path.clone();
+    open_service(Service::builder(file.db(db)), &path, must_exist).await
 }
 
-/// Opens the store with a database configuration; refuses a missing file if asked to.
-/// Query results are cached in `results` (the server's own cache, so they count against
-/// its budget and the memory guard can reclaim them); a one-shot command passes `None`.
-pub(crate) async fn open_store_with(
-    config: DbConfig,
+/// Opens a service's database (at `path`), naming it when that fails; refuses a missing
+/// file if asked to.
+pub(crate) async fn open_service(
+    builder: ServiceBuilder,
+    path: &Path,
     must_exist: bool,
-    results: Option<cache_core::NamespaceCache>,
-) -> Result<SqliteStore> {
-    let db = config.pool.path.clone();
-    let db = db.as_path();
-    if must_exist && !db.exists() {
+) -> Result<Service> {
+    if must_exist && !path.exists() {
         bail!(
             "database {} does not exist; import candles first (candlecache import FILE)",
-            db.display()
+            path.display()
         );
     }
-    let db = Db::open(config, results)
+    builder
+        .open()
         .await
-        .with_context(|| format!("cannot open database {}", db.display()))?;
-    Ok(SqliteStore::new(db))
+        .with_context(|| format!("cannot open database {}", path.display()))
 }
 
 pub(crate) fn bar(len: u64, unit: &str) -> ProgressBar {
@@ -185,11 +184,11 @@ pub(crate) fn import(db: &Path, config: Option<&Path>, args: &ImportArgs) -> Res
         for file in &args.files {
             let bar = bar(file.metadata().map(|m| m.len()).unwrap_or(0), "bytes");
             bar.set_prefix(file.display().to_string());
-            let show = |p: Progress| {
+            let show = |p: ImportProgress| {
                 bar.set_length(p.bytes_total);
                 bar.set_position(p.bytes_done);
             };
-            let reports = market_cache::import::import_path(&store, file, &opts, &show).await;
+            let reports = store.import_path(file, &opts, &show).await;
             bar.finish_and_clear();
             for r in reports? {
                 println!(
@@ -224,17 +223,21 @@ pub(crate) fn export(db: &Path, config: Option<&Path>, args: &ExportArgs) -> Res
         let bar = bar(0, "pos");
         bar.set_prefix("exporting");
         let show = |rows: u64| bar.set_position(rows);
-        let report = market_cache::export::export(
-            &store,
-            &symbol,
-            args.timeframe,
-            start,
-            end,
-            args.format,
-            &args.out,
-            &show,
-        )
-        .await;
+        let to = if args.out.as_os_str() == "-" {
+            ExportTo::Writer(Box::new(std::io::BufWriter::new(std::io::stdout())))
+        } else {
+            ExportTo::Path(args.out.clone())
+        };
+        let report = store
+            .export(
+                &symbol,
+                args.timeframe,
+                (start, end),
+                args.format,
+                to,
+                &show,
+            )
+            .await;
         bar.finish_and_clear();
         let report = report?;
         if args.out.as_os_str() != "-" {
@@ -257,12 +260,11 @@ pub(crate) fn export(db: &Path, config: Option<&Path>, args: &ExportArgs) -> Res
 pub(crate) fn markets(db: &Path, config: Option<&Path>, args: &MarketsArgs) -> Result<()> {
     let file = crate::config::FileConfig::load(config)?;
     let objects = file.objects(args.object_store.as_deref(), None)?;
+    let shared = objects.is_some();
     runtime()?.block_on(async {
-        let store = open_store_with(file.db(db), true, None).await?;
-        let mut markets = store.markets().await?;
-        if let Some(obj) = &objects {
-            obj.annotate(&mut markets).await;
-        }
+        let builder = Service::builder(file.db(db)).objects(objects);
+        let store = open_service(builder, &file.db(db).pool.path, true).await?;
+        let markets = store.markets().await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&markets)?);
             return Ok(());
@@ -271,11 +273,7 @@ pub(crate) fn markets(db: &Path, config: Option<&Path>, args: &MarketsArgs) -> R
             println!("the database holds no candles yet");
             return Ok(());
         }
-        let shared = if objects.is_some() {
-            "object store"
-        } else {
-            ""
-        };
+        let shared = if shared { "object store" } else { "" };
         println!(
             "{:<12} {:<8} {:<9} {:>4} {:>10}  {:<24}  {:<24}  {shared}",
             "symbol", "kind", "exchange", "tf", "candles", "first", "last"

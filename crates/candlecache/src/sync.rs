@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use market_cache::objects::{local_months, Published};
+use market_cache::Service;
 
 use crate::config::FileConfig;
-use crate::store_cmds::{bar, open_store_with, runtime};
+use crate::store_cmds::{bar, open_service, runtime};
 
 /// Options of `candlecache sync`.
 #[derive(Debug, clap::Args)]
@@ -24,25 +24,22 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         bail!("no object store: pass --object-store URL (s3://bucket/prefix or file:///path) or set [object_store] url in the configuration");
     };
     runtime()?.block_on(async {
-        let store = open_store_with(file.db(db), true, None).await?;
-        let now = market_cache::read::wall_clock();
-        let months = local_months(&store, now).await?;
-        let bar = bar(months.len() as u64, "pos");
+        let url = objects.stats().url;
+        let builder = Service::builder(file.db(db)).objects(Some(objects));
+        let service = open_service(builder, &file.db(db).pool.path, true).await?;
+        let bar = bar(0, "pos");
         bar.set_prefix("publishing months");
-        let (mut created, mut existed, mut incomplete) = (0u64, 0u64, 0u64);
-        for (exchange, symbol, tf, month) in &months {
-            match objects.publish(&store, exchange, symbol, *tf, *month).await? {
-                Some(Published::Created) => created += 1,
-                Some(Published::Existed) => existed += 1,
-                None => incomplete += 1,
-            }
-            bar.inc(1);
-        }
+        let report = service
+            .sync(&|done, all| {
+                bar.set_length(all);
+                bar.set_position(done);
+            })
+            .await;
         bar.finish_and_clear();
+        let r = report?;
         println!(
-            "synced {} closed months to {}: {created} published, {existed} already there, {incomplete} not known complete (only ranges fetched from an exchange are; imported files are not)",
-            months.len(),
-            objects.stats().url
+            "synced {} closed months to {url}: {} published, {} already there, {} not known complete (only ranges fetched from an exchange are; imported files are not)",
+            r.months, r.created, r.existed, r.incomplete
         );
         Ok(())
     })

@@ -7,8 +7,9 @@ use bytes::Bytes;
 use cache_core::{ns, Cache, NamespaceCache, Reclaim, Scope};
 use hyper::header::ACCEPT;
 use hyper::{Method, Request, StatusCode};
-use market_cache::read::{Fill, ReadPath, Request as ReadRequest, DEFAULT_LIMIT};
-use market_cache::{parse_time, SqliteStore, Symbol, Timeframe};
+use market_cache::{
+    parse_time, Fill, Request as ReadRequest, Service, Symbol, Timeframe, DEFAULT_LIMIT,
+};
 use serde_json::json;
 
 use crate::metrics::Metrics;
@@ -24,7 +25,7 @@ pub(crate) const RESPONSE_TTL: Duration = Duration::from_secs(60);
 /// What the handlers share.
 pub(crate) struct App {
     pub(crate) ws: Arc<crate::ws::Hub>,
-    pub(crate) read: ReadPath<SqliteStore>,
+    pub(crate) read: Service,
     pub(crate) cache: Cache,
     pub(crate) responses: NamespaceCache,
     pub(crate) metrics: Metrics,
@@ -130,10 +131,14 @@ impl App {
                 body: Bytes::from(
                     self.metrics.render(
                         &self.cache,
-                        &self.read.store().database_stats(),
-                        &self.read.upstream().map(|u| u.stats()).unwrap_or_default(),
+                        &self.read.database_stats(),
+                        &self
+                            .read
+                            .upstream_stats()
+                            .map(|u| u.hosts)
+                            .unwrap_or_default(),
                         (
-                            &self.read.stats(),
+                            &self.read.read_stats(),
                             &self
                                 .stream_markets()
                                 .iter()
@@ -162,10 +167,13 @@ impl App {
     }
 
     /// The upstream streams' figures by market, for `/metrics`.
-    fn stream_markets(&self) -> Vec<(&'static str, market_cache::stream::StreamStats)> {
+    fn stream_markets(&self) -> Vec<(&'static str, market_cache::StreamStats)> {
         [
-            ("spot", self.read.stream_stats()),
-            ("futures", self.read.futures_stream_stats()),
+            ("spot", self.read.stream_stats(market_cache::Kind::Spot)),
+            (
+                "futures",
+                self.read.stream_stats(market_cache::Kind::Futures),
+            ),
         ]
         .into_iter()
         .filter_map(|(m, st)| Some((m, st?)))
@@ -363,8 +371,9 @@ impl App {
     }
 
     async fn stats(&self) -> Result<Reply> {
-        let db = self.read.store().database_stats();
-        let read_stats = self.read.stats();
+        let db = self.read.database_stats();
+        let read_stats = self.read.read_stats();
+        let upstream = self.read.upstream_stats();
         let memory = self.guard.report();
         let data = json!({
             "cache": self.cache.stats(),
@@ -384,16 +393,16 @@ impl App {
             },
             "pools": {
                 "sqlite": db.pool,
-                "http": self.read.upstream().map(|u| u.stats()).unwrap_or_default(),
+                "http": upstream.as_ref().map(|u| u.hosts.clone()).unwrap_or_default(),
             },
-            "upstream": self.read.upstream().map(|u| json!({
-                "base_url": u.base_url(),
-                "hosts": u.stats(),
+            "upstream": upstream.map(|u| json!({
+                "base_url": u.base_url,
+                "hosts": u.hosts,
                 "edge_refreshes": read_stats.edge_refreshes,
                 "edge_from_stream": read_stats.edge_from_stream,
-                "streams": self.read.stream_stats(),
-                "futures_streams": self.read.futures_stream_stats(),
-                "objects": self.read.objects().map(market_cache::objects::Objects::stats),
+                "streams": self.read.stream_stats(market_cache::Kind::Spot),
+                "futures_streams": self.read.stream_stats(market_cache::Kind::Futures),
+                "objects": self.read.object_stats(),
             })),
             "served_streams": self.ws.stats(),
             "queries": {"patterns": db.patterns, "slow": db.slow},
@@ -439,7 +448,6 @@ impl App {
         };
         let done = self
             .read
-            .store()
             .optimize()
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;

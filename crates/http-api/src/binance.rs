@@ -4,9 +4,9 @@
 
 use bytes::Bytes;
 use hyper::{Request, StatusCode};
-use market_cache::read::{Fill, Request as ReadRequest};
-use market_cache::upstream::{klines_json_places, PAGE};
-use market_cache::{CandleStore, Kind, Symbol, Timeframe};
+use market_cache::{
+    klines_json_places, Fill, Kind, Request as ReadRequest, Symbol, Timeframe, PAGE,
+};
 use serde_json::{json, Value};
 
 use crate::app::App;
@@ -202,7 +202,7 @@ impl App {
         p: &Params,
         futures: bool,
     ) -> Result<Reply> {
-        if self.read.upstream().is_some() {
+        if self.read.has_upstream() {
             let path = if futures {
                 "/fapi/v1/exchangeInfo"
             } else {
@@ -227,11 +227,11 @@ impl App {
         query: Option<&str>,
         ttl: std::time::Duration,
     ) -> Result<Reply> {
-        let Some(up) = self.read.upstream() else {
+        if !self.read.has_upstream() {
             return Err(Error::Upstream(format!(
                 "{path} is live exchange data and no upstream is configured"
             )));
-        };
+        }
         let path = match query {
             Some(q) if !q.is_empty() => format!("{path}?{q}"),
             _ => path.to_owned(),
@@ -240,7 +240,11 @@ impl App {
         if let Some(hit) = self.cached_reply(&key) {
             return Ok(hit);
         }
-        let (status, body) = up.get_raw(&path).await.map_err(Error::from)?;
+        let Some((status, body)) = self.read.pass_through(&path).await? else {
+            return Err(Error::Upstream(format!(
+                "{path}: no upstream is configured"
+            )));
+        };
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         if status.is_success() {
             self.cache_reply(&key, "application/json", false, &body, ttl);
@@ -253,7 +257,7 @@ impl App {
     }
 
     async fn local_exchange_info(&self, p: &Params, futures: bool) -> Result<Value> {
-        let markets = self.read.store().markets().await?;
+        let markets = self.read.markets().await?;
         let wanted: Option<Vec<String>> = match (p.get("symbol"), p.get("symbols")) {
             (Some(s), _) => Some(vec![s.to_ascii_uppercase()]),
             (None, Some(list)) => Some(

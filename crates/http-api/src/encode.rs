@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use market_cache::read::Answer;
+use market_cache::Answer;
 use market_cache::{Candle, Symbol, Timeframe};
 
 /// `{"success": true, "data": {symbol, timeframe, columns, rows}, "meta": {...}, "timestamp"}`;
@@ -32,7 +32,7 @@ pub(crate) fn json(symbol: &Symbol, tf: Timeframe, a: &Answer) -> Vec<u8> {
     let gaps: Vec<[i64; 2]> = a.gaps.iter().map(|(x, y)| [*x, *y]).collect();
     let meta = serde_json::json!({
         "source": a.source,
-        "cached": a.source == market_cache::read::Source::Cache,
+        "cached": a.source == market_cache::Source::Cache,
         "rows": a.candles.len(),
         "gaps": gaps,
         "partial_last": a.partial_last,

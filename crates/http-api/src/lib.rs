@@ -16,6 +16,10 @@
 //!
 //! It never runs SQL itself: candles come from `market_cache::read::ReadPath`.
 
+// The route handler's future nests the read path's (service, read path, chunk loads,
+// object store, upstream client); its layout passes the default query depth of 128.
+#![recursion_limit = "256"]
+
 mod access_log;
 mod app;
 mod binance;

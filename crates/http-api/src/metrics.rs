@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use cache_core::Cache;
-use market_cache::health::{DatabaseStats, HostStats};
+use market_cache::{DatabaseStats, HostStats};
 use serde_json::json;
 use std::sync::Mutex;
 
@@ -80,8 +80,8 @@ impl Metrics {
         db: &DatabaseStats,
         upstream: &[HostStats],
         live: (
-            &market_cache::read::ReadStats,
-            &[(&str, &market_cache::stream::StreamStats)],
+            &market_cache::ReadStats,
+            &[(&str, &market_cache::StreamStats)],
         ),
         served: &crate::ws::WsStats,
         memory: &mem_guard::Report,
@@ -348,8 +348,8 @@ fn render_served(s: &mut String, w: &crate::ws::WsStats) {
 /// label: spot, futures) when configured.
 fn render_live(
     s: &mut String,
-    read: &market_cache::read::ReadStats,
-    markets: &[(&str, &market_cache::stream::StreamStats)],
+    read: &market_cache::ReadStats,
+    markets: &[(&str, &market_cache::StreamStats)],
 ) {
     for (name, help, kind, v) in [
         (
@@ -373,7 +373,7 @@ fn render_live(
     if markets.is_empty() {
         return;
     }
-    type Figure = fn(&market_cache::stream::StreamStats) -> f64;
+    type Figure = fn(&market_cache::StreamStats) -> f64;
     let figures: [(&str, &str, &str, Figure); 13] = [
         (
             "stream_connections",

@@ -40,7 +40,7 @@ impl Reply {
 
 /// The envelope's timestamp: wall time (the read path's clock may be a test's).
 pub(crate) fn now_rfc3339() -> String {
-    format_time(market_cache::read::wall_clock())
+    format_time(market_cache::wall_clock())
 }
 
 /// The error envelope, with the status the error maps to.

@@ -12,8 +12,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use market_cache::read::ReadPath;
-use market_cache::SqliteStore;
+use market_cache::Service;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
@@ -50,7 +49,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            max_rows: market_cache::read::MAX_LIMIT,
+            max_rows: market_cache::MAX_LIMIT,
             header_timeout_secs: 10,
             token: None,
             access_log: true,
@@ -67,7 +66,7 @@ impl Default for HttpConfig {
 pub async fn serve(
     listener: TcpListener,
     config: HttpConfig,
-    read: ReadPath<SqliteStore>,
+    read: Service,
     cache: Cache,
     guard: mem_guard::MemGuard,
     shutdown: impl Future<Output = ()>,

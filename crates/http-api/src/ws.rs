@@ -22,8 +22,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use market_cache::read::ReadPath;
-use market_cache::{Kind, SqliteStore, Symbol, Timeframe};
+use market_cache::{Kind, Service, Symbol, Timeframe};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -125,7 +124,7 @@ struct Counters {
 
 /// The served streams of one server.
 pub(crate) struct Hub {
-    read: ReadPath<SqliteStore>,
+    read: Service,
     config: WsConfig,
     topics: Mutex<HashMap<String, Arc<Topic>>>,
     connections: AtomicUsize,
@@ -290,7 +289,7 @@ fn target(path: &str, query: Option<&str>) -> Result<Target> {
 }
 
 impl Hub {
-    pub(crate) fn new(read: ReadPath<SqliteStore>, config: WsConfig) -> Self {
+    pub(crate) fn new(read: Service, config: WsConfig) -> Self {
         Self {
             read,
             config,

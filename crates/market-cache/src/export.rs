@@ -60,7 +60,7 @@ pub struct ExportReport {
 
 /// The schema of exported Parquet: time as timestamp(ms, UTC), the rest as in
 /// [`candle_schema`].
-pub fn parquet_schema() -> SchemaRef {
+pub(crate) fn parquet_schema() -> SchemaRef {
     let base = candle_schema();
     let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields[0] = Field::new(
@@ -118,30 +118,68 @@ fn writer(path: &Path) -> Result<ArrowWriter<File>> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     let file = File::create(path).map_err(io(path))?;
-    let props = WriterProperties::builder()
+    ArrowWriter::try_new(file, parquet_schema(), Some(parquet_props()))
+        .map_err(|e| encode("parquet", e))
+}
+
+fn parquet_props() -> WriterProperties {
+    WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .build();
-    ArrowWriter::try_new(file, parquet_schema(), Some(props)).map_err(|e| encode("parquet", e))
+        .build()
 }
 
 fn year_of(ms: i64) -> i64 {
     civil_from_days(ms.div_euclid(DAY_MS)).0
 }
 
-/// Exports `[start, end)` of one series to `out` (`-` is standard output for the CSV
-/// formats); `progress` gets the rows written so far.
+/// Where an export goes.
+pub enum ExportTo {
+    /// A file (CSV, Binance CSV, Parquet) or a directory (the dataset); parents are made.
+    Path(PathBuf),
+    /// Any writer, e.g. standard output (not for the dataset, which is many files).
+    Writer(Box<dyn Write + Send>),
+}
+
+impl std::fmt::Debug for ExportTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            Self::Writer(_) => f.write_str("Writer"),
+        }
+    }
+}
+
+impl ExportTo {
+    /// The writer of a single-file export, the file created (with its parents) if a path.
+    fn open(self, files: &mut Vec<PathBuf>) -> Result<(Box<dyn Write + Send>, PathBuf)> {
+        match self {
+            Self::Writer(w) => Ok((w, PathBuf::from("-"))),
+            Self::Path(out) => {
+                if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(io(dir))?;
+                }
+                let file = File::create(&out).map_err(io(&out))?;
+                files.push(out.clone());
+                Ok((Box::new(BufWriter::new(file)), out))
+            }
+        }
+    }
+}
+
+/// Exports `[start, end)` of one series to `to`; `progress` gets the rows written so far.
 ///
 /// # Errors
-/// [`Error::UnknownSymbol`], [`Error::Io`] if `out` cannot be written, [`Error::Encode`].
+/// [`Error::UnknownSymbol`], [`Error::Io`] if `to` cannot be written, [`Error::Encode`],
+/// [`Error::Config`] for a dataset asked into a writer.
 #[allow(clippy::too_many_arguments)]
-pub async fn export<S: CandleStore>(
+pub(crate) async fn export<S: CandleStore>(
     store: &S,
     symbol: &Symbol,
     tf: Timeframe,
     start: i64,
     end: i64,
     format: ExportFormat,
-    out: &Path,
+    to: ExportTo,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<ExportReport> {
     // Only the stored range is walked: an open end (i64::MAX) would be billions of steps.
@@ -157,17 +195,8 @@ pub async fn export<S: CandleStore>(
     let mut files = Vec::new();
     match format {
         ExportFormat::Csv | ExportFormat::Binance => {
-            let to_stdout = out.as_os_str() == "-";
-            let mut w: Box<dyn Write> = if to_stdout {
-                Box::new(BufWriter::new(std::io::stdout().lock()))
-            } else {
-                if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(io(dir))?;
-                }
-                files.push(out.to_path_buf());
-                Box::new(BufWriter::new(File::create(out).map_err(io(out))?))
-            };
-            let werr = io(out);
+            let (mut w, out) = to.open(&mut files)?;
+            let werr = io(&out);
             if format == ExportFormat::Csv {
                 writeln!(w, "time,open,high,low,close,volume").map_err(&werr)?;
             }
@@ -207,7 +236,9 @@ pub async fn export<S: CandleStore>(
             w.flush().map_err(&werr)?;
         }
         ExportFormat::Parquet => {
-            let mut w = writer(out)?;
+            let (w, _) = to.open(&mut files)?;
+            let mut w = ArrowWriter::try_new(w, parquet_schema(), Some(parquet_props()))
+                .map_err(|e| encode("parquet", e))?;
             for (s, e) in steps(tf, start, end) {
                 let b = store.read_batch(symbol, tf, s, e).await?;
                 if b.num_rows() > 0 {
@@ -218,9 +249,13 @@ pub async fn export<S: CandleStore>(
                 progress(rows);
             }
             w.close().map_err(|e| encode("parquet", e))?;
-            files.push(out.to_path_buf());
         }
         ExportFormat::Dataset => {
+            let ExportTo::Path(out) = to else {
+                return Err(Error::Config(
+                    "a dataset is a directory of files; give it a path".into(),
+                ));
+            };
             let dir = out
                 .join(format!("symbol={symbol}"))
                 .join(format!("timeframe={tf}"));

@@ -119,7 +119,7 @@ const KEEP_REJECTS: usize = 20;
 /// [`Error::Io`] if the file cannot be read, [`Error::Malformed`] if it is no candle
 /// file, [`Error::Unnamed`] without symbol or timeframe, [`Error::Rejected`] for invalid
 /// rows under [`OnInvalid::Fail`], [`Error::Db`] if writing fails.
-pub async fn import_path<S: CandleStore>(
+pub(crate) async fn import_path<S: CandleStore>(
     store: &S,
     path: &Path,
     opts: &ImportOptions,
@@ -146,7 +146,7 @@ struct Batch {
 ///
 /// # Errors
 /// As [`import_path`].
-pub async fn import_bytes<S: CandleStore>(
+pub(crate) async fn import_bytes<S: CandleStore>(
     store: &S,
     name: &str,
     data: Vec<u8>,

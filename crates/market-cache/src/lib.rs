@@ -4,20 +4,24 @@
 //! # Overview
 //! - [`Symbol`], [`Timeframe`] (16 exchange intervals; Monday weeks, calendar months,
 //!   epoch-aligned 3d), [`parse_time`], [`Decimal`] and [`Candle`].
+//! - [`Service`]: the front door. Built once ([`Service::builder`]) from a cache, the
+//!   database's configuration, an optional [`Upstream`], [`Objects`] and a clock; reads
+//!   ([`Service::get`] with a [`Request`], giving an [`Answer`]), imports, exports,
+//!   backfills, publishing, and the figures of the layers below.
 //! - [`CandleStore`], implemented by [`SqliteStore`] on `query-opt`: idempotent batched
 //!   writes, exact reads ([`CandleStore::read`]) and Arrow reads
 //!   ([`CandleStore::read_batch`], schema [`candle_schema`]), the [`Market`] list.
-//! - [`import`]: Binance kline CSV (with or without header, ms or µs), freqtrade JSON,
+//! - Import: Binance kline CSV (with or without header, ms or µs), freqtrade JSON,
 //!   generic CSV with a header, Parquet, and zip archives of those; rows are validated
 //!   and rejects reported with their line.
-//! - [`export`]: CSV, Binance kline CSV, one Parquet file, or a hive-partitioned dataset.
+//! - Export: CSV, Binance kline CSV, one Parquet file, or a hive-partitioned dataset.
 //!
 //! - [`resample`] to coarser timeframes (Monday weeks, calendar months), [`gaps`] and
 //!   [`fill_previous`].
 //!
-//! - [`read`]: the chunked read path over `cache-core`; [`upstream`]: backfill from a
-//!   Binance-compatible exchange with coverage, and the Binance klines row format;
-//!   [`stream`]: the live edge from the exchange's WebSocket kline streams.
+//! - Behind the service: the chunked read path over `cache-core`, backfill from a
+//!   Binance-compatible exchange with coverage, the live edge from the exchange's
+//!   WebSocket kline streams, and the shared object store of closed months.
 //!
 //! # Example
 //! ```
@@ -30,30 +34,44 @@
 mod candle;
 mod decimal;
 mod error;
-pub mod export;
+mod export;
 mod funding;
-pub mod health;
-pub mod import;
-pub mod objects;
-pub mod read;
+mod health;
+mod import;
+mod objects;
+mod read;
 mod resample;
+mod service;
 mod sqlite_store;
 mod store;
-pub mod stream;
+mod stream;
 mod symbol;
 mod time;
 mod timeframe;
-pub mod upstream;
+mod upstream;
 mod wire;
 
 pub use candle::Candle;
 pub use decimal::{Decimal, MAX_SCALE};
 pub use error::{Error, Result};
+pub use export::{ExportFormat, ExportReport, ExportTo};
 pub use funding::{funding_json, parse_funding, Funding};
+pub use health::{
+    DatabaseStats, HostStats, OptimizeReport, Optimized, PatternStats, PoolStats, Recommendation,
+    SlowQuery,
+};
+pub use import::{ImportOptions, ImportReport, OnInvalid, Progress as ImportProgress, Reject};
+pub use objects::{ObjectConfig, ObjectMonths, ObjectStats, Objects};
+pub use read::{Answer, Fill, LiveConfig, ReadStats, Request, Source, DEFAULT_LIMIT, MAX_LIMIT};
 pub use resample::{fill_previous, gaps, resample, resample_batch};
+pub use service::{Service, ServiceBuilder, SyncReport, UpstreamStats};
 pub use sqlite_store::SqliteStore;
 pub use store::{candle_schema, CandleStore, Market, MarketMeta, Scales, WriteReport};
+pub use stream::{
+    default_futures_stream_url, default_stream_url, StreamConfig, StreamStats, Watch,
+};
 pub use symbol::{Kind, Symbol};
-pub use time::{epoch_to_ms, format_time, parse_time};
+pub use time::{epoch_to_ms, format_time, parse_time, wall_clock, Now};
 pub use timeframe::Timeframe;
+pub use upstream::{klines_json_places, parse_klines, FillProgress, FillReport, Upstream, PAGE};
 pub use wire::arrow_ipc;

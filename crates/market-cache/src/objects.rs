@@ -23,8 +23,8 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::export::parquet_schema;
-use crate::read::Now;
 use crate::store::{CandleStore, MarketMeta, Scales};
+use crate::time::Now;
 use crate::upstream::{FillReport, Upstream, CLOSE_GRACE_MS};
 use crate::wire::candles_batch;
 use crate::{Candle, Decimal, Error, Kind, Result, Symbol, Timeframe};
@@ -104,7 +104,7 @@ type Listed = (std::time::Instant, Arc<Listing>);
 /// it lets the trim go on.
 #[derive(Debug, Default)]
 #[must_use = "the months are protected only while this is held"]
-pub struct Held(Vec<tokio::sync::OwnedMutexGuard<()>>);
+pub(crate) struct Held(Vec<tokio::sync::OwnedMutexGuard<()>>);
 
 #[derive(Default)]
 struct Counters {
@@ -120,7 +120,7 @@ struct Counters {
 
 /// What a publish found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Published {
+pub(crate) enum Published {
     /// This call created the object.
     Created,
     /// The object was there already (another instance, or an earlier run).
@@ -292,7 +292,7 @@ impl Objects {
     }
 
     /// Whether `tf` is kept in the object store: 1s months would be 2.6M rows an object.
-    pub fn keeps(tf: Timeframe) -> bool {
+    pub(crate) fn keeps(tf: Timeframe) -> bool {
         tf != Timeframe::S1
     }
 
@@ -308,7 +308,7 @@ impl Objects {
     /// # Errors
     /// Store errors, and upstream errors when a month has to come from the upstream.
     #[allow(clippy::too_many_arguments)]
-    pub async fn fill<S: CandleStore + Sync>(
+    pub(crate) async fn fill<S: CandleStore + Sync>(
         &self,
         store: &S,
         exchange: &str,
@@ -377,7 +377,7 @@ impl Objects {
     ///
     /// # Errors
     /// Store errors. An object store that fails ends the trim (nothing unsafe is dropped).
-    pub async fn trim<S: CandleStore + Sync>(&self, store: &S, now: i64) -> Result<u64> {
+    pub(crate) async fn trim<S: CandleStore + Sync>(&self, store: &S, now: i64) -> Result<u64> {
         let Some(max) = self.local_max_bytes else {
             return Ok(0);
         };
@@ -482,7 +482,7 @@ impl Objects {
 
     /// Says for each series of `markets` which of its months the object store holds (from
     /// a listing at most 30 s old). A store that cannot be listed leaves them unsaid.
-    pub async fn annotate(&self, markets: &mut [crate::Market]) {
+    pub(crate) async fn annotate(&self, markets: &mut [crate::Market]) {
         for m in markets.iter_mut() {
             let Ok(symbol) = m.symbol.parse::<Symbol>() else {
                 continue;
@@ -502,7 +502,7 @@ impl Objects {
     ///
     /// # Errors
     /// [`Error::Upstream`] when the object store cannot be listed.
-    pub async fn months_of(
+    pub(crate) async fn months_of(
         &self,
         exchange: &str,
         symbol: &Symbol,
@@ -537,7 +537,7 @@ impl Objects {
     ///
     /// # Errors
     /// Store errors, and [`Error::Upstream`] when the object store refuses the write.
-    pub async fn publish<S: CandleStore + Sync>(
+    pub(crate) async fn publish<S: CandleStore + Sync>(
         &self,
         store: &S,
         exchange: &str,
@@ -627,7 +627,7 @@ fn next_month((y, m): (u16, u8)) -> (u16, u8) {
 ///
 /// # Errors
 /// Store errors.
-pub async fn local_months<S: CandleStore + Sync>(
+pub(crate) async fn local_months<S: CandleStore + Sync>(
     store: &S,
     now: i64,
 ) -> Result<Vec<(String, Symbol, Timeframe, i64)>> {
@@ -667,7 +667,7 @@ fn exchange_key(exchange: &str, kind: Kind) -> String {
 }
 
 /// The object of a month: `exchange=<e>/symbol=<S>/timeframe=<tf>/year=<YYYY>/month=<MM>/...`.
-pub fn month_path(exchange: &str, symbol: &Symbol, tf: Timeframe, month: i64) -> ObjectPath {
+pub(crate) fn month_path(exchange: &str, symbol: &Symbol, tf: Timeframe, month: i64) -> ObjectPath {
     let t = crate::format_time(month);
     let (year, mon) = (&t[..4], &t[5..7]);
     ObjectPath::from(format!(

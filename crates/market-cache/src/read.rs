@@ -13,11 +13,12 @@ use crate::objects::Objects;
 use crate::resample::{fill_previous, gaps, resample};
 use crate::store::CandleStore;
 use crate::stream::{StreamConfig, StreamStats, Streams, Watch};
+use crate::time::Now;
 use crate::upstream::{Upstream, CLOSE_GRACE_MS, FUNDING_GRACE_MS};
 use crate::{Candle, Error, Funding, Kind, Result, Symbol, Timeframe};
 
 /// Candles of the stored timeframe per cached chunk.
-pub const CHUNK_CANDLES: i64 = 1000;
+pub(crate) const CHUNK_CANDLES: i64 = 1000;
 /// Default and largest number of candles one answer holds.
 pub const DEFAULT_LIMIT: usize = 10_000;
 /// The largest `limit` a request may ask for.
@@ -149,11 +150,8 @@ enum Edge {
     Stream,
 }
 
-/// A clock in epoch ms; injectable so tests decide what "now" is.
-pub type Now = Arc<dyn Fn() -> i64 + Send + Sync>;
-
 /// The read path over a store. Cloning is cheap and shares it.
-pub struct ReadPath<S> {
+pub(crate) struct ReadPath<S> {
     inner: Arc<Inner<S>>,
 }
 
@@ -203,52 +201,19 @@ fn forming_ttl(tf: Timeframe) -> Duration {
 
 /// The open time of the first chunk of `tf` that may still change at `now`: chunks ending
 /// after `now - CLOSE_GRACE_MS` hold the live edge.
-pub fn edge_chunk_start(tf: Timeframe, now: i64) -> i64 {
+pub(crate) fn edge_chunk_start(tf: Timeframe, now: i64) -> i64 {
     chunk_start(tf, now - CLOSE_GRACE_MS)
-}
-
-/// The system clock in epoch ms, the [`Now`] of [`ReadPath::new`].
-pub fn wall_clock() -> i64 {
-    cache_core::wall_ms()
 }
 
 impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     /// A read path over `store`, caching closed chunks in `historical_data` and chunks
-    /// that hold the forming candle in `market_data_ohlcv`.
-    ///
-    /// # Errors
-    /// If `cache` lacks either namespace.
-    pub fn new(store: S, cache: &Cache) -> Result<Self> {
-        Self::with_clock(store, cache, Arc::new(wall_clock))
-    }
-
-    /// As [`ReadPath::new`] with a clock of its own.
-    ///
-    /// # Errors
-    /// If `cache` lacks either namespace.
-    pub fn with_clock(store: S, cache: &Cache, now: Now) -> Result<Self> {
-        Self::with_upstream(store, cache, now, None)
-    }
-
-    /// As [`ReadPath::with_clock`], backfilling what the store lacks from `upstream`.
-    ///
-    /// # Errors
-    /// If `cache` lacks either namespace.
-    pub fn with_upstream(
-        store: S,
-        cache: &Cache,
-        now: Now,
-        upstream: Option<Upstream>,
-    ) -> Result<Self> {
-        Self::with_live(store, cache, now, upstream, LiveConfig::default())
-    }
-
-    /// As [`ReadPath::with_upstream`], keeping the live edge fresh as `live` says. With a
-    /// stream configured it must be called inside a Tokio runtime.
+    /// that hold the forming candle in `market_data_ohlcv`, backfilling what the store
+    /// lacks from `upstream` and keeping the live edge fresh as `live` says. With a stream
+    /// configured it must be called inside a Tokio runtime.
     ///
     /// # Errors
     /// If `cache` lacks either namespace, or the stream configuration is invalid.
-    pub fn with_live(
+    pub(crate) fn new(
         store: S,
         cache: &Cache,
         now: Now,
@@ -288,7 +253,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     /// Puts the object-store tier between the store and the upstream: closed months the
     /// store lacks are read from it, and months fetched from the upstream are published to
     /// it. Set once; later calls are ignored.
-    pub fn set_objects(&self, objects: Objects) {
+    pub(crate) fn set_objects(&self, objects: Objects) {
         let _ = self.inner.objects.set(objects);
     }
 
@@ -296,7 +261,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     ///
     /// # Errors
     /// Store errors.
-    pub async fn markets(&self) -> Result<Vec<crate::Market>> {
+    pub(crate) async fn markets(&self) -> Result<Vec<crate::Market>> {
         let mut markets = self.inner.store.markets().await?;
         if let Some(obj) = self.inner.objects.get() {
             obj.annotate(&mut markets).await;
@@ -309,7 +274,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     ///
     /// # Errors
     /// Store errors.
-    pub async fn trim_local(&self) -> Result<u64> {
+    pub(crate) async fn trim_local(&self) -> Result<u64> {
         match self.inner.objects.get() {
             Some(obj) => obj.trim(&self.inner.store, (self.inner.now)()).await,
             None => Ok(0),
@@ -317,38 +282,33 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     }
 
     /// The object-store tier, if one is set.
-    pub fn objects(&self) -> Option<&Objects> {
+    pub(crate) fn objects(&self) -> Option<&Objects> {
         self.inner.objects.get()
     }
 
     /// Returns the store.
-    pub fn store(&self) -> &S {
+    pub(crate) fn store(&self) -> &S {
         &self.inner.store
     }
 
     /// Returns the upstream, if one is configured.
-    pub fn upstream(&self) -> Option<&Upstream> {
+    pub(crate) fn upstream(&self) -> Option<&Upstream> {
         self.inner.upstream.as_ref()
     }
 
-    /// Figures of the upstream's spot streams, when they are configured.
-    pub fn stream_stats(&self) -> Option<StreamStats> {
-        self.inner.streams.as_ref().map(Streams::stats)
-    }
-
-    /// Figures of the futures upstream's streams, when they are configured.
-    pub fn futures_stream_stats(&self) -> Option<StreamStats> {
-        self.inner.futures_streams.as_ref().map(Streams::stats)
+    /// Figures of the upstream streams of `kind`'s market, when they are configured.
+    pub(crate) fn stream_stats(&self, kind: Kind) -> Option<StreamStats> {
+        self.streams_of(kind).map(Streams::stats)
     }
 
     /// True when streams of `kind`'s market are configured (served streams need them).
-    pub fn has_streams(&self, kind: Kind) -> bool {
+    pub(crate) fn has_streams(&self, kind: Kind) -> bool {
         self.streams_of(kind).is_some()
     }
 
     /// The upstream's events of a series for a served stream; `None` without upstream
     /// streams (nothing would ever arrive).
-    pub fn watch(&self, symbol: &Symbol, tf: Timeframe) -> Option<Watch> {
+    pub(crate) fn watch(&self, symbol: &Symbol, tf: Timeframe) -> Option<Watch> {
         self.streams_for(symbol).map(|s| s.watch(symbol, tf))
     }
 
@@ -374,7 +334,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     ///
     /// # Errors
     /// [`Error::UnknownSymbol`] when the upstream does not know it, upstream and store errors.
-    pub async fn funding(
+    pub(crate) async fn funding(
         &self,
         symbol: &Symbol,
         start: Option<i64>,
@@ -415,13 +375,18 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         Ok(rows.into_iter().skip(skip).take(limit).collect())
     }
 
-    /// Returns the clock.
-    pub fn now(&self) -> i64 {
+    /// Returns the clock's time.
+    pub(crate) fn now(&self) -> i64 {
         (self.inner.now)()
     }
 
+    /// Returns the clock.
+    pub(crate) fn clock(&self) -> &Now {
+        &self.inner.now
+    }
+
     /// Returns the counters.
-    pub fn stats(&self) -> ReadStats {
+    pub(crate) fn stats(&self) -> ReadStats {
         let c = &self.inner.counters;
         ReadStats {
             chunk_hits: c.chunk_hits.load(Ordering::Relaxed),
@@ -437,7 +402,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     /// # Errors
     /// [`Error::UnknownSymbol`] if the store has no series for the symbol, [`Error::Db`]
     /// if reading fails.
-    pub async fn get(&self, req: &Request) -> Result<Answer> {
+    pub(crate) async fn get(&self, req: &Request) -> Result<Answer> {
         let tf = req.timeframe;
         let markets = self.inner.store.markets().await?;
         let stored: Vec<Timeframe> = markets

@@ -21,8 +21,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::read::Now;
 use crate::store::{CandleStore, MarketMeta};
+use crate::time::Now;
 use crate::upstream::Upstream;
 use crate::{Candle, Decimal, Error, Result, Symbol, Timeframe};
 
@@ -160,7 +160,7 @@ pub fn default_futures_stream_url(futures_base: &str) -> Option<&'static str> {
 
 /// What the stream knows of a series' edge, for the read path.
 #[derive(Debug, Clone)]
-pub struct View {
+pub(crate) struct View {
     /// Closed candles received but not yet in the store (usually none, at most a few).
     pub unstored: Vec<Candle>,
     /// The forming candle as of the last event.
@@ -182,7 +182,7 @@ pub struct Watch {
 }
 
 /// Events a stream's feed holds for its slowest receiver.
-pub const FEED_CAPACITY: usize = 256;
+pub(crate) const FEED_CAPACITY: usize = 256;
 
 /// Figures of one stream.
 #[derive(Debug, Clone, Serialize)]
@@ -298,7 +298,7 @@ struct Shared<S> {
 }
 
 /// The upstream streams of one candlecache. Cloning shares them.
-pub struct Streams<S> {
+pub(crate) struct Streams<S> {
     shared: Arc<Shared<S>>,
 }
 
@@ -316,7 +316,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The stream name Binance uses for a series.
-pub fn stream_name(symbol: &Symbol, tf: Timeframe) -> String {
+pub(crate) fn stream_name(symbol: &Symbol, tf: Timeframe) -> String {
     format!("{}@kline_{tf}", symbol.as_str().to_ascii_lowercase())
 }
 
@@ -326,7 +326,12 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> Streams<S> {
     ///
     /// # Errors
     /// [`Error::Upstream`] if the configuration is invalid.
-    pub fn new(config: StreamConfig, store: S, upstream: Upstream, now: Now) -> Result<Self> {
+    pub(crate) fn new(
+        config: StreamConfig,
+        store: S,
+        upstream: Upstream,
+        now: Now,
+    ) -> Result<Self> {
         config.validate()?;
         let base = stream_base(&config.url).unwrap_or_default();
         let (writer, rx) = mpsc::unbounded_channel();
@@ -346,14 +351,9 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> Streams<S> {
         Ok(Self { shared })
     }
 
-    /// The stream host.
-    pub fn url(&self) -> &str {
-        &self.shared.base
-    }
-
     /// Notes that a request touched the series' live edge: subscribes it if it is not
     /// yet; returns what the stream knows when the stream can be trusted for the edge.
-    pub fn touch(&self, symbol: &Symbol, tf: Timeframe) -> Option<View> {
+    pub(crate) fn touch(&self, symbol: &Symbol, tf: Timeframe) -> Option<View> {
         let sh = &self.shared;
         let now = (sh.now)();
         let mut series = lock(&sh.series);
@@ -370,7 +370,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> Streams<S> {
 
     /// The series' events for a served stream, subscribing upstream if needed. The
     /// series stays subscribed while a receiver is alive.
-    pub fn watch(&self, symbol: &Symbol, tf: Timeframe) -> Watch {
+    pub(crate) fn watch(&self, symbol: &Symbol, tf: Timeframe) -> Watch {
         let now = (self.shared.now)();
         let mut series = lock(&self.shared.series);
         let s = self.series(&mut series, symbol, tf, now);
@@ -444,7 +444,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> Streams<S> {
     }
 
     /// The figures.
-    pub fn stats(&self) -> StreamStats {
+    pub(crate) fn stats(&self) -> StreamStats {
         let sh = &self.shared;
         let now = (sh.now)();
         let c = &sh.counters;

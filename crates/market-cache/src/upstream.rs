@@ -9,15 +9,15 @@ use conn_pool::{HostStats, HttpClient, HttpConfig};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::read::Now;
 use crate::store::{CandleStore, MarketMeta};
+use crate::time::Now;
 use crate::{parse_funding, Candle, Decimal, Error, Funding, Kind, Result, Symbol, Timeframe};
 
 /// Candles one upstream page holds at most (Binance's `limit` maximum).
 pub const PAGE: usize = 1000;
 /// A candle counts as final only this long after its close: the upstream's clock may lag
 /// ours a little, and a candle stored too early would be stored half-formed.
-pub const CLOSE_GRACE_MS: i64 = 2_000;
+pub(crate) const CLOSE_GRACE_MS: i64 = 2_000;
 
 /// A Binance-compatible exchange API (`/api/v3/klines`), or another candlecache.
 #[derive(Clone, Debug)]
@@ -30,10 +30,10 @@ pub struct Upstream {
 }
 
 /// Binance's USD-M futures API, the futures upstream when the spot one is Binance's.
-pub const BINANCE_FUTURES: &str = "https://fapi.binance.com";
+pub(crate) const BINANCE_FUTURES: &str = "https://fapi.binance.com";
 /// A funding event counts as published this long after its time; a page that ends short
 /// proves the events complete only up to now minus this.
-pub const FUNDING_GRACE_MS: i64 = 60_000;
+pub(crate) const FUNDING_GRACE_MS: i64 = 60_000;
 
 /// What a backfill did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -133,12 +133,12 @@ impl Upstream {
     }
 
     /// The exchange's name as stored with its symbols (`binance`, else the host).
-    pub fn exchange(&self) -> &str {
+    pub(crate) fn exchange(&self) -> &str {
         &self.exchange
     }
 
     /// Per-host traffic figures of the client.
-    pub fn stats(&self) -> Vec<HostStats> {
+    pub(crate) fn stats(&self) -> Vec<HostStats> {
         self.client.stats()
     }
 
@@ -147,7 +147,7 @@ impl Upstream {
     ///
     /// # Errors
     /// [`Error::Upstream`] or [`Error::UpstreamTimeout`] when the upstream fails.
-    pub async fn get_raw(&self, path_and_query: &str) -> Result<(u16, Bytes)> {
+    pub(crate) async fn get_raw(&self, path_and_query: &str) -> Result<(u16, Bytes)> {
         let base = if path_and_query.starts_with("/fapi/") {
             &self.futures
         } else {
@@ -163,7 +163,7 @@ impl Upstream {
     /// # Errors
     /// [`Error::UnknownSymbol`] when the upstream does not know the symbol, [`Error::Upstream`]
     /// for any other refusal or for rows that are not valid candles.
-    pub async fn klines(
+    pub(crate) async fn klines(
         &self,
         symbol: &Symbol,
         tf: Timeframe,
@@ -210,7 +210,7 @@ impl Upstream {
     /// # Errors
     /// As [`Upstream::klines`], and [`Error::Db`] when storing fails; pages stored before
     /// a failure stay stored and covered.
-    pub async fn fill<S: CandleStore + Sync>(
+    pub(crate) async fn fill<S: CandleStore + Sync>(
         &self,
         store: &S,
         symbol: &Symbol,
@@ -285,7 +285,12 @@ impl Upstream {
     ///
     /// # Errors
     /// As [`Upstream::klines`].
-    pub async fn funding(&self, symbol: &Symbol, start: i64, limit: usize) -> Result<Vec<Funding>> {
+    pub(crate) async fn funding(
+        &self,
+        symbol: &Symbol,
+        start: i64,
+        limit: usize,
+    ) -> Result<Vec<Funding>> {
         let url = format!(
             "{}/fapi/v1/fundingRate?symbol={symbol}&startTime={start}&limit={}",
             self.futures,
@@ -313,7 +318,7 @@ impl Upstream {
     ///
     /// # Errors
     /// As [`Upstream::funding`], and [`Error::Db`] when storing fails.
-    pub async fn fill_funding<S: CandleStore + Sync>(
+    pub(crate) async fn fill_funding<S: CandleStore + Sync>(
         &self,
         store: &S,
         symbol: &Symbol,
@@ -415,14 +420,9 @@ pub fn parse_klines(body: &[u8], tf: Timeframe) -> Result<Vec<Candle>> {
     Ok(out)
 }
 
-/// Writes candles as Binance klines JSON: 12 fields a row, decimals as strings with 8
-/// places (more if the stored precision has more), close time = next open - 1 ms.
-pub fn klines_json(candles: &[Candle], tf: Timeframe) -> Vec<u8> {
-    klines_json_places(candles, tf, 8)
-}
-
-/// As [`klines_json`] with at least `min_places` decimals: Binance spot pads to 8, its
-/// futures API prints each symbol's own precision (`0` there keeps the stored places).
+/// Writes candles as Binance klines JSON: 12 fields a row, decimals as strings with at
+/// least `min_places` places (Binance spot pads to 8, its futures API prints each
+/// symbol's own precision: `0` keeps the stored places), close time = next open - 1 ms.
 pub fn klines_json_places(candles: &[Candle], tf: Timeframe, min_places: u8) -> Vec<u8> {
     use std::fmt::Write;
     let mut s = String::with_capacity(candles.len() * 160 + 2);
@@ -467,7 +467,7 @@ mod tests {
         assert_eq!(candles.len(), 1);
         assert_eq!(candles[0].trades, Some(308));
         assert_eq!(
-            String::from_utf8(klines_json(&candles, Timeframe::W1)).unwrap(),
+            String::from_utf8(klines_json_places(&candles, Timeframe::W1, 8)).unwrap(),
             PAGE_JSON
         );
     }

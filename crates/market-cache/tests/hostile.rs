@@ -4,12 +4,12 @@
 
 use std::sync::OnceLock;
 
-use market_cache::import::{import_path, ImportOptions, OnInvalid};
-use market_cache::upstream::parse_klines;
-use market_cache::{parse_time, Decimal, SqliteStore, Symbol, Timeframe};
+use market_cache::{
+    parse_klines, parse_time, Decimal, ImportOptions, OnInvalid, Service, Symbol, Timeframe,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use query_opt::{Db, DbConfig};
+use query_opt::DbConfig;
 
 /// Strings that look like candle fields, or nearly, or not at all.
 fn field() -> impl Strategy<Value = String> {
@@ -97,7 +97,7 @@ fn file(kind: usize, rows: &[Vec<String>], junk: &[u8]) -> (String, Vec<u8>) {
 
 struct Env {
     rt: tokio::runtime::Runtime,
-    store: SqliteStore,
+    service: Service,
     dir: tempfile::TempDir,
 }
 
@@ -110,14 +110,13 @@ fn env() -> &'static Env {
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let store = rt.block_on(async {
-            SqliteStore::new(
-                Db::open(DbConfig::new(dir.path().join("p.db")), None)
-                    .await
-                    .unwrap(),
-            )
+        let service = rt.block_on(async {
+            Service::builder(DbConfig::new(dir.path().join("p.db")))
+                .open()
+                .await
+                .unwrap()
         });
-        Env { rt, store, dir }
+        Env { rt, service, dir }
     })
 }
 
@@ -139,7 +138,7 @@ proptest! {
             on_invalid: if skip { OnInvalid::Skip } else { OnInvalid::Fail },
             ..ImportOptions::default()
         };
-        match e.rt.block_on(import_path(&e.store, &path, &opts, &|_| {})) {
+        match e.rt.block_on(e.service.import_path(&path, &opts, &|_| {})) {
             // A report accounts for every row it read.
             Ok(reports) => {
                 for r in reports {

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_core::{Cache, CacheConfig};
-use market_cache::import::{import_path, ImportOptions};
-use market_cache::read::{Fill, ReadPath, Request, Source};
-use market_cache::{parse_time, CandleStore, Error, SqliteStore, Symbol, Timeframe};
+use market_cache::{
+    parse_time, CandleStore, Error, Fill, ImportOptions, Request, Service, Source, SqliteStore,
+    Symbol, Timeframe,
+};
 use query_opt::{Db, DbConfig};
 
 fn fixture(name: &str) -> PathBuf {
@@ -19,23 +20,31 @@ fn fixture(name: &str) -> PathBuf {
 
 /// A store holding only the 1m fixture, a cache, and a read path whose clock is fixed in
 /// 2024 (so all of 2019 is closed history).
-async fn setup(dir: &tempfile::TempDir, now: i64) -> (ReadPath<SqliteStore>, Cache) {
-    let store = SqliteStore::new(
-        Db::open(DbConfig::new(dir.path().join("t.db")), None)
-            .await
-            .unwrap(),
-    );
-    import_path(
-        &store,
+async fn setup(dir: &tempfile::TempDir, now: i64) -> (Service, Cache) {
+    let cache = Cache::new(CacheConfig::default()).unwrap();
+    let rp = Service::builder(DbConfig::new(dir.path().join("t.db")))
+        .cache(&cache)
+        .clock(Arc::new(move || now))
+        .open()
+        .await
+        .unwrap();
+    rp.import_path(
         &fixture("XRPETH-1m.csv"),
         &ImportOptions::default(),
         &|_| {},
     )
     .await
     .unwrap();
-    let cache = Cache::new(CacheConfig::default()).unwrap();
-    let rp = ReadPath::with_clock(store, &cache, Arc::new(move || now)).unwrap();
     (rp, cache)
+}
+
+/// A second handle on the service's database, to compare its answers with the stored rows.
+async fn store(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::new(
+        Db::open(DbConfig::new(dir.path().join("t.db")), None)
+            .await
+            .unwrap(),
+    )
 }
 
 fn req(tf: Timeframe, start: i64, end: i64, limit: usize) -> Request {
@@ -60,8 +69,8 @@ async fn repeated_and_overlapping_reads_come_from_cached_chunks() {
         .get(&req(Timeframe::M1, FIRST, END, 10_000))
         .await
         .unwrap();
-    let stored = rp
-        .store()
+    let stored = store(&dir)
+        .await
         .read(&"XRPETH".parse().unwrap(), Timeframe::M1, 0, i64::MAX)
         .await
         .unwrap();
@@ -74,10 +83,10 @@ async fn repeated_and_overlapping_reads_come_from_cached_chunks() {
     );
     assert!(!a.partial_last);
     // Prefetches run in the background: let them finish before counting loads.
-    let mut loads = rp.stats().chunk_loads;
+    let mut loads = rp.read_stats().chunk_loads;
     for _ in 0..40 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let now = rp.stats().chunk_loads;
+        let now = rp.read_stats().chunk_loads;
         if now == loads {
             break;
         }
@@ -94,7 +103,7 @@ async fn repeated_and_overlapping_reads_come_from_cached_chunks() {
         .await
         .unwrap();
     assert_eq!(b.source, Source::Cache);
-    assert_eq!(rp.stats().chunk_loads, loads, "no chunk read twice");
+    assert_eq!(rp.read_stats().chunk_loads, loads, "no chunk read twice");
     let (lo, hi) = (FIRST + 500 * 60_000, FIRST + 2_500 * 60_000);
     let expected: Vec<_> = a
         .candles
@@ -224,14 +233,14 @@ async fn a_miss_prefetches_the_next_chunk_and_unknown_symbols_are_errors() {
     let t = Instant::now();
     // Both neighbours (the chunk after and the one before) are prefetched; waiting for
     // the first to finish raced with the other.
-    while rp.stats().prefetches < 2 {
+    while rp.read_stats().prefetches < 2 {
         assert!(
             t.elapsed() < Duration::from_secs(10),
             "no prefetch happened"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let loads = rp.stats().chunk_loads;
+    let loads = rp.read_stats().chunk_loads;
     let b = rp
         .get(&req(
             Timeframe::M1,
@@ -242,7 +251,7 @@ async fn a_miss_prefetches_the_next_chunk_and_unknown_symbols_are_errors() {
         .await
         .unwrap();
     assert_eq!(b.source, Source::Cache, "the next chunk was loaded ahead");
-    assert_eq!(rp.stats().chunk_loads, loads);
+    assert_eq!(rp.read_stats().chunk_loads, loads);
 
     let mut nope = req(Timeframe::M1, FIRST, END, 10);
     nope.symbol = "NOPE".parse::<Symbol>().unwrap();
@@ -252,15 +261,15 @@ async fn a_miss_prefetches_the_next_chunk_and_unknown_symbols_are_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_columnar_resampler_agrees_with_the_exact_one() {
     let dir = tempfile::tempdir().unwrap();
-    let (rp, _cache) = setup(&dir, parse_time("2024-01-01").unwrap()).await;
+    let (_rp, _cache) = setup(&dir, parse_time("2024-01-01").unwrap()).await;
     let sym: Symbol = "XRPETH".parse().unwrap();
-    let candles = rp
-        .store()
+    let candles = store(&dir)
+        .await
         .read(&sym, Timeframe::M1, 0, i64::MAX)
         .await
         .unwrap();
-    let batch = rp
-        .store()
+    let batch = store(&dir)
+        .await
         .read_batch(&sym, Timeframe::M1, 0, i64::MAX)
         .await
         .unwrap();

@@ -4,9 +4,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use market_cache::export::{export, ExportFormat};
-use market_cache::import::{import_path, ImportOptions, ImportReport, OnInvalid};
-use market_cache::{CandleStore, Decimal, Error, SqliteStore, Symbol, Timeframe};
+use market_cache::{
+    CandleStore, Decimal, Error, ExportFormat, ExportReport, ExportTo, ImportOptions, ImportReport,
+    OnInvalid, Service, SqliteStore, Symbol, Timeframe,
+};
 use query_opt::{Db, DbConfig};
 
 fn fixture(name: &str) -> PathBuf {
@@ -15,20 +16,51 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-async fn store(dir: &tempfile::TempDir) -> SqliteStore {
-    SqliteStore::new(
-        Db::open(DbConfig::new(dir.path().join("t.db")), None)
-            .await
-            .unwrap(),
-    )
+/// The store under test, and the service that imports and exports through it (two
+/// handles on one SQLite file, as the binary and an inspecting tool would be).
+struct Env {
+    store: SqliteStore,
+    service: Service,
+}
+
+impl std::ops::Deref for Env {
+    type Target = SqliteStore;
+    fn deref(&self) -> &SqliteStore {
+        &self.store
+    }
+}
+
+async fn store(dir: &tempfile::TempDir) -> Env {
+    open(DbConfig::new(dir.path().join("t.db"))).await
+}
+
+async fn open(cfg: DbConfig) -> Env {
+    Env {
+        store: SqliteStore::new(Db::open(cfg.clone(), None).await.unwrap()),
+        service: Service::builder(cfg).open().await.unwrap(),
+    }
 }
 
 async fn import(
-    store: &SqliteStore,
+    env: &Env,
     path: &Path,
     opts: &ImportOptions,
 ) -> market_cache::Result<Vec<ImportReport>> {
-    import_path(store, path, opts, &|_| {}).await
+    env.service.import_path(path, opts, &|_| {}).await
+}
+
+async fn export(
+    env: &Env,
+    symbol: &Symbol,
+    tf: Timeframe,
+    range: (i64, i64),
+    format: ExportFormat,
+    out: &Path,
+) -> market_cache::Result<ExportReport> {
+    let to = ExportTo::Path(out.to_path_buf());
+    env.service
+        .export(symbol, tf, range, format, to, &|_| {})
+        .await
 }
 
 fn sym(s: &str) -> Symbol {
@@ -373,11 +405,9 @@ async fn header_csv_microseconds_zip_and_parquet_all_import() {
         &s,
         &sym5,
         Timeframe::M5,
-        0,
-        i64::MAX,
+        (0, i64::MAX),
         ExportFormat::Parquet,
         &pq,
-        &|_| {},
     )
     .await
     .unwrap();
@@ -442,11 +472,9 @@ async fn exports_write_every_format() {
         &s,
         &x,
         Timeframe::M1,
-        1_570_752_000_000,
-        1_570_752_300_000,
+        (1_570_752_000_000, 1_570_752_300_000),
         ExportFormat::Csv,
         &csv,
-        &|_| {},
     )
     .await
     .unwrap();
@@ -462,11 +490,9 @@ async fn exports_write_every_format() {
         &s,
         &x,
         Timeframe::M1,
-        0,
-        i64::MAX,
+        (0, i64::MAX),
         ExportFormat::Binance,
         &bin,
-        &|_| {},
     )
     .await
     .unwrap();
@@ -479,11 +505,9 @@ async fn exports_write_every_format() {
         &s,
         &x,
         Timeframe::M1,
-        0,
-        i64::MAX,
+        (0, i64::MAX),
         ExportFormat::Dataset,
         &ds,
-        &|_| {},
     )
     .await
     .unwrap();
@@ -507,11 +531,9 @@ async fn exports_write_every_format() {
         &s,
         &sym("NOPE"),
         Timeframe::M1,
-        0,
-        i64::MAX,
+        (0, i64::MAX),
         ExportFormat::Csv,
         &csv,
-        &|_| {},
     )
     .await
     .unwrap_err();
@@ -523,14 +545,19 @@ async fn with_a_zero_threshold_the_slow_log_sees_the_store_queries() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = DbConfig::new(dir.path().join("t.db"));
     cfg.slow_query_ms = 0;
-    let s = SqliteStore::new(Db::open(cfg, None).await.unwrap());
+    let s = open(cfg).await;
     import(&s, &fixture("XRPETH-5m.csv"), &ImportOptions::default())
         .await
         .unwrap();
     s.read_batch(&sym("XRPETH"), Timeframe::M5, 0, i64::MAX)
         .await
         .unwrap();
-    let slow: Vec<String> = s.db().log().slow().into_iter().map(|q| q.pattern).collect();
+    // The import ran on the service's handle, the read on the store's: each has its log.
+    let imported = s.service.database_stats();
+    let slow: Vec<String> = (imported.slow.into_iter())
+        .chain(s.db().log().slow())
+        .map(|q| q.pattern)
+        .collect();
     assert!(
         slow.iter().any(|p| p.starts_with("INSERT INTO candles")),
         "{slow:?}"
@@ -540,10 +567,8 @@ async fn with_a_zero_threshold_the_slow_log_sees_the_store_queries() {
             .any(|p| p.starts_with("SELECT open_time, open, high")),
         "{slow:?}"
     );
-    let upsert = s
-        .db()
-        .log()
-        .patterns()
+    let upsert = imported
+        .patterns
         .into_iter()
         .find(|p| p.pattern.starts_with("INSERT INTO candles"))
         .unwrap();
@@ -608,23 +633,27 @@ async fn bytes_in_memory_import_like_the_file_they_came_from() {
     zip.write_all(&csv).unwrap();
     let zipped = zip.finish().unwrap().into_inner();
     let opts = ImportOptions::default();
-    let r =
-        &market_cache::import::import_bytes(&s, "XRPETH-5m-2019-10.zip", zipped, &opts, &|_| {})
-            .await
-            .unwrap()[0];
+    let r = &s
+        .service
+        .import_bytes("XRPETH-5m-2019-10.zip", zipped, &opts, &|_| {})
+        .await
+        .unwrap()[0];
     assert_eq!((r.symbol.as_str(), r.timeframe.as_str()), ("XRPETH", "5m"));
     assert!(r.source.ends_with("!XRPETH-5m-2019-10.csv"), "{}", r.source);
     assert_eq!(r.inserted, 706);
     // The plain file's bytes: the same candles, already stored.
-    let r = &market_cache::import::import_bytes(&s, "XRPETH-5m.csv", csv, &opts, &|_| {})
+    let r = &s
+        .service
+        .import_bytes("XRPETH-5m.csv", csv, &opts, &|_| {})
         .await
         .unwrap()[0];
     assert_eq!((r.inserted, r.duplicates), (0, 706));
     // Garbage is a named error.
-    let err =
-        market_cache::import::import_bytes(&s, "noise.csv", b"\x00\x01zz".to_vec(), &opts, &|_| {})
-            .await
-            .unwrap_err();
+    let err = s
+        .service
+        .import_bytes("noise.csv", b"\x00\x01zz".to_vec(), &opts, &|_| {})
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("noise.csv"), "{err}");
 }
 
