@@ -4,7 +4,6 @@
 //! Kept dependency-light on purpose: it shells out to cargo and reads `cargo metadata`.
 
 mod bench;
-mod bench_ws;
 mod clients;
 mod crash;
 // The fake exchange of the end-to-end tests, shared so the client checks run against the
@@ -107,9 +106,9 @@ fn run() -> Result<()> {
         ["bench", "storage", rest @ ..] => bench::storage(rest),
         ["bench", "http", rest @ ..] => bench::http(rest),
         ["bench", "resample", rest @ ..] => bench::resample(rest),
-        ["bench", "ws", rest @ ..] => bench_ws::bench(rest),
-        ["ws-baseline", rest @ ..] => bench_ws::baseline(rest),
-        ["ws-load", rest @ ..] => bench_ws::load(rest),
+        ["bench", "ws", rest @ ..] => bench::ws::bench(rest),
+        ["ws-baseline", rest @ ..] => bench::ws::baseline(rest),
+        ["ws-load", rest @ ..] => bench::ws::load(rest),
         ["bench", ..] => {
             bail!("unknown benchmark; available: cache, storage, http, resample, ws\n\n{USAGE}")
         }

@@ -8,6 +8,7 @@
 //! bad file leaves the database as it was.
 
 mod parse;
+mod rows;
 
 use std::io::Read;
 use std::path::Path;

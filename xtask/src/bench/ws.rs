@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::bench::{provenance, publish};
+use super::{provenance, publish};
 use crate::fake_exchange::{self as fake, FakeExchange};
 use crate::process::root;
 use crate::process::Started;
@@ -128,7 +128,7 @@ pub(crate) fn bench(args: &[&str]) -> Result<()> {
             let rate = r["events_per_sec"].as_f64().unwrap_or(0.0);
             body.push_str(&format!(
                 "| every {period} ms | {target} | {} | {:.2}x | {} ms | {} ms | {} ms | {:.1} KB |\n",
-                crate::bench::si(rate),
+                super::si(rate),
                 rate / base_rate.max(1.0),
                 r["p50_ms"],
                 r["p99_ms"],

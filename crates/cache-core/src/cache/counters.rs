@@ -1,0 +1,67 @@
+//! What happened to a namespace's entries, counted off the hit path.
+
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    Evicted,
+    Expired,
+    Replaced,
+    Removed,
+    Cleared,
+}
+
+/// Event counters of one namespace; updated off the hit path only.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) inserts: AtomicU64,
+    pub(crate) demotions: AtomicU64,
+    pub(crate) promotions: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+    pub(crate) expirations: AtomicU64,
+    pub(crate) removals: AtomicU64,
+    pub(crate) bytes_freed: AtomicU64,
+    pub(crate) rejected_compression: AtomicU64,
+    pub(crate) loads: AtomicU64,
+    pub(crate) load_errors: AtomicU64,
+    pub(crate) coalesced: AtomicU64,
+}
+
+/// Plain copies of [`Counters`] for a snapshot.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CounterValues {
+    pub(crate) inserts: u64,
+    pub(crate) demotions: u64,
+    pub(crate) promotions: u64,
+    pub(crate) evictions: u64,
+    pub(crate) expirations: u64,
+    pub(crate) removals: u64,
+    pub(crate) bytes_freed: u64,
+    pub(crate) rejected_compression: u64,
+    pub(crate) loads: u64,
+    pub(crate) load_errors: u64,
+    pub(crate) coalesced: u64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> CounterValues {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CounterValues {
+            inserts: get(&self.inserts),
+            demotions: get(&self.demotions),
+            promotions: get(&self.promotions),
+            evictions: get(&self.evictions),
+            expirations: get(&self.expirations),
+            removals: get(&self.removals),
+            bytes_freed: get(&self.bytes_freed),
+            rejected_compression: get(&self.rejected_compression),
+            loads: get(&self.loads),
+            load_errors: get(&self.load_errors),
+            coalesced: get(&self.coalesced),
+        }
+    }
+}

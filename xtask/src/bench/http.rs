@@ -1,0 +1,218 @@
+//! `cargo xtask bench http`: the release server under wrk against nginx serving the same
+//! bytes and the Flask system it replaces.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use super::*;
+use crate::process::{python_env, root, sh, wait_http, wrk, Started};
+
+pub(crate) fn http(args: &[&str]) -> Result<()> {
+    let secs: u32 = match args {
+        [] => 10,
+        ["--seconds", s] => s.parse().context("--seconds takes a whole number")?,
+        other => {
+            bail!("unexpected arguments {other:?}; usage: cargo xtask bench http [--seconds S]")
+        }
+    };
+    let shared = root().join("../shared/baselines");
+    if !shared.join("flask_seed/app.py").exists() {
+        bail!(
+            "the Flask baseline is expected in {} (the project's shared/baselines)",
+            shared.display()
+        );
+    }
+    let bench = root().join("target/bench/http");
+    std::fs::create_dir_all(&bench)?;
+    // Peers: wrk and nginx from Debian, Flask/gunicorn/pandas from PyPI.
+    if Command::new("wrk").arg("--version").output().is_err()
+        || Command::new("nginx").arg("-v").output().is_err()
+    {
+        eprintln!("xtask: installing wrk and nginx (apt-get)");
+        sh(Command::new("apt-get").arg("update"))?;
+        sh(Command::new("apt-get").args(["install", "-y", "wrk", "nginx", "curl"]))?;
+    }
+    let python = python_env(
+        &bench.join("venv"),
+        "flask, gunicorn, pandas",
+        &["flask", "gunicorn", "pandas"],
+    )?;
+    // The same rows for everyone: 1M generated 1m candles and their 1h aggregation.
+    let m1 = generated(1_000_000)?;
+    let h1 = bench.join("BTCUSDT-1h.csv");
+    if !h1.exists() {
+        crate::gen::derive_1h(&m1, &h1)?;
+    }
+    let flask_db = bench.join("flask.db");
+    if !flask_db.exists() {
+        sh(Command::new(&python)
+            .arg(shared.join("flask_seed/load_sqlite.py"))
+            .arg(&flask_db)
+            .arg(format!("{}:BTCUSDT:1m", m1.display()))
+            .arg(format!("{}:BTCUSDT:1h", h1.display())))?;
+    }
+    // The same server without the counting allocator, to measure what counting costs.
+    crate::process::cargo(
+        &[
+            "build",
+            "--release",
+            "-p",
+            "candlecache",
+            "--no-default-features",
+        ],
+        &[],
+    )?;
+    let plain = bench.join("candlecache-plain");
+    std::fs::copy(root().join("target/release/candlecache"), &plain)?;
+    let bin = crate::process::candlecache_binary(true)?;
+    let ours_db = bench.join("candlecache.db");
+    if !ours_db.exists() {
+        sh(Command::new(&bin)
+            .arg("--db")
+            .arg(&ours_db)
+            .arg("import")
+            .arg(&m1)
+            .arg(&h1))?;
+    }
+    // 1000 hourly candles, 100 days in; the Flask app's end is inclusive, ours is not.
+    let first_1h = 1_577_836_800_000i64;
+    let start = first_1h + 2400 * 3_600_000;
+    let end = start + 1000 * 3_600_000;
+    let ours_q = format!("/api/crypto/ohlc?symbol=BTCUSDT&timeframe=1h&start={start}&end={end}");
+    let flask_q = format!(
+        "/api/crypto/ohlc?symbol=BTCUSDT&timeframe=1h&start={start}&end={}",
+        end - 3_600_000
+    );
+
+    let mut rows = Vec::new();
+    let body = bench.join("ours.json");
+    // Counting and plain allocator, alternated three times each so drift on the shared
+    // cores falls on both; the medians are compared.
+    let mut runs: [Vec<(f64, String, String, u64)>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..6 {
+        let which = round % 2;
+        let exe = if which == 0 { &bin } else { &plain };
+        let child = Command::new(exe)
+            .arg("--db")
+            .arg(&ours_db)
+            .args(["serve", "--listen", "127.0.0.1:18281"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let _guard = Started(child);
+        let url = format!("http://127.0.0.1:18281{ours_q}");
+        wait_http(&url)?;
+        sh(Command::new("curl").args(["-s", "-o"]).arg(&body).arg(&url))?;
+        runs[which].push(wrk(&url, secs)?);
+    }
+    let median_run = |v: &mut Vec<(f64, String, String, u64)>| {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v[v.len() / 2].clone()
+    };
+    let counting = median_run(&mut runs[0]);
+    let uncounted = median_run(&mut runs[1]);
+    let cost_pct = (1.0 - counting.0 / uncounted.0.max(1.0)) * 100.0;
+    let body_len = std::fs::metadata(&body)?.len();
+    rows.push(("candlecache (cached hit)", counting, body_len));
+    rows.push((
+        "candlecache without the counting allocator",
+        uncounted,
+        body_len,
+    ));
+    let ours = body;
+    {
+        let prefix = bench.join("nginx");
+        std::fs::create_dir_all(prefix.join("tmp"))?;
+        let conf = std::fs::read_to_string(shared.join("nginx/nginx.conf.template"))?
+            .replace("@PORT@", "18282")
+            .replace("@PREFIX@", &prefix.display().to_string())
+            .replace("@BODY@", &ours.display().to_string());
+        std::fs::write(prefix.join("nginx.conf"), conf)?;
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(prefix.join("nginx.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let _guard = Started(child);
+        let url = format!("http://127.0.0.1:18282{ours_q}");
+        wait_http(&url)?;
+        let r = wrk(&url, secs)?;
+        rows.push((
+            "nginx, the same bytes as a static file",
+            r,
+            std::fs::metadata(&ours)?.len(),
+        ));
+    }
+    {
+        let child = Command::new(&python)
+            .args([
+                "-m",
+                "gunicorn",
+                "-w",
+                "2",
+                "-k",
+                "gthread",
+                "--threads",
+                "4",
+                "-b",
+                "127.0.0.1:18283",
+                "app:app",
+            ])
+            .current_dir(shared.join("flask_seed"))
+            .env("OHLCV_DB", &flask_db)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let _guard = Started(child);
+        wait_http("http://127.0.0.1:18283/health")?;
+        let url = format!("http://127.0.0.1:18283{flask_q}");
+        let body = sh(Command::new("curl").args(["-s", &url]))?;
+        let r = wrk(&url, secs)?;
+        rows.push((
+            "Flask baseline on gunicorn (its cache hit)",
+            r,
+            body.len() as u64,
+        ));
+    }
+
+    let ours_rps = rows[0].1 .0;
+    let mut s = String::new();
+    writeln!(s, "## HTTP: a cached hit of 1,000 1h candles as JSON\n")?;
+    s.push_str(&provenance("http", args));
+    writeln!(s, "Load: `wrk -t2 -c32 -d{secs}s --latency` after a 2 s warm-up, on loopback; wrk and the servers share the same 2 cores. Same rows everywhere: 1M generated 1m candles and their 1h aggregation. candlecache runs six times, alternating the shipped binary (counting allocator for the per-route allocation profiles) and one built with `--no-default-features` (plain system allocator); each row is the median of its three runs. candlecache writes its access log (one line per request, by a thread of its own); nginx's is off in the baseline's configuration.\n")?;
+    writeln!(
+        s,
+        "| server | requests/s | p50 | p99 | body bytes | non-2xx | candlecache is |"
+    )?;
+    writeln!(s, "|---|---|---|---|---|---|---|")?;
+    for (name, (rps, p50, p99, non2xx), bytes) in &rows {
+        writeln!(
+            s,
+            "| {name} | {rps:.0} | {p50} | {p99} | {bytes} | {non2xx} | {:.2}x |",
+            ours_rps / rps.max(1.0)
+        )?;
+    }
+    let spread = |v: &[(f64, String, String, u64)]| {
+        v.iter()
+            .map(|r| format!("{:.0}", r.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let verdict = if cost_pct <= 0.0 {
+        format!("no measurable cost: the counting build was {:.1} % faster, within the spread of the runs", -cost_pct)
+    } else {
+        format!("costs {cost_pct:.1} % of cached-hit throughput")
+    };
+    writeln!(
+        s,
+        "\nThe counting allocator {verdict} (goal: under 3 %; requests/s of the runs, counting: {}; plain: {}).",
+        spread(&runs[0]),
+        spread(&runs[1]),
+    )?;
+    publish("http", &s)
+}
