@@ -276,7 +276,7 @@ impl FileConfig {
         c.pool.wait_timeout_ms = self.database.pool.wait_timeout_ms;
         c.pool.busy_timeout_ms = self.database.pool.busy_timeout_ms;
         c.pool.idle_timeout_ms = self.database.pool.idle_timeout_ms;
-        c.pool.max_db_bytes = self.database.max_db_mb.saturating_mul(1_000_000);
+        c.max_db_bytes = self.database.max_db_mb.saturating_mul(1_000_000);
         c
     }
 }

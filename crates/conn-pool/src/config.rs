@@ -16,15 +16,8 @@ pub struct SqliteConfig {
     pub wait_timeout_ms: u64,
     /// How long SQLite retries a locked database before failing a statement, in ms.
     pub busy_timeout_ms: u64,
-    /// `PRAGMA cache_size`, in pages.
-    pub cache_size_pages: i64,
-    /// `PRAGMA mmap_size`, in bytes.
-    pub mmap_size_bytes: u64,
     /// Connections idle longer than this are closed by the idle cleanup, in ms.
     pub idle_timeout_ms: u64,
-    /// The most bytes the database file may grow to (`PRAGMA max_page_count`); 0 for no
-    /// limit. A write past it fails as a full disk would, and changes nothing.
-    pub max_db_bytes: u64,
 }
 
 impl SqliteConfig {
@@ -70,10 +63,7 @@ impl Default for SqliteConfig {
             max_size: 20,
             wait_timeout_ms: 30_000,
             busy_timeout_ms: 5_000,
-            cache_size_pages: 10_000,
-            mmap_size_bytes: 268_435_456,
             idle_timeout_ms: 300_000,
-            max_db_bytes: 0,
         }
     }
 }

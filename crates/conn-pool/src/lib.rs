@@ -1,9 +1,9 @@
 //! Pooled connections for candlecache.
 //!
 //! Today: the SQLite pool. [`SqlitePool`] hands out rusqlite connections from a
-//! deadpool-sqlite pool (20 by default). Every connection gets candlecache's pragmas when
-//! it is created (WAL, `synchronous=NORMAL`, a 10,000-page cache, in-memory temp store,
-//! 256 MiB of mmap, a busy timeout), is health-checked when it is recycled, and is closed
+//! deadpool-sqlite pool (20 by default). Every connection gets the busy timeout and runs the
+//! caller's setup ([`SqlitePool::open_with`]: query-opt sets the database's pragmas there)
+//! when it is created, is health-checked when it is recycled, and is closed
 //! after sitting idle too long ([`SqlitePool::close_idle`], or the task started by
 //! [`SqlitePool::start_idle_cleanup`]). [`SqlitePool::stats`] reports size, use, waiters
 //! and the wait-time percentiles.
@@ -19,7 +19,9 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir().unwrap();
-//! let pool = conn_pool::SqlitePool::open(conn_pool::SqliteConfig::new(dir.path().join("c.db")))?;
+//! let config = conn_pool::SqliteConfig::new(dir.path().join("c.db"));
+//! let init = std::sync::Arc::new(|c: &rusqlite::Connection| c.execute_batch("PRAGMA journal_mode=WAL"));
+//! let pool = conn_pool::SqlitePool::open_with(config, init)?;
 //! let mode: String = pool
 //!     .with(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
 //!     .await??;
@@ -37,4 +39,4 @@ mod sqlite;
 pub use config::{HttpConfig, SqliteConfig};
 pub use error::{Error, Result};
 pub use http::{HostStats, HttpClient, HttpResponse};
-pub use sqlite::{IdleCleanup, PoolStats, SqlitePool};
+pub use sqlite::{ConnectionInit, IdleCleanup, PoolStats, SqlitePool};

@@ -78,6 +78,9 @@ pub struct PoolStats {
     pub wait_p99_ms: f64,
 }
 
+/// What a new connection runs before it is handed out; see [`SqlitePool::open_with`].
+pub type ConnectionInit = Arc<dyn Fn(&rusqlite::Connection) -> rusqlite::Result<()> + Send + Sync>;
+
 impl SqlitePool {
     /// Opens a pool on the database at `config.path`; the first connection is opened
     /// lazily, by the first caller.
@@ -85,33 +88,28 @@ impl SqlitePool {
     /// # Errors
     /// [`Error::Config`] for an invalid configuration.
     pub fn open(config: SqliteConfig) -> Result<Self> {
+        Self::open_with(config, Arc::new(|_| Ok(())))
+    }
+
+    /// As [`SqlitePool::open`], running `init` on every connection the pool opens, before
+    /// anyone uses it (the database's settings: journal mode, caches, limits).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration.
+    pub fn open_with(config: SqliteConfig, init: ConnectionInit) -> Result<Self> {
         config.validate()?;
-        let pragmas = format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size={}; \
-             PRAGMA temp_store=MEMORY; PRAGMA mmap_size={}; PRAGMA foreign_keys=ON;",
-            config.cache_size_pages, config.mmap_size_bytes
-        );
         let busy = Duration::from_millis(config.busy_timeout_ms);
-        let max_db_bytes = config.max_db_bytes;
         let pool = deadpool_sqlite::Config::new(&config.path)
             .builder(Runtime::Tokio1)
             .map_err(|e| Error::Task(e.to_string()))?
             .max_size(config.max_size)
             .wait_timeout(Some(Duration::from_millis(config.wait_timeout_ms)))
             .post_create(Hook::async_fn(move |conn, _| {
-                let pragmas = pragmas.clone();
+                let init = init.clone();
                 Box::pin(async move {
                     conn.interact(move |c| {
                         c.busy_timeout(busy)?;
-                        c.execute_batch(&pragmas)?;
-                        if max_db_bytes > 0 {
-                            let page: u64 =
-                                c.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))? as u64;
-                            // SQLite keeps the limit at least at the current size.
-                            let pages = max_db_bytes.div_ceil(page.max(512));
-                            c.execute_batch(&format!("PRAGMA max_page_count={pages}"))?;
-                        }
-                        Ok(())
+                        init(c)
                     })
                     .await
                     .map_err(|e| HookError::message(e.to_string()))?
@@ -251,27 +249,30 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn connections_get_the_pragmas() {
+    async fn every_new_connection_runs_the_init_before_use() {
         let dir = tempfile::tempdir().unwrap();
-        let p = pool(&dir, 2);
+        let mut cfg = SqliteConfig::new(dir.path().join("t.db"));
+        cfg.max_size = 2;
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = runs.clone();
+        let init: ConnectionInit = Arc::new(move |c| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            c.execute_batch("PRAGMA cache_size=1234")
+        });
+        let p = SqlitePool::open_with(cfg, init).unwrap();
+        // Two connections at once: both new, both set up.
+        let (release, held) = hold(&p).await;
         let got = p
             .with(|c| {
                 let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
-                let mode: String = c
-                    .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-                    .unwrap();
-                (
-                    mode,
-                    q("PRAGMA synchronous"),
-                    q("PRAGMA cache_size"),
-                    q("PRAGMA temp_store"),
-                    q("PRAGMA mmap_size"),
-                    q("PRAGMA busy_timeout"),
-                )
+                (q("PRAGMA cache_size"), q("PRAGMA busy_timeout"))
             })
             .await
             .unwrap();
-        assert_eq!(got, ("wal".into(), 1, 10_000, 2, 268_435_456, 5_000));
+        release.send(()).unwrap();
+        held.await.unwrap();
+        assert_eq!(got, (1234, 5_000));
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     /// Takes a connection and keeps it until the returned sender sends.

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use market_cache::{CandleStore, SqliteStore, Symbol, Timeframe};
-use query_opt::{Db, DbConfig};
+use query_opt::DbConfig;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -27,7 +27,7 @@ async fn main() {
         .iter()
         .position(|a| a == "--repeat")
         .map_or(5, |i| args[i + 1].parse().unwrap());
-    let store = SqliteStore::new(Db::open(DbConfig::new(arg("--db")), None).await.unwrap());
+    let store = SqliteStore::open(DbConfig::new(arg("--db"))).await.unwrap();
     let m = store.markets().await.unwrap();
     let series = m
         .iter()

@@ -41,6 +41,7 @@ mod import;
 mod objects;
 mod read;
 mod resample;
+mod schema;
 mod service;
 mod sqlite_store;
 mod store;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use cache_core::{ns, Cache, CacheConfig};
-use query_opt::{Db, DbConfig};
+use query_opt::DbConfig;
 use serde::Serialize;
 
 use crate::export::{ExportFormat, ExportReport, ExportTo};
@@ -393,7 +393,7 @@ impl ServiceBuilder {
                 (c, None)
             }
         };
-        let store = SqliteStore::new(Db::open(self.db, results).await?);
+        let store = SqliteStore::open_with(self.db, results).await?;
         let read = ReadPath::new(store, &cache, self.now, self.upstream, self.live)?;
         if let Some(objects) = self.objects {
             read.set_objects(objects);

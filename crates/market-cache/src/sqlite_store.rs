@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, Int64Builder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
-use query_opt::{Db, Session};
+use cache_core::NamespaceCache;
+use query_opt::{Db, DbConfig, Session};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -90,9 +91,22 @@ const FUNDING_SQL: &str = "SELECT funding_time, rate, mark_price FROM funding WH
 const MARKETS_SQL: &str = "SELECT s.symbol, s.exchange, s.base, s.quote, r.timeframe, r.first_time, r.last_time, r.count, s.price_scale, s.kind FROM series r JOIN symbols s ON s.id = r.symbol_id ORDER BY s.symbol, s.kind, r.timeframe";
 
 impl SqliteStore {
-    /// Uses `db` (which already has the schema).
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// Opens (or creates) the store's database, migrating its schema.
+    ///
+    /// # Errors
+    /// [`Error::Db`] if the file cannot be opened or is not a store this build can use.
+    pub async fn open(config: DbConfig) -> Result<Self> {
+        Self::open_with(config, None).await
+    }
+
+    /// As [`SqliteStore::open`], caching query results in `results`.
+    pub(crate) async fn open_with(
+        config: DbConfig,
+        results: Option<NamespaceCache>,
+    ) -> Result<Self> {
+        Ok(Self {
+            db: Db::open(config, &crate::schema::SCHEMA, results).await?,
+        })
     }
 
     /// Returns the database, for its statistics and optimization.
@@ -829,10 +843,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_range_query_uses_the_primary_key() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(query_opt::DbConfig::new(dir.path().join("t.db")), None)
+        let store = SqliteStore::open(DbConfig::new(dir.path().join("t.db")))
             .await
             .unwrap();
-        let plan = db.analyze(RANGE_SQL).await.unwrap();
+        let plan = store.db().analyze(RANGE_SQL).await.unwrap();
         assert!(
             plan.steps.iter().any(|s| s.contains(
                 "USING PRIMARY KEY (symbol_id=? AND timeframe=? AND open_time>? AND open_time<?)"
@@ -840,7 +854,7 @@ mod tests {
             "{plan:?}"
         );
         assert!(plan.full_scans.is_empty() && !plan.temp_btree, "{plan:?}");
-        let count = db.analyze(COUNT_SQL).await.unwrap();
+        let count = store.db().analyze(COUNT_SQL).await.unwrap();
         assert!(
             count.uses_index() && count.full_scans.is_empty(),
             "{count:?}"

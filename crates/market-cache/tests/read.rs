@@ -10,7 +10,7 @@ use market_cache::{
     parse_time, CandleStore, Error, Fill, ImportOptions, Request, Service, Source, SqliteStore,
     Symbol, Timeframe,
 };
-use query_opt::{Db, DbConfig};
+use query_opt::DbConfig;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -40,11 +40,9 @@ async fn setup(dir: &tempfile::TempDir, now: i64) -> (Service, Cache) {
 
 /// A second handle on the service's database, to compare its answers with the stored rows.
 async fn store(dir: &tempfile::TempDir) -> SqliteStore {
-    SqliteStore::new(
-        Db::open(DbConfig::new(dir.path().join("t.db")), None)
-            .await
-            .unwrap(),
-    )
+    SqliteStore::open(DbConfig::new(dir.path().join("t.db")))
+        .await
+        .unwrap()
 }
 
 fn req(tf: Timeframe, start: i64, end: i64, limit: usize) -> Request {

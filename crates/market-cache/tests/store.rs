@@ -8,7 +8,7 @@ use market_cache::{
     CandleStore, Decimal, Error, ExportFormat, ExportReport, ExportTo, ImportOptions, ImportReport,
     OnInvalid, Service, SqliteStore, Symbol, Timeframe,
 };
-use query_opt::{Db, DbConfig};
+use query_opt::DbConfig;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -36,7 +36,7 @@ async fn store(dir: &tempfile::TempDir) -> Env {
 
 async fn open(cfg: DbConfig) -> Env {
     Env {
-        store: SqliteStore::new(Db::open(cfg.clone(), None).await.unwrap()),
+        store: SqliteStore::open(cfg.clone()).await.unwrap(),
         service: Service::builder(cfg).open().await.unwrap(),
     }
 }

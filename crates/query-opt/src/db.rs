@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::log::QueryLog;
 use crate::plan::{analyze, Plan};
-use crate::{schema, Error, Result};
+use crate::{Error, Result, Schema};
 
 /// Configuration of a [`Db`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,14 @@ use crate::{schema, Error, Result};
 pub struct DbConfig {
     /// The connection pool.
     pub pool: SqliteConfig,
+    /// `PRAGMA cache_size` of every connection, in pages.
+    pub cache_size_pages: i64,
+    /// `PRAGMA mmap_size` of every connection, in bytes.
+    pub mmap_size_bytes: u64,
+    /// The most bytes the database file may grow to (`PRAGMA max_page_count`); 0 for no
+    /// limit. A write past it fails as a full disk would ([`Error::Full`]) and changes
+    /// nothing.
+    pub max_db_bytes: u64,
     /// Calls slower than this go to the slow-query log, in ms.
     pub slow_query_ms: u64,
     /// How many slow calls the log keeps.
@@ -30,6 +38,9 @@ impl Default for DbConfig {
     fn default() -> Self {
         Self {
             pool: SqliteConfig::default(),
+            cache_size_pages: 10_000,
+            mmap_size_bytes: 268_435_456,
+            max_db_bytes: 0,
             slow_query_ms: 1_000,
             slow_query_keep: 100,
         }
@@ -44,6 +55,28 @@ impl DbConfig {
             ..Self::default()
         }
     }
+}
+
+/// The settings every connection gets: WAL with `synchronous=NORMAL` (a commit is durable
+/// at the next checkpoint, never torn), the page cache and memory map of the
+/// configuration, temporary tables in memory, and the file's size limit.
+fn connection_init(config: &DbConfig) -> conn_pool::ConnectionInit {
+    let pragmas = format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size={}; \
+         PRAGMA temp_store=MEMORY; PRAGMA mmap_size={}; PRAGMA foreign_keys=ON;",
+        config.cache_size_pages, config.mmap_size_bytes
+    );
+    let max_db_bytes = config.max_db_bytes;
+    Arc::new(move |c| {
+        c.execute_batch(&pragmas)?;
+        if max_db_bytes > 0 {
+            let page: u64 = c.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))? as u64;
+            // SQLite keeps the limit at least at the current size.
+            let pages = max_db_bytes.div_ceil(page.max(512));
+            c.execute_batch(&format!("PRAGMA max_page_count={pages}"))?;
+        }
+        Ok(())
+    })
 }
 
 /// The database: a connection pool on a file with the current schema, and the log that
@@ -94,15 +127,19 @@ pub struct OptimizeReport {
 }
 
 impl Db {
-    /// Opens (or creates) the database and brings its schema up to date. `results`, if
+    /// Opens (or creates) the database and brings it to `schema`'s version. `results`, if
     /// given, is the cache namespace for [`Db::cached`].
     ///
     /// # Errors
     /// [`Error::Pool`] if the file cannot be opened, [`Error::SchemaTooNew`] or
     /// [`Error::Unusable`] if it is not a database this build can use.
-    pub async fn open(config: DbConfig, results: Option<NamespaceCache>) -> Result<Self> {
-        let pool = SqlitePool::open(config.pool)?;
-        pool.with(schema::migrate).await??;
+    pub async fn open(
+        config: DbConfig,
+        schema: &'static Schema,
+        results: Option<NamespaceCache>,
+    ) -> Result<Self> {
+        let pool = SqlitePool::open_with(config.pool.clone(), connection_init(&config))?;
+        pool.with(|c| schema.migrate(c)).await??;
         Ok(Self {
             pool,
             log: Arc::new(QueryLog::new(
@@ -193,9 +230,10 @@ impl Db {
                 let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
                 let analyzed = q("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
                     .map_err(|source| Error::Query { sql: "sqlite_master".into(), source })?;
-                let has_rows = q("SELECT EXISTS (SELECT 1 FROM candles)")
-                    .map_err(|source| Error::Query { sql: "candles".into(), source })?;
-                if analyzed == 0 && has_rows == 1 {
+                // Planner statistics matter once there is data: a file past 1 MB of pages.
+                let used = q("SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()")
+                    .map_err(|source| Error::Query { sql: "pragma_page_count".into(), source })?;
+                if analyzed == 0 && used > 1_000_000 {
                     out.push(Recommendation {
                         severity: "info",
                         pattern: None,

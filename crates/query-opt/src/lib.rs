@@ -1,9 +1,9 @@
-//! candlecache's SQL side: the schema, timing of every query, the slow-query log, query
+//! candlecache's SQL side: versioned schemas, timing of every query, the slow-query log, query
 //! plans, recommendations and optimization.
 //!
 //! # Overview
-//! - [`Db`] opens the database through a `conn_pool::SqlitePool`, brings the schema to the
-//!   current version ([`SCHEMA_VERSION`], kept in `PRAGMA user_version`) and runs work on a
+//! - [`Db`] opens the database through a `conn_pool::SqlitePool`, brings the caller's
+//!   [`Schema`] to its version (kept in `PRAGMA user_version`) and runs work on a
 //!   pooled connection as a [`Session`]. Every statement a session runs goes through
 //!   [`Session::time`], which feeds the [`QueryLog`]: statistics per normalized pattern and
 //!   a log of the last slow queries.
@@ -16,7 +16,10 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), query_opt::Error> {
 //! let dir = tempfile::tempdir().unwrap();
-//! let db = query_opt::Db::open(query_opt::DbConfig::new(dir.path().join("c.db")), None).await?;
+//! const SCHEMA: query_opt::Schema =
+//!     query_opt::Schema::new(&["CREATE TABLE candles (open_time INTEGER PRIMARY KEY)"]);
+//! let config = query_opt::DbConfig::new(dir.path().join("c.db"));
+//! let db = query_opt::Db::open(config, &SCHEMA, None).await?;
 //! let n: i64 = db
 //!     .run(|s| s.time("SELECT count(*) FROM candles", 1, |c| {
 //!         c.query_row("SELECT count(*) FROM candles", [], |r| r.get(0))
@@ -30,11 +33,11 @@
 mod db;
 mod error;
 mod log;
+mod migrate;
 mod plan;
-mod schema;
 
 pub use db::{Db, DbConfig, OptimizeReport, Recommendation, Session};
 pub use error::{Error, Result};
 pub use log::{normalize, PatternStats, QueryLog, SlowQuery};
+pub use migrate::Schema;
 pub use plan::{analyze, Plan};
-pub use schema::SCHEMA_VERSION;

@@ -4,12 +4,24 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use query_opt::{Db, DbConfig, Error, SCHEMA_VERSION};
+use query_opt::{Db, DbConfig, Error, Schema};
+
+/// A schema of two versions, shaped like the candle store's where the tests need it (a
+/// unique name, a clustered key, an unindexed column).
+static SCHEMA: Schema = Schema::new(&[
+    "CREATE TABLE symbols (id INTEGER PRIMARY KEY, symbol TEXT NOT NULL UNIQUE);
+     CREATE TABLE candles (
+         symbol_id INTEGER NOT NULL, timeframe TEXT NOT NULL, open_time INTEGER NOT NULL,
+         close INTEGER NOT NULL, volume INTEGER NOT NULL,
+         PRIMARY KEY (symbol_id, timeframe, open_time)
+     ) WITHOUT ROWID;",
+    "ALTER TABLE symbols ADD COLUMN kind TEXT NOT NULL DEFAULT 'spot';",
+]);
 
 async fn open(dir: &tempfile::TempDir, slow_ms: u64) -> Db {
     let mut cfg = DbConfig::new(dir.path().join("t.db"));
     cfg.slow_query_ms = slow_ms;
-    Db::open(cfg, None).await.unwrap()
+    Db::open(cfg, &SCHEMA, None).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,14 +42,18 @@ async fn the_schema_is_created_once_and_versioned() {
         })
         .await
         .unwrap();
-    assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(tables, "candles,coverage,funding,series,symbols");
+    assert_eq!(version, SCHEMA.version());
+    assert_eq!(tables, "candles,symbols");
     drop(db);
     // Reopening migrates nothing and keeps the data.
     let db = open(&dir, 1000).await;
-    db.run(|s| s.time("insert", 1, |c| c.execute("INSERT INTO symbols (symbol, exchange, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES ('BTCUSDT', 'binance', 2, 5, 8, 5, 8)", [])))
-        .await
-        .unwrap();
+    db.run(|s| {
+        s.time("insert", 1, |c| {
+            c.execute("INSERT INTO symbols (symbol) VALUES ('BTCUSDT')", [])
+        })
+    })
+    .await
+    .unwrap();
     drop(db);
     let db = open(&dir, 1000).await;
     let n: i64 = db
@@ -63,7 +79,7 @@ async fn a_newer_or_foreign_file_is_refused_clearly() {
     .await
     .unwrap();
     drop(db);
-    let err = Db::open(DbConfig::new(dir.path().join("t.db")), None)
+    let err = Db::open(DbConfig::new(dir.path().join("t.db")), &SCHEMA, None)
         .await
         .unwrap_err();
     assert!(
@@ -73,7 +89,9 @@ async fn a_newer_or_foreign_file_is_refused_clearly() {
 
     let junk = dir.path().join("junk.db");
     std::fs::write(&junk, vec![b'x'; 8192]).unwrap();
-    let err = Db::open(DbConfig::new(&junk), None).await.unwrap_err();
+    let err = Db::open(DbConfig::new(&junk), &SCHEMA, None)
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("not a database") || err.to_string().contains("junk.db"),
         "{err}"
@@ -148,8 +166,12 @@ async fn optimize_reports_what_it_did_and_a_failed_transaction_rolls_back() {
     let err = db
         .run(|s| {
             s.transaction(|s| {
-                s.time("INSERT INTO symbols", 1, |c| c.execute("INSERT INTO symbols (symbol, exchange, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES ('A', 'x', 1, 1, 1, 1, 1)", []))?;
-                s.time("INSERT INTO symbols", 1, |c| c.execute("INSERT INTO symbols (symbol, exchange, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES ('A', 'x', 1, 1, 1, 1, 1)", []))
+                s.time("INSERT INTO symbols", 1, |c| {
+                    c.execute("INSERT INTO symbols (symbol) VALUES ('A')", [])
+                })?;
+                s.time("INSERT INTO symbols", 1, |c| {
+                    c.execute("INSERT INTO symbols (symbol) VALUES ('A')", [])
+                })
             })
         })
         .await
@@ -177,7 +199,7 @@ async fn query_results_are_cached_until_invalidated() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache_core::Cache::new(cache_core::CacheConfig::default()).unwrap();
     let ns = cache.namespace(cache_core::ns::STRATEGY_RESULTS).unwrap();
-    let db = Db::open(DbConfig::new(dir.path().join("t.db")), Some(ns))
+    let db = Db::open(DbConfig::new(dir.path().join("t.db")), &SCHEMA, Some(ns))
         .await
         .unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
@@ -207,4 +229,37 @@ async fn query_results_are_cached_until_invalidated() {
     db.invalidate_cached();
     count(db.clone(), runs.clone()).await;
     assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connection_gets_the_database_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = DbConfig::new(dir.path().join("t.db"));
+    cfg.max_db_bytes = 10_000_000;
+    let db = Db::open(cfg, &SCHEMA, None).await.unwrap();
+    let got = db
+        .run(|s| {
+            s.time("settings", 1, |c| {
+                let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
+                let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+                let limit = q("PRAGMA max_page_count")? * q("PRAGMA page_size")?;
+                Ok((
+                    mode,
+                    q("PRAGMA synchronous")?,
+                    q("PRAGMA cache_size")?,
+                    q("PRAGMA temp_store")?,
+                    q("PRAGMA mmap_size")?,
+                    q("PRAGMA busy_timeout")?,
+                    limit,
+                ))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.0, "wal");
+    assert_eq!(
+        (got.1, got.2, got.3, got.4, got.5),
+        (1, 10_000, 2, 268_435_456, 5_000)
+    );
+    assert!((10_000_000..10_010_000).contains(&got.6), "{}", got.6);
 }

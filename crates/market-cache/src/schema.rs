@@ -1,11 +1,9 @@
-//! The versioned schema. Each migration moves `PRAGMA user_version` up by one.
+//! The candle store's tables, as the migrations that build them (run by `query_opt::Db`).
 
-use rusqlite::Connection;
+use query_opt::Schema;
 
-use crate::{Error, Result};
-
-/// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+/// The store's schema: version 2.
+pub(crate) static SCHEMA: Schema = Schema::new(&[V1, V2]);
 
 /// Version 1.
 ///
@@ -98,35 +96,10 @@ CREATE TABLE funding (
 ) WITHOUT ROWID;
 ";
 
-/// Brings the schema to [`SCHEMA_VERSION`] inside one transaction.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
-    let unusable = |e: rusqlite::Error| Error::Unusable(e.to_string());
-    let found: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(unusable)?;
-    if found > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    if found == SCHEMA_VERSION {
-        return Ok(());
-    }
-    let tx = conn.transaction().map_err(unusable)?;
-    if found < 1 {
-        tx.execute_batch(V1).map_err(unusable)?;
-    }
-    if found < 2 {
-        tx.execute_batch(V2).map_err(unusable)?;
-    }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(unusable)?;
-    tx.commit().map_err(unusable)
-}
-
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
     use super::*;
 
     #[test]
@@ -139,7 +112,7 @@ mod tests {
              PRAGMA user_version = 1;",
         )
         .unwrap();
-        migrate(&mut c).unwrap();
+        SCHEMA.migrate(&mut c).unwrap();
         let (id, kind): (i64, String) = c
             .query_row(
                 "SELECT id, kind FROM symbols WHERE symbol = 'BTCUSDT'",
@@ -165,6 +138,6 @@ mod tests {
         let v: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, SCHEMA_VERSION);
+        assert_eq!(v, 2);
     }
 }
