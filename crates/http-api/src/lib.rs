@@ -14,7 +14,7 @@
 //! Limits: URL 8 KiB (414), head 64 KiB (431), body 64 KiB (413), headers within 10 s.
 //! A repeated `/api/crypto/ohlc` request is a lookup of ready bytes in `api_responses`.
 //!
-//! It never runs SQL itself: candles come from `market_cache::read::ReadPath`.
+//! It never runs SQL itself: everything comes through `market_cache::Service`.
 
 // The route handler's future nests the read path's (service, read path, chunk loads,
 // object store, upstream client); its layout passes the default query depth of 128.

@@ -253,7 +253,7 @@ impl Objects {
         })
     }
 
-    /// Bounds the local store to `bytes` (`[store] local_max_mb`): [`Self::trim`] drops
+    /// Bounds the local store to `bytes` (`[store] local_max_mb`): the trim ([`Service::trim_local`](crate::Service::trim_local)) drops
     /// the least recently read months that are safe in the object store beyond it.
     #[must_use]
     pub fn with_local_max(mut self, bytes: Option<u64>) -> Self {

@@ -194,7 +194,7 @@ impl Service {
     /// Imports one file (a zip: each entry).
     ///
     /// # Errors
-    /// As [`crate::import_path`] describes: unreadable, malformed or unnamed files,
+    /// [`Error::Io`], [`Error::Malformed`], [`Error::Unnamed`] (no symbol or timeframe),
     /// invalid rows under the default [`crate::OnInvalid::Fail`], database errors.
     pub async fn import_path(
         &self,

@@ -176,7 +176,7 @@ pub struct Watch {
     /// has it at once.
     pub current: Option<Bytes>,
     /// Every later event, as the upstream's event object (`{"e":"kline",...}`) exactly as
-    /// received. A receiver that falls [`FEED_CAPACITY`] events behind sees
+    /// received. A receiver that falls 256 events behind sees
     /// `RecvError::Lagged`.
     pub events: broadcast::Receiver<Bytes>,
 }
