@@ -76,7 +76,7 @@ impl FromStr for Kind {
 
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -163,13 +163,22 @@ impl From<Symbol> for String {
 
 impl fmt::Display for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
+        f.pad(&self.name)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_pad_in_tables() {
+        let s: Symbol = "xrpeth".parse().unwrap();
+        assert_eq!(
+            format!("[{s:<8}][{:<8}][{:>4}]", Kind::Spot, crate::Timeframe::M1),
+            "[XRPETH  ][spot    ][  1m]"
+        );
+    }
 
     #[test]
     fn symbols_are_normalized_and_checked() {
