@@ -188,18 +188,37 @@ pub(crate) fn wait_http(url: &str) -> Result<()> {
 
 /// One bounded wrk run (2 s warm-up, then `secs`), parsed.
 pub(crate) fn wrk(url: &str, secs: u32) -> Result<(f64, String, String, u64)> {
-    let _ = sh(Command::new("wrk").args(["-t2", "-c32", "-d2s", "--timeout", "10s", url]));
-    let out = sh(Command::new("timeout").args([
-        "120",
-        "wrk",
-        "-t2",
-        "-c32",
-        &format!("-d{secs}s"),
-        "--timeout",
-        "10s",
-        "--latency",
-        url,
-    ]))?;
+    wrk_script(url, secs, None)
+}
+
+/// As [`wrk`], the requests made by a wrk Lua `script` (its `request()`), `url` giving the
+/// host.
+pub(crate) fn wrk_script(
+    url: &str,
+    secs: u32,
+    script: Option<&Path>,
+) -> Result<(f64, String, String, u64)> {
+    let mut script_args: Vec<String> = Vec::new();
+    if let Some(s) = script {
+        script_args = vec!["-s".into(), s.display().to_string()];
+    }
+    let _ = sh(Command::new("wrk")
+        .args(["-t2", "-c32", "-d2s", "--timeout", "10s"])
+        .args(&script_args)
+        .arg(url));
+    let out = sh(Command::new("timeout")
+        .args([
+            "120",
+            "wrk",
+            "-t2",
+            "-c32",
+            &format!("-d{secs}s"),
+            "--timeout",
+            "10s",
+            "--latency",
+        ])
+        .args(&script_args)
+        .arg(url))?;
     let field = |prefix: &str, idx: usize| {
         out.lines()
             .find(|l| l.trim_start().starts_with(prefix))

@@ -351,6 +351,9 @@ impl Inner {
         node.stamp.store(now, Ordering::Relaxed);
         match node.tier {
             Tier::Hot => {
+                if !node.read.load(Ordering::Relaxed) {
+                    node.read.store(true, Ordering::Relaxed);
+                }
                 part.hits[Tier::Hot as usize].fetch_add(1, Ordering::Relaxed);
                 Some(node.value.clone())
             }

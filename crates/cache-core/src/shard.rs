@@ -6,7 +6,7 @@
 //! since then back to the head, so the untouched entries it meets from the tail are the
 //! least recently used. The byte accounting that spans shards lives in `cache.rs`.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use hashbrown::HashTable;
@@ -39,6 +39,9 @@ pub(crate) struct Node {
     /// the entry it looked at is still the same one.
     pub(crate) id: u64,
     pub(crate) warm_hits: AtomicU32,
+    /// Read at least once since it was stored: only such entries are worth compressing
+    /// when they leave the hot tier.
+    pub(crate) read: AtomicBool,
     pub(crate) ns: u16,
     prev: u32,
     next: u32,
@@ -67,6 +70,7 @@ impl Node {
             linked: stamp,
             id: 0,
             warm_hits: AtomicU32::new(0),
+            read: AtomicBool::new(false),
             ns,
             prev: NIL,
             next: NIL,

@@ -93,6 +93,99 @@ impl Decimal {
     pub fn is_negative(self) -> bool {
         self.mantissa < 0
     }
+
+    /// Appends the value with exactly its scale's places (as `Display` writes it), without
+    /// going through the formatting machinery: encoders call this for every number.
+    pub fn write_exact(self, out: &mut Vec<u8>) {
+        write_digits(self.mantissa, usize::from(self.scale), out);
+    }
+
+    /// Appends the text of [`Decimal::to_f64`] as Rust and JSON print floats (the shortest
+    /// form that reads back as the same float, never an exponent), e.g. `1482` for
+    /// `1482.00000000`. With at most 15 significant digits that is the decimal itself
+    /// without trailing zeros (two such decimals never share a float), written directly;
+    /// longer ones go through the float.
+    pub fn write_shortest(self, out: &mut Vec<u8>) {
+        // Trailing zeros trimmed in 64 bits where the value fits (u128 division is a call).
+        let (m, s) = match i64::try_from(self.mantissa) {
+            Ok(mut m) => {
+                let mut s = self.scale;
+                while s > 0 && m % 10 == 0 {
+                    m /= 10;
+                    s -= 1;
+                }
+                (i128::from(m), s)
+            }
+            Err(_) => {
+                let (mut m, mut s) = (self.mantissa, self.scale);
+                while s > 0 && m % 10 == 0 {
+                    m /= 10;
+                    s -= 1;
+                }
+                (m, s)
+            }
+        };
+        if m.unsigned_abs() < 1_000_000_000_000_000 && s <= 22 {
+            write_digits(m, usize::from(s), out);
+        } else {
+            use std::io::Write as _;
+            let _ = write!(out, "{}", self.to_f64());
+        }
+    }
+}
+
+/// Two-digit groups, so a number takes half as many divisions.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Appends `mantissa / 10^scale` with exactly `scale` places.
+fn write_digits(mantissa: i128, scale: usize, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 40];
+    let mut i = buf.len();
+    let abs = mantissa.unsigned_abs();
+    // Nearly every value fits 64 bits, where division is a few cycles (u128's is a call).
+    if let Ok(mut v) = u64::try_from(abs) {
+        while v >= 100 {
+            let r = (v % 100) as usize * 2;
+            v /= 100;
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+        }
+        if v >= 10 {
+            let r = v as usize * 2;
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+        } else {
+            i -= 1;
+            buf[i] = b'0' + v as u8;
+        }
+    } else {
+        let mut v = abs;
+        while v > 0 {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    let digits = &buf[i..];
+    if mantissa < 0 {
+        out.push(b'-');
+    }
+    if scale == 0 {
+        out.extend_from_slice(digits);
+    } else if digits.len() > scale {
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        out.extend_from_slice(int);
+        out.push(b'.');
+        out.extend_from_slice(frac);
+    } else {
+        out.extend_from_slice(b"0.");
+        out.resize(out.len() + scale - digits.len(), b'0');
+        out.extend_from_slice(digits);
+    }
 }
 
 /// The sum, at the larger of the two scales.
@@ -199,16 +292,10 @@ impl FromStr for Decimal {
 impl fmt::Display for Decimal {
     /// Writes the value with exactly its scale's places, e.g. `1482.00000000`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let neg = self.mantissa < 0;
-        let digits = self.mantissa.unsigned_abs().to_string();
-        let scale = usize::from(self.scale);
-        let sign = if neg { "-" } else { "" };
-        if scale == 0 {
-            return write!(f, "{sign}{digits}");
-        }
-        let padded = format!("{digits:0>width$}", width = scale + 1);
-        let (i, fr) = padded.split_at(padded.len() - scale);
-        write!(f, "{sign}{i}.{fr}")
+        let mut out = Vec::with_capacity(48);
+        self.write_exact(&mut out);
+        // Only ASCII digits, '-' and '.' were written.
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -218,6 +305,26 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shortest_is_the_float_as_rust_prints_it(
+            m in proptest::prelude::any::<i64>(),
+            small in -100_000_000i64..100_000_000,
+            scale in 0u8..=18,
+        ) {
+            for m in [i128::from(m), i128::from(small)] {
+                let d = Decimal::new(m, scale);
+                let mut out = Vec::new();
+                d.write_shortest(&mut out);
+                proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), d.to_f64().to_string());
+                let mut exact = Vec::new();
+                d.write_exact(&mut exact);
+                let back: Decimal = std::str::from_utf8(&exact).unwrap().parse().unwrap();
+                proptest::prop_assert_eq!((back.mantissa(), back.scale()), (m, scale));
+            }
+        }
     }
 
     #[test]

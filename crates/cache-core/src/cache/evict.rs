@@ -170,6 +170,13 @@ impl Inner {
             let s = self.shards[c.shard].read();
             match s.live(c.idx, c.id) {
                 Some(n) if n.stamp.load(Ordering::Relaxed) == c.stamp && n.tier == Tier::Hot => {
+                    // Never read since it was stored (a scan, a one-off answer): it goes
+                    // without being compressed, so a request that only makes room pays
+                    // no compression for what nobody asked for again.
+                    if !n.read.load(Ordering::Relaxed) {
+                        drop(s);
+                        return self.evict(c, Cause::Evicted);
+                    }
                     n.value.clone()
                 }
                 _ => return 0,

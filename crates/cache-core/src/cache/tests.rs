@@ -165,7 +165,8 @@ fn eviction_follows_lru_order() {
     }
     let st = &cache.stats().namespaces[NS];
     assert_eq!(st.evictions, 2);
-    assert_eq!(st.rejected_compression, 2);
+    // Never read while hot: evicted without an attempt to compress them.
+    assert_eq!(st.rejected_compression, 0);
     assert_eq!(st.demotions, 0);
     cache.audit().unwrap();
 }
@@ -197,6 +198,8 @@ fn pressure_demotes_the_oldest_hot_entry_to_the_warm_tier() {
     let ns = cache.namespace(NS).unwrap();
     for i in 0..4 {
         ns.insert(&key(i), rows(4000, i as u64)).unwrap();
+        // Read while hot: only entries read are worth compressing when they leave it.
+        ns.get(&key(i)).unwrap();
     }
     let st = cache.stats().namespaces[NS].clone();
     // One demotion frees about two thirds of an entry, so two make room for the fourth.
@@ -214,10 +217,31 @@ fn pressure_demotes_the_oldest_hot_entry_to_the_warm_tier() {
     );
     // The two oldest went warm; the newest stayed hot.
     assert!(ns.get(&key(3)).is_some());
-    assert_eq!(cache.stats().namespaces[NS].hits_hot, 1);
+    assert_eq!(cache.stats().namespaces[NS].hits_hot, 4 + 1);
     // A warm hit decompresses to the same bytes.
     assert_eq!(ns.get(&key(0)).unwrap(), rows(4000, 0));
     assert_eq!(cache.stats().namespaces[NS].hits_warm, 1);
+    cache.audit().unwrap();
+}
+
+#[test]
+fn entries_never_read_leave_without_being_compressed() {
+    let clock = Arc::new(ManualClock::new());
+    let cache = small(3, 4000, &clock).build().unwrap();
+    let ns = cache.namespace(NS).unwrap();
+    // k0 read once while hot, k1 never: under pressure k0 is compressed, k1 evicted.
+    ns.insert(&key(0), rows(4000, 0)).unwrap();
+    ns.get(&key(0)).unwrap();
+    ns.insert(&key(1), rows(4000, 1)).unwrap();
+    for i in 2..5 {
+        ns.insert(&key(i), rows(4000, i as u64)).unwrap();
+        ns.get(&key(i)).unwrap();
+    }
+    let st = cache.stats().namespaces[NS].clone();
+    assert_eq!(ns.get(&key(1)), None, "{st:?}");
+    assert_eq!(ns.get(&key(0)).unwrap(), rows(4000, 0), "{st:?}");
+    assert!(st.demotions >= 1 && st.evictions >= 1, "{st:?}");
+    assert_eq!(st.rejected_compression, 0);
     cache.audit().unwrap();
 }
 
@@ -233,6 +257,8 @@ fn compression_threshold_decides_between_warm_and_evicted() {
         let ns = cache.namespace(NS).unwrap();
         for i in 0..3 {
             ns.insert(&key(i), rows(4000, i as u64)).unwrap();
+            // Read while hot: only entries read are worth compressing when they leave it.
+            ns.get(&key(i)).unwrap();
         }
         let st = &cache.stats().namespaces[NS];
         assert_eq!(st.entries_warm > 0, kept, "saving {saving}");
@@ -254,6 +280,8 @@ fn warm_entries_are_evicted_lru_once_the_warm_share_is_used() {
     let ns = cache.namespace(NS).unwrap();
     for i in 0..12 {
         ns.insert(&key(i), rows(4000, i as u64)).unwrap();
+        // Read while hot: only entries read are worth compressing when they leave it.
+        ns.get(&key(i)).unwrap();
     }
     let st = cache.stats().namespaces[NS].clone();
     assert!(st.demotions > 0 && st.evictions > 0, "{st:?}");
@@ -261,7 +289,7 @@ fn warm_entries_are_evicted_lru_once_the_warm_share_is_used() {
     // The oldest were demoted first and so evicted first; the newest are still hot.
     assert_eq!(ns.get(&key(0)), None);
     assert!(ns.get(&key(11)).is_some());
-    assert_eq!(cache.stats().namespaces[NS].hits_hot, 1);
+    assert_eq!(cache.stats().namespaces[NS].hits_hot, 12 + 1);
     cache.audit().unwrap();
 }
 
@@ -275,6 +303,8 @@ fn repeated_warm_hits_promote_an_entry() {
     let ns = cache.namespace(NS).unwrap();
     for i in 0..4 {
         ns.insert(&key(i), rows(4000, i as u64)).unwrap();
+        // Read while hot: only entries read are worth compressing when they leave it.
+        ns.get(&key(i)).unwrap();
     }
     ns.get(&key(0)).unwrap();
     assert_eq!(cache.stats().namespaces[NS].promotions, 0);
@@ -287,7 +317,7 @@ fn repeated_warm_hits_promote_an_entry() {
     assert!(st.demotions > before);
     let hot = ns.get(&key(0)).unwrap();
     assert_eq!(hot, rows(4000, 0));
-    assert_eq!(cache.stats().namespaces[NS].hits_hot, 1);
+    assert_eq!(cache.stats().namespaces[NS].hits_hot, 4 + 1);
     cache.audit().unwrap();
 }
 
@@ -350,6 +380,8 @@ fn stats_count_what_happened() {
     let ns = cache.namespace(NS).unwrap();
     for i in 0..5 {
         ns.insert(&key(i), rows(4000, i as u64)).unwrap();
+        // Read while hot: only entries read are worth compressing when they leave it.
+        ns.get(&key(i)).unwrap();
     }
     ns.get(&key(4)).unwrap();
     ns.get(&key(0)).unwrap();
@@ -357,17 +389,18 @@ fn stats_count_what_happened() {
     let st = cache.stats();
     let s = &st.namespaces[NS];
     assert_eq!(s.inserts, 5);
-    assert_eq!(s.hits, 2);
-    assert_eq!((s.hits_hot, s.hits_warm), (1, 1));
+    // The five reads while hot, then one hot and one warm hit.
+    assert_eq!(s.hits, 5 + 2);
+    assert_eq!((s.hits_hot, s.hits_warm), (5 + 1, 1));
     assert_eq!(s.misses, 1);
-    assert!((s.hit_rate - 2.0 / 3.0).abs() < 1e-9);
+    assert!((s.hit_rate - 7.0 / 8.0).abs() < 1e-9);
     assert_eq!(s.entries, s.entries_hot + s.entries_warm);
     assert_eq!(s.entries, 5);
     assert_eq!(s.used_bytes, s.bytes_hot + s.bytes_warm);
     assert_eq!(s.demotions, s.entries_warm);
     assert_eq!(s.warm_raw_bytes, 4000 * s.entries_warm);
     assert_eq!(st.used_bytes, s.used_bytes);
-    assert_eq!(st.total.hits, 2);
+    assert_eq!(st.total.hits, 5 + 2);
     let json = serde_json::to_value(&st).unwrap();
     assert_eq!(json["namespaces"][NS]["bytes_warm"], s.bytes_warm);
     assert_eq!(json["total"]["compression_ratio"], s.compression_ratio);
@@ -381,6 +414,8 @@ fn reclaim_frees_what_it_says() {
     let ns = cache.namespace(NS).unwrap();
     for i in 0..10 {
         ns.insert(&key(i), rows(4000, i as u64)).unwrap();
+        // Read while hot: only entries read are worth compressing when they leave it.
+        ns.get(&key(i)).unwrap();
     }
     let before = cache.held_bytes();
     let freed = cache.free_at_least(5000);
