@@ -15,6 +15,7 @@ use crate::store::CandleStore;
 use crate::stream::{StreamConfig, StreamStats, Streams, Watch};
 use crate::time::Now;
 use crate::upstream::{Upstream, CLOSE_GRACE_MS, FUNDING_GRACE_MS};
+use crate::wire::{decode_chunk, encode_chunk};
 use crate::{Candle, Error, Funding, Kind, Result, Symbol, Timeframe};
 
 /// Candles of the stored timeframe per cached chunk.
@@ -482,6 +483,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 self.prefetch(&req.symbol, source_tf, chunk, next)
             }
             let before = candles.len();
+            candles.reserve(part.len());
             candles.extend(
                 part.iter()
                     .filter(|c| c.open_time >= start && c.open_time < req.end)
@@ -810,19 +812,18 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         } else {
             &self.inner.history
         };
-        if let Ok(Some(v)) = ns.get_typed::<Vec<Candle>>(key.as_bytes()) {
-            return Ok((Arc::new(v), true));
-        }
-        let loaded = match ttl {
-            Some(ttl) => {
-                ns.get_or_load_typed_with_ttl(key.as_bytes(), ttl, load)
-                    .await
+        if let Some(hit) = ns.get(key.as_bytes()) {
+            if let Ok(v) = decode_chunk(&hit) {
+                return Ok((Arc::new(v), true));
             }
-            None => ns.get_or_load_typed(key.as_bytes(), load).await,
+        }
+        let load = || async { load().await.map(|v| encode_chunk(&v)) };
+        let loaded = match ttl {
+            Some(ttl) => ns.get_or_load_with_ttl(key.as_bytes(), ttl, load).await,
+            None => ns.get_or_load(key.as_bytes(), load).await,
         };
-        loaded
-            .map(|v| (Arc::new(v), false))
-            .map_err(|e| load_error(e, what))
+        let bytes = loaded.map_err(|e| load_error(e, what))?;
+        Ok((Arc::new(decode_chunk(&bytes)?), false))
     }
 
     /// The candles of `tf` in `[start, end)` (a chunk of `tf`'s grid, so whole buckets)
