@@ -1,9 +1,6 @@
 //! The allowed dependency edges between workspace crates (shared/design.md), checked
 //! against `cargo metadata`.
 
-use crate::process::root;
-use std::process::Command;
-
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
@@ -32,9 +29,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
 
 /// Runs `cargo metadata` for the workspace, without dependencies.
 pub(crate) fn metadata() -> Result<Value> {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let out = crate::process::cargo_command()
         .args(["metadata", "--no-deps", "--format-version", "1"])
-        .current_dir(root())
         .output()
         .context("could not run cargo metadata")?;
     if !out.status.success() {
@@ -88,6 +84,7 @@ pub(crate) fn check(meta: &Value) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::root;
     use serde_json::json;
 
     fn pkg(name: &str, deps: &[(&str, Option<&str>)]) -> Value {

@@ -20,8 +20,6 @@ mod soak;
 
 use process::cargo;
 
-use std::process::Command;
-
 use anyhow::{bail, Context, Result};
 
 const USAGE: &str = "\
@@ -171,9 +169,8 @@ fn ci() -> Result<()> {
 fn cargo_test(args: &[&str]) -> Result<(u64, u64)> {
     use std::io::{BufRead, BufReader};
     eprintln!("xtask: cargo {}", args.join(" "));
-    let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut child = crate::process::cargo_command()
         .args(args)
-        .current_dir(process::root())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("could not run cargo test")?;

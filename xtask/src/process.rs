@@ -18,16 +18,22 @@ pub(crate) fn root() -> PathBuf {
 /// Runs a cargo command in the workspace root and fails if it fails.
 pub(crate) fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
     eprintln!("xtask: cargo {}", args.join(" "));
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let status = cargo_command()
         .args(args)
         .envs(envs.iter().copied())
-        .current_dir(root())
         .status()
         .with_context(|| format!("could not run cargo {}", args.join(" ")))?;
     if !status.success() {
         bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// `cargo` (the one running xtask) in the workspace root, to add arguments to.
+pub(crate) fn cargo_command() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
 }
 
 /// Builds the candlecache binary (release for figures, the debug one the tests use

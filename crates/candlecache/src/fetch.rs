@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use market_cache::{format_time, wall_clock, FillProgress, Service, Symbol, Timeframe};
+use market_cache::{format_time, wall_clock, FillProgress, Symbol, Timeframe};
 
 use crate::config::FileConfig;
 use crate::store_cmds::{
@@ -66,10 +66,10 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
     }
     runtime()?.block_on(async {
         let objects = file.objects(args.object_store.as_deref(), None)?;
-        let builder = Service::builder(file.db(db))
-            .upstream(Some(upstream))
-            .objects(objects);
-        let service = open_service(builder, &file.db(db).pool.path, false).await?;
+        let service = open_service(file.db(db), false, |b| {
+            b.upstream(Some(upstream)).objects(objects)
+        })
+        .await?;
         let bar = bar((end - args.start) as u64, "pos");
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{prefix} [{bar:30}] {percent}% {msg} eta {eta}",

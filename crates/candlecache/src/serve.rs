@@ -115,12 +115,10 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         if let Some(objects) = &objects {
             eprintln!("candlecache: closed months shared through {}", objects.stats().url);
         }
-        let builder = Service::builder(file.db(db))
-            .cache(&cache)
-            .upstream(upstream)
-            .live(live)
-            .objects(objects);
-        let service = open_service(builder, file.db(db).pool.path.as_path(), false).await?;
+        let service = open_service(file.db(db), false, |b| {
+            b.cache(&cache).upstream(upstream).live(live).objects(objects)
+        })
+        .await?;
         if args.demo && service.markets().await?.is_empty() {
             for (name, bytes) in crate::samples::SAMPLES {
                 let opts = ImportOptions::default();

@@ -9,6 +9,7 @@ use market_cache::{
     format_time, parse_time, ExportFormat, ExportTo, ImportOptions, ImportProgress, Kind,
     OnInvalid, Service, ServiceBuilder, Symbol, Timeframe,
 };
+use query_opt::DbConfig;
 
 /// Which market a command's candles belong to: `--market spot|futures`, `--price
 /// trade|mark`.
@@ -133,24 +134,24 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 /// the configuration file; refuses a missing file if asked to.
 async fn open_store(db: &Path, config: Option<&Path>, must_exist: bool) -> Result<Service> {
     let file = crate::config::FileConfig::load(config)?;
-    let path = file.db(db).pool.path.clone();
-    open_service(Service::builder(file.db(db)), &path, must_exist).await
+    open_service(file.db(db), must_exist, |b| b).await
 }
 
-/// Opens a service's database (at `path`), naming it when that fails; refuses a missing
-/// file if asked to.
+/// Opens a service over the database `config` names (with the parts `parts` adds to the
+/// builder), naming the file when that fails; refuses a missing file if asked to.
 pub(crate) async fn open_service(
-    builder: ServiceBuilder,
-    path: &Path,
+    config: DbConfig,
     must_exist: bool,
+    parts: impl FnOnce(ServiceBuilder) -> ServiceBuilder,
 ) -> Result<Service> {
+    let path = config.pool.path.clone();
     if must_exist && !path.exists() {
         bail!(
             "database {} does not exist; import candles first (candlecache import FILE)",
             path.display()
         );
     }
-    builder
+    parts(Service::builder(config))
         .open()
         .await
         .with_context(|| format!("cannot open database {}", path.display()))
@@ -262,8 +263,7 @@ pub(crate) fn markets(db: &Path, config: Option<&Path>, args: &MarketsArgs) -> R
     let objects = file.objects(args.object_store.as_deref(), None)?;
     let shared = objects.is_some();
     runtime()?.block_on(async {
-        let builder = Service::builder(file.db(db)).objects(objects);
-        let store = open_service(builder, &file.db(db).pool.path, true).await?;
+        let store = open_service(file.db(db), true, |b| b.objects(objects)).await?;
         let markets = store.markets().await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&markets)?);

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use market_cache::Service;
 
 use crate::config::FileConfig;
 use crate::store_cmds::{bar, open_service, runtime};
@@ -25,8 +24,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
     };
     runtime()?.block_on(async {
         let url = objects.stats().url;
-        let builder = Service::builder(file.db(db)).objects(Some(objects));
-        let service = open_service(builder, &file.db(db).pool.path, true).await?;
+        let service = open_service(file.db(db), true, |b| b.objects(Some(objects))).await?;
         let bar = bar(0, "pos");
         bar.set_prefix("publishing months");
         let report = service

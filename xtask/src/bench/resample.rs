@@ -33,23 +33,20 @@ pub(crate) fn resample(args: &[&str]) -> Result<()> {
     }
     let out = bench.join("resample");
     std::fs::create_dir_all(&out)?;
-    let ours = sh(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(root())
-            .args([
-                "bench",
-                "--quiet",
-                "-p",
-                "market-cache",
-                "--bench",
-                "resample",
-                "--",
-                "--csv",
-            ])
-            .arg(&data)
-            .arg("--out")
-            .arg(&out),
-    )?;
+    let ours = sh(crate::process::cargo_command()
+        .args([
+            "bench",
+            "--quiet",
+            "-p",
+            "market-cache",
+            "--bench",
+            "resample",
+            "--",
+            "--csv",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out))?;
     let ours: Value = serde_json::from_str(ours.trim()).context("resample bench output")?;
     let peers = sh(Command::new(&python)
         .arg(root().join("xtask/scripts/resample_peers.py"))

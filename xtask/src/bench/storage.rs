@@ -75,31 +75,28 @@ pub(crate) fn storage(args: &[&str]) -> Result<()> {
         if n > rows {
             continue;
         }
-        let out = sh(
-            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .current_dir(root())
-                .args([
-                    "bench",
-                    "--quiet",
-                    "-p",
-                    "market-cache",
-                    "--bench",
-                    "range",
-                    "--",
-                    "--db",
-                ])
-                .arg(&db)
-                .args([
-                    "--symbol",
-                    "BTCUSDT",
-                    "--timeframe",
-                    "1m",
-                    "--rows",
-                    &n.to_string(),
-                    "--repeat",
-                    "5",
-                ]),
-        )?;
+        let out = sh(crate::process::cargo_command()
+            .args([
+                "bench",
+                "--quiet",
+                "-p",
+                "market-cache",
+                "--bench",
+                "range",
+                "--",
+                "--db",
+            ])
+            .arg(&db)
+            .args([
+                "--symbol",
+                "BTCUSDT",
+                "--timeframe",
+                "1m",
+                "--rows",
+                &n.to_string(),
+                "--repeat",
+                "5",
+            ]))?;
         let ours: Value = serde_json::from_str(out.trim()).context("range bench output")?;
         let (start, end) = (
             ours["start"].as_i64().unwrap_or(0),
