@@ -276,6 +276,7 @@ fn an_upstream_reconnect_is_invisible_to_clients_and_the_gap_is_backfilled() {
         match next(&mut ws, Duration::from_millis(100)) {
             Got::Text(t) => last_e = check_event(&t, false)["E"].as_i64().unwrap(),
             Got::Closed(c) => panic!("the client was closed: {c:?}"),
+            Got::Reset => panic!("the client's connection was reset"),
             Got::Nothing => {}
         }
     }
