@@ -12,6 +12,7 @@ use market_cache::{
 };
 use serde_json::json;
 
+use crate::encode::{CsvRows, JsonRows};
 use crate::metrics::Metrics;
 use crate::query::Params;
 use crate::reply::{
@@ -321,30 +322,38 @@ impl App {
             return Ok(hit);
         }
         let t = Instant::now();
-        let answer = self
-            .read
-            .get(&ReadRequest {
-                symbol: symbol.clone(),
-                timeframe,
-                start,
-                end,
-                limit,
-                fill,
-            })
-            .await?;
+        let request = ReadRequest {
+            symbol: symbol.clone(),
+            timeframe,
+            start,
+            end,
+            limit,
+            fill,
+        };
+        // JSON and CSV come as rows the read path keeps written for closed history; Arrow
+        // is built from the candles.
+        let (answer, content_type, body) = match format {
+            "arrow" => {
+                let answer = self.read.get(&request).await?;
+                let body = market_cache::arrow_ipc(&answer.candles)?;
+                let answer = answer.map(|_| ());
+                (answer, "application/vnd.apache.arrow.stream", body)
+            }
+            "csv" => {
+                let answer = self.read.get_rows(&request, &CsvRows).await?;
+                let body = crate::encode::csv(&answer.candles);
+                (answer.map(|_| ()), "text/csv", body)
+            }
+            _ => {
+                let answer = self.read.get_rows(&request, &JsonRows).await?;
+                let body = crate::encode::json(&symbol, timeframe, &answer);
+                (answer.map(|_| ()), "application/json", body)
+            }
+        };
+        // The read and the encoding are one step now for JSON and CSV: rows are copied
+        // as they are gathered.
         let read_ms = t.elapsed().as_secs_f64() * 1000.0;
         let t = Instant::now();
-        let (content_type, body) = match format {
-            "csv" => ("text/csv", crate::encode::csv(&answer.candles)),
-            "arrow" => (
-                "application/vnd.apache.arrow.stream",
-                market_cache::arrow_ipc(&answer.candles)?,
-            ),
-            _ => (
-                "application/json",
-                crate::encode::json(&symbol, timeframe, &answer),
-            ),
-        };
         let mut body = Bytes::from(body);
         let gzip = gzip && body.len() >= GZIP_MIN_BYTES;
         if gzip {

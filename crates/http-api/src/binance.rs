@@ -4,9 +4,7 @@
 
 use bytes::Bytes;
 use hyper::{Request, StatusCode};
-use market_cache::{
-    klines_json_places, Fill, Kind, Request as ReadRequest, Symbol, Timeframe, PAGE,
-};
+use market_cache::{Fill, Kind, KlineRows, Request as ReadRequest, Symbol, Timeframe, PAGE};
 use serde_json::{json, Value};
 
 use crate::app::App;
@@ -169,16 +167,24 @@ impl App {
         }
         let answer = self
             .read
-            .get(&ReadRequest {
-                symbol,
-                timeframe: tf,
-                start,
-                end,
-                limit,
-                fill: Fill::None,
-            })
+            .get_rows(
+                &ReadRequest {
+                    symbol,
+                    timeframe: tf,
+                    start,
+                    end,
+                    limit,
+                    fill: Fill::None,
+                },
+                &KlineRows::new(places),
+            )
             .await?;
-        let mut body = Bytes::from(klines_json_places(&answer.candles, tf, places));
+        let rows = &answer.candles.bytes;
+        let mut body = Vec::with_capacity(rows.len() + 2);
+        body.push(b'[');
+        body.extend_from_slice(rows);
+        body.push(b']');
+        let mut body = Bytes::from(body);
         let gzip = gzip && body.len() >= crate::reply::GZIP_MIN_BYTES;
         if gzip {
             body = crate::reply::gzip_bytes(&body);

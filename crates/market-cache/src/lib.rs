@@ -33,6 +33,7 @@
 
 mod candle;
 mod decimal;
+mod encoded;
 mod error;
 mod export;
 mod funding;
@@ -54,6 +55,7 @@ mod wire;
 
 pub use candle::Candle;
 pub use decimal::{Decimal, MAX_SCALE};
+pub use encoded::{RowFormat, Rows};
 pub use error::{Error, Result};
 pub use export::{ExportFormat, ExportReport, ExportTo};
 pub use funding::{funding_json, parse_funding, Funding};
@@ -74,5 +76,7 @@ pub use stream::{
 pub use symbol::{Kind, Symbol};
 pub use time::{epoch_to_ms, format_time, parse_time, wall_clock, Now};
 pub use timeframe::Timeframe;
-pub use upstream::{klines_json_places, parse_klines, FillProgress, FillReport, Upstream, PAGE};
+pub use upstream::{
+    klines_json_places, parse_klines, FillProgress, FillReport, KlineRows, Upstream, PAGE,
+};
 pub use wire::arrow_ipc;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cache_core::{ns, Cache, NamespaceCache};
 use serde::Serialize;
 
+use crate::encoded::{RowBlock, RowFormat, Rows};
 use crate::objects::Objects;
 use crate::resample::{fill_previous, gaps, resample};
 use crate::store::CandleStore;
@@ -17,6 +18,9 @@ use crate::time::Now;
 use crate::upstream::{Upstream, CLOSE_GRACE_MS, FUNDING_GRACE_MS};
 use crate::wire::{decode_chunk, encode_chunk};
 use crate::{Candle, Error, Funding, Kind, Result, Symbol, Timeframe};
+
+mod slices;
+use slices::{Part, Slices};
 
 /// Candles of the stored timeframe per cached chunk.
 pub(crate) const CHUNK_CANDLES: i64 = 1000;
@@ -68,9 +72,9 @@ pub enum Source {
 
 /// The candles of a request and what is known about them.
 #[derive(Debug, Clone)]
-pub struct Answer {
-    /// The candles, in time order.
-    pub candles: Vec<Candle>,
+pub struct Answer<B = Vec<Candle>> {
+    /// The candles, in time order: decoded, or as [`Rows`] in a caller's format.
+    pub candles: B,
     /// Where they came from.
     pub source: Source,
     /// The stored timeframe they were resampled from, if they were.
@@ -84,6 +88,21 @@ pub struct Answer {
     /// How long the answer may be served again: `None` for closed history, which never
     /// changes; the live edge only as long as the freshness contract allows.
     pub max_age: Option<Duration>,
+}
+
+impl<B> Answer<B> {
+    /// The same answer with its candles turned into another form.
+    pub fn map<C>(self, f: impl FnOnce(B) -> C) -> Answer<C> {
+        Answer {
+            candles: f(self.candles),
+            source: self.source,
+            resampled_from: self.resampled_from,
+            gaps: self.gaps,
+            partial_last: self.partial_last,
+            next_start: self.next_start,
+            max_age: self.max_age,
+        }
+    }
 }
 
 /// Counters of the read path.
@@ -404,6 +423,98 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     /// [`Error::UnknownSymbol`] if the store has no series for the symbol, [`Error::Db`]
     /// if reading fails.
     pub(crate) async fn get(&self, req: &Request) -> Result<Answer> {
+        let mut a = self.walk(req, None).await?.map(|s| s.candles());
+        if req.fill == Fill::Previous {
+            let tf = req.timeframe;
+            let span_end = a.next_start.unwrap_or(req.end);
+            a.candles = fill_previous(&a.candles, tf, span_end);
+            let now = (self.inner.now)();
+            a.partial_last = a.candles.last().is_some_and(|c| tf.next(c.open_time) > now);
+        }
+        Ok(a)
+    }
+
+    /// [`Self::get`] with the candles written as rows in `format`; rows of closed chunks
+    /// are written once and kept, so this is mostly a copy over cached history.
+    ///
+    /// # Errors
+    /// As [`Self::get`].
+    pub(crate) async fn get_rows(
+        &self,
+        req: &Request,
+        format: &dyn RowFormat,
+    ) -> Result<Answer<Rows>> {
+        if req.fill == Fill::Previous {
+            // Filled slots are made from candles; the filled answer is rarely asked for.
+            let a = self.get(req).await?;
+            return Ok(a.map(|c| Rows::write(&c, req.timeframe, format)));
+        }
+        let a = self.walk(req, Some(format)).await?;
+        Ok(a.map(|s| s.rows(req.timeframe, format)))
+    }
+
+    /// One chunk of the grid the request walks: stored candles of `source_tf`, or
+    /// candles of the timeframe asked resampled from it. With a `format`, a closed chunk
+    /// comes as its rows in that format, written once and kept beside the chunk.
+    async fn part(
+        &self,
+        req: &Request,
+        source_tf: Timeframe,
+        (chunk, next): (i64, i64),
+        backfill: bool,
+        format: Option<&dyn RowFormat>,
+    ) -> Result<(Part, bool, Edge)> {
+        let tf = req.timeframe;
+        let resampling = source_tf != tf;
+        // Only closed chunks have rows kept: they never change, as their chunks never do.
+        let rows_key = format.filter(|_| !self.is_edge(next)).map(|f| {
+            let chunk_key = if resampling {
+                resampled_key(&req.symbol, tf, source_tf, chunk)
+            } else {
+                chunk_key(&req.symbol, tf, chunk)
+            };
+            format!("{chunk_key}/rows/{}", f.id())
+        });
+        if let Some(key) = &rows_key {
+            if let Some(block) = self
+                .inner
+                .history
+                .get(key.as_bytes())
+                .and_then(RowBlock::from_bytes)
+            {
+                if !resampling {
+                    self.inner
+                        .counters
+                        .chunk_hits
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok((Part::Rows(block), true, Edge::Closed));
+            }
+        }
+        let (candles, hit, edge) = if resampling {
+            self.resampled(&req.symbol, tf, source_tf, chunk, next)
+                .await?
+        } else {
+            self.chunk(&req.symbol, source_tf, chunk, next, backfill)
+                .await?
+        };
+        match (rows_key, format, edge) {
+            (Some(key), Some(format), Edge::Closed) => {
+                let block = RowBlock::write(&candles, tf, format);
+                // A cache refusing the entry (larger than its namespace) only costs the
+                // next request the writing again.
+                let _ = self
+                    .inner
+                    .history
+                    .insert(key.as_bytes(), block.bytes().clone());
+                Ok((Part::Rows(block), hit, edge))
+            }
+            _ => Ok((Part::Candles(candles), hit, edge)),
+        }
+    }
+
+    /// The request's candles, or with a `format` its rows, before the answer is built.
+    async fn walk(&self, req: &Request, format: Option<&dyn RowFormat>) -> Result<Answer<Slices>> {
         let tf = req.timeframe;
         let markets = self.inner.store.markets().await?;
         let stored: Vec<Timeframe> = markets
@@ -425,39 +536,27 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 })?
             };
             let backfill = self.inner.upstream.is_some();
-            return self.collect(req, source_tf, backfill).await;
+            return self.collect(req, source_tf, backfill, format).await;
         }
         // With an upstream, a timeframe not stored is fetched as it is; resampling is the
         // fallback for series the upstream does not know (imported from files).
-        match self.collect(req, tf, true).await {
+        match self.collect(req, tf, true, format).await {
             Err(Error::UnknownSymbol(_)) if finer.is_some() => {
-                self.collect(req, finer.unwrap_or(tf), false).await
+                self.collect(req, finer.unwrap_or(tf), false, format).await
             }
             other => other,
         }
     }
 
-    /// One chunk of the grid the request walks: stored candles of `source_tf`, or
-    /// candles of the timeframe asked resampled from it.
-    async fn part(
+    async fn collect(
         &self,
         req: &Request,
         source_tf: Timeframe,
-        (chunk, next): (i64, i64),
         backfill: bool,
-    ) -> Result<(Arc<Vec<Candle>>, bool, Edge)> {
-        if source_tf != req.timeframe {
-            self.resampled(&req.symbol, req.timeframe, source_tf, chunk, next)
-                .await
-        } else {
-            self.chunk(&req.symbol, source_tf, chunk, next, backfill)
-                .await
-        }
-    }
-
-    async fn collect(&self, req: &Request, source_tf: Timeframe, backfill: bool) -> Result<Answer> {
+        format: Option<&dyn RowFormat>,
+    ) -> Result<Answer<Slices>> {
         let Some(start) = req.start else {
-            return self.latest(req, source_tf, backfill).await;
+            return self.latest(req, source_tf, backfill, format).await;
         };
         let tf = req.timeframe;
         let limit = req.limit.clamp(1, MAX_LIMIT);
@@ -467,7 +566,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             tf.next(start)
         };
         let resampling = source_tf != tf;
-        let mut candles = Vec::new();
+        let mut slices = Slices::default();
         let mut tally = Tally::default();
         // Read chunk by chunk until the range or the limit is covered: chunks of the stored
         // timeframe, or resampled chunks of the timeframe asked (cached in turn, so a
@@ -476,20 +575,18 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         let mut chunk = chunk_start(grid, start);
         while chunk < req.end {
             let next = chunk_end(grid, chunk);
-            let (part, hit, edge) = self.part(req, source_tf, (chunk, next), backfill).await?;
+            let (part, hit, edge) = self
+                .part(req, source_tf, (chunk, next), backfill, format)
+                .await?;
             tally.add(hit, edge);
             if !hit && !backfill && !resampling {
                 // Never ahead of need from an upstream: its request weight is scarce.
                 self.prefetch(&req.symbol, source_tf, chunk, next)
             }
-            let before = candles.len();
-            candles.reserve(part.len());
-            candles.extend(
-                part.iter()
-                    .filter(|c| c.open_time >= start && c.open_time < req.end)
-                    .cloned(),
-            );
-            if candles.len() == before && next < req.end {
+            let inside = part.lower(start)..part.lower(req.end);
+            let empty = inside.is_empty();
+            slices.push(part, inside);
+            if empty && next < req.end {
                 // An empty chunk: skip to where the next candle can be, instead of walking
                 // empty chunks one by one (a start of 0 would walk decades).
                 match self
@@ -505,26 +602,25 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 }
             }
             // One candle more than the limit tells whether there is a next page.
-            if candles.len() > limit {
+            if slices.len() > limit {
                 break;
             }
             chunk = next;
         }
-        let mut out = candles;
-        let next_start = if out.len() > limit {
-            let n = out[limit].open_time;
-            out.truncate(limit);
-            Some(n)
-        } else {
-            None
-        };
+        let next_start = slices.keep_first(limit);
         let span_end = next_start.unwrap_or(req.end);
-        Ok(self.answer(req, source_tf, out, (start, span_end), next_start, tally))
+        Ok(self.answer(req, source_tf, slices, (start, span_end), next_start, tally))
     }
 
     /// The latest `limit` candles before `req.end`: chunks walked backwards from the end
     /// until enough candles are found or the series begins.
-    async fn latest(&self, req: &Request, source_tf: Timeframe, backfill: bool) -> Result<Answer> {
+    async fn latest(
+        &self,
+        req: &Request,
+        source_tf: Timeframe,
+        backfill: bool,
+        format: Option<&dyn RowFormat>,
+    ) -> Result<Answer<Slices>> {
         let tf = req.timeframe;
         let limit = req.limit.clamp(1, MAX_LIMIT);
         let grid = if source_tf != tf { tf } else { source_tf };
@@ -544,7 +640,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                     return Ok(self.answer(
                         req,
                         source_tf,
-                        Vec::new(),
+                        Slices::default(),
                         (req.end, req.end),
                         None,
                         Tally::default(),
@@ -552,23 +648,19 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 }
             }
         }
-        let mut parts: Vec<Vec<Candle>> = Vec::new();
-        let mut found = 0;
+        let mut slices = Slices::default();
         let mut tally = Tally::default();
         let mut chunk = chunk_start(grid, from.max(0));
         loop {
             let next = chunk_end(grid, chunk);
-            let (part, hit, edge) = self.part(req, source_tf, (chunk, next), backfill).await?;
+            let (part, hit, edge) = self
+                .part(req, source_tf, (chunk, next), backfill, format)
+                .await?;
             tally.add(hit, edge);
-            let inside: Vec<Candle> = part
-                .iter()
-                .filter(|c| c.open_time < req.end)
-                .cloned()
-                .collect();
-            found += inside.len();
+            let inside = 0..part.lower(req.end);
             let empty = inside.is_empty();
-            parts.push(inside);
-            if found >= limit || chunk <= 0 {
+            slices.push(part, inside);
+            if slices.len() >= limit || chunk <= 0 {
                 break;
             }
             if empty {
@@ -582,34 +674,29 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             }
             chunk = chunk_start(grid, chunk - 1);
         }
-        let mut out: Vec<Candle> = parts.into_iter().rev().flatten().collect();
-        if out.len() > limit {
-            out.drain(..out.len() - limit);
-        }
-        let span = match (out.first(), out.last()) {
-            (Some(f), Some(l)) => (f.open_time, tf.next(l.open_time).min(req.end)),
+        slices.reverse();
+        slices.keep_last(limit);
+        let span = match (slices.first_time(), slices.last_time()) {
+            (Some(f), Some(l)) => (f, tf.next(l).min(req.end)),
             _ => (req.end, req.end),
         };
-        Ok(self.answer(req, source_tf, out, span, None, tally))
+        Ok(self.answer(req, source_tf, slices, span, None, tally))
     }
 
-    /// The answer over `out`, which spans `[span.0, span.1)`.
+    /// The answer over `slices`, which span `[span.0, span.1)`.
     fn answer(
         &self,
         req: &Request,
         source_tf: Timeframe,
-        mut out: Vec<Candle>,
+        slices: Slices,
         (start, span_end): (i64, i64),
         next_start: Option<i64>,
         tally: Tally,
-    ) -> Answer {
+    ) -> Answer<Slices> {
         let tf = req.timeframe;
-        let gap_list = gaps(out.iter().map(|c| c.open_time), tf, start, span_end);
-        if req.fill == Fill::Previous {
-            out = fill_previous(&out, tf, span_end);
-        }
+        let gap_list = gaps(slices.times(), tf, start, span_end);
         let now = (self.inner.now)();
-        let partial_last = out.last().is_some_and(|c| tf.next(c.open_time) > now);
+        let partial_last = slices.last_time().is_some_and(|t| tf.next(t) > now);
         let max_age = match tally.edge {
             Edge::Closed => None,
             Edge::Stream => Some(STREAM_ANSWER_AGE),
@@ -625,7 +712,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 .fetch_add(1, Ordering::Relaxed);
         }
         Answer {
-            candles: out,
+            candles: slices,
             source: match (tally.hits, tally.loads) {
                 (_, 0) => Source::Cache,
                 (0, _) => Source::Store,
@@ -710,7 +797,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 return Ok((Arc::new(candles), hit, Edge::Stream));
             }
         }
-        let key = format!("{}/{tf}/{start}", symbol.key());
+        let key = chunk_key(symbol, tf, start);
         // Single-flight: a request and a prefetch of the same chunk read the store once.
         let load = || async {
             counters.chunk_loads.fetch_add(1, Ordering::Relaxed);
@@ -837,7 +924,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         start: i64,
         end: i64,
     ) -> Result<(Arc<Vec<Candle>>, bool, Edge)> {
-        let key = format!("{}/{tf}/from/{source}/{start}", symbol.key());
+        let key = resampled_key(symbol, tf, source, start);
         let load = || async {
             // Complete buckets are resampled as soon as they are complete; only the open
             // bucket's source candles wait in `pending` (candles arrive in order).
@@ -898,7 +985,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             };
             permit.forget();
             handle.spawn(async move {
-                let key = format!("{}/{tf}/{s}", symbol.key());
+                let key = chunk_key(&symbol, tf, s);
                 let cached = this.inner.history.get(key.as_bytes()).is_some()
                     || this.inner.recent.get(key.as_bytes()).is_some();
                 if !cached && this.chunk(&symbol, tf, s, e, false).await.is_ok() {
@@ -963,6 +1050,16 @@ fn load_error(e: cache_core::Error, what: &'static str) -> Error {
             message: e.to_string(),
         },
     }
+}
+
+/// The cache key of the stored chunk of `tf` opening at `start`.
+fn chunk_key(symbol: &Symbol, tf: Timeframe, start: i64) -> String {
+    format!("{}/{tf}/{start}", symbol.key())
+}
+
+/// The cache key of the chunk of `tf` opening at `start` resampled from `source`.
+fn resampled_key(symbol: &Symbol, tf: Timeframe, source: Timeframe, start: i64) -> String {
+    format!("{}/{tf}/from/{source}/{start}", symbol.key())
 }
 
 /// The open time of the chunk holding `t`: chunks are [`CHUNK_CANDLES`] candles on the

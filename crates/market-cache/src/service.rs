@@ -10,6 +10,7 @@ use cache_core::{ns, Cache, CacheConfig};
 use query_opt::DbConfig;
 use serde::Serialize;
 
+use crate::encoded::{RowFormat, Rows};
 use crate::export::{ExportFormat, ExportReport, ExportTo};
 use crate::health::{DatabaseStats, HostStats, Optimized};
 use crate::import::{ImportOptions, ImportReport, Progress};
@@ -96,6 +97,17 @@ impl Service {
     /// store and upstream errors.
     pub async fn get(&self, req: &Request) -> Result<Answer> {
         self.read.get(req).await
+    }
+
+    /// [`Self::get`] with the candles written as rows in `format`. The rows of closed
+    /// chunks are written once and cached beside them, so over cached history an answer
+    /// is a copy of ready bytes; for the same request the rows equal `format` applied to
+    /// [`Self::get`]'s candles.
+    ///
+    /// # Errors
+    /// As [`Self::get`].
+    pub async fn get_rows(&self, req: &Request, format: &dyn RowFormat) -> Result<Answer<Rows>> {
+        self.read.get_rows(req, format).await
     }
 
     /// Every stored series; with an object store, each says which months it holds there.

@@ -9,6 +9,7 @@ use conn_pool::{HostStats, HttpClient, HttpConfig};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::encoded::{RowFormat, Rows};
 use crate::store::{CandleStore, MarketMeta};
 use crate::time::Now;
 use crate::{parse_funding, Candle, Decimal, Error, Funding, Kind, Result, Symbol, Timeframe};
@@ -424,33 +425,64 @@ pub fn parse_klines(body: &[u8], tf: Timeframe) -> Result<Vec<Candle>> {
 /// least `min_places` places (Binance spot pads to 8, its futures API prints each
 /// symbol's own precision: `0` keeps the stored places), close time = next open - 1 ms.
 pub fn klines_json_places(candles: &[Candle], tf: Timeframe, min_places: u8) -> Vec<u8> {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(candles.len() * 160 + 2);
-    let d = |v: Decimal| v.round_to(v.scale().max(min_places));
-    let zero = Decimal::new(0, min_places);
-    s.push('[');
-    for (i, c) in candles.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
+    let rows = Rows::write(candles, tf, &KlineRows::new(min_places));
+    let mut s = Vec::with_capacity(rows.bytes.len() + 2);
+    s.push(b'[');
+    s.extend_from_slice(&rows.bytes);
+    s.push(b']');
+    s
+}
+
+/// The elements of Binance's klines array (see [`klines_json_places`]), as rows an answer
+/// can be asked in.
+#[derive(Debug, Clone)]
+pub struct KlineRows {
+    places: u8,
+    id: String,
+}
+
+impl KlineRows {
+    /// Rows with every decimal written to at least `min_places` places.
+    pub fn new(min_places: u8) -> Self {
+        Self {
+            places: min_places,
+            id: format!("klines-{min_places}"),
         }
-        let _ = write!(
-            s,
-            "[{},\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},\"{}\",{},\"{}\",\"{}\",\"0\"]",
-            c.open_time,
-            d(c.open),
-            d(c.high),
-            d(c.low),
-            d(c.close),
-            d(c.volume),
-            tf.next(c.open_time) - 1,
-            d(c.quote_volume.unwrap_or(zero)),
-            c.trades.unwrap_or(0),
-            d(c.taker_base.unwrap_or(zero)),
-            d(c.taker_quote.unwrap_or(zero)),
-        );
     }
-    s.push(']');
-    s.into_bytes()
+}
+
+impl RowFormat for KlineRows {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn separator(&self) -> &'static [u8] {
+        b","
+    }
+
+    fn write(&self, c: &Candle, tf: Timeframe, s: &mut Vec<u8>) {
+        let places = self.places;
+        let zero = Decimal::new(0, places);
+        let quoted = |s: &mut Vec<u8>, v: Decimal| {
+            s.extend_from_slice(b",\"");
+            v.round_to(v.scale().max(places)).write_exact(s);
+            s.push(b'"');
+        };
+        let int = |s: &mut Vec<u8>, v: i128| Decimal::new(v, 0).write_exact(s);
+        s.push(b'[');
+        int(s, i128::from(c.open_time));
+        for v in [c.open, c.high, c.low, c.close, c.volume] {
+            quoted(s, v);
+        }
+        s.push(b',');
+        int(s, i128::from(tf.next(c.open_time) - 1));
+        quoted(s, c.quote_volume.unwrap_or(zero));
+        s.push(b',');
+        int(s, i128::from(c.trades.unwrap_or(0)));
+        quoted(s, c.taker_base.unwrap_or(zero));
+        quoted(s, c.taker_quote.unwrap_or(zero));
+        s.extend_from_slice(b",\"0\"]");
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use cache_core::{Cache, CacheConfig};
 use market_cache::{
-    parse_time, CandleStore, Error, Fill, ImportOptions, Request, Service, Source, SqliteStore,
-    Symbol, Timeframe,
+    parse_time, CandleStore, Error, Fill, ImportOptions, KlineRows, Request, RowFormat, Rows,
+    Service, Source, SqliteStore, Symbol, Timeframe,
 };
 use query_opt::DbConfig;
 
@@ -200,6 +200,72 @@ async fn gaps_fill_and_pages() {
         }
     }
     assert_eq!(all, a.candles);
+}
+
+/// Rows asked for in a format are that format applied to the candles of the same request,
+/// whether they come from rows kept for closed chunks, from the chunk holding "now", from
+/// resampled timeframes, pages, the latest candles or filled gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_in_a_format_equal_the_format_applied_to_the_candles() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = FIRST + 2_500 * 60_000 + 30_000;
+    let (rp, cache) = setup(&dir, now).await;
+    let (spot, futures) = (KlineRows::new(8), KlineRows::new(0));
+    let formats: [&dyn RowFormat; 2] = [&spot, &futures];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rand = move |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    use Timeframe::*;
+    for _ in 0..150 {
+        let tf = [M1, M1, M5, H1, D1, W1][rand(6)];
+        let start =
+            FIRST - 100 * 60_000 + rand(4_000) as i64 * 60_000 + [0, 1, 59_999][rand(3)] as i64;
+        let r = Request {
+            symbol: "XRPETH".parse().unwrap(),
+            timeframe: tf,
+            start: (rand(5) > 0).then_some(start),
+            end: start + 1 + rand(3_000) as i64 * 60_000,
+            limit: [1, 7, 100, 1000, 10_000][rand(5)],
+            fill: if rand(4) == 0 {
+                Fill::Previous
+            } else {
+                Fill::None
+            },
+        };
+        let want = rp.get(&r).await.unwrap();
+        for f in formats {
+            // The second time closed chunks come from the rows kept the first time.
+            for _ in 0..2 {
+                let got = rp.get_rows(&r, f).await.unwrap();
+                assert_eq!(got.candles, Rows::write(&want.candles, tf, f), "{r:?}");
+                assert_eq!(got.candles.count, want.candles.len());
+                assert_eq!(
+                    (&got.gaps, got.next_start, got.partial_last, got.max_age),
+                    (&want.gaps, want.next_start, want.partial_last, want.max_age),
+                    "{r:?}"
+                );
+                assert_eq!(got.resampled_from, want.resampled_from);
+            }
+        }
+    }
+
+    // Rows of closed chunks are written once and then read: a request over closed
+    // history, asked again, inserts nothing and finds its rows.
+    let history = || cache.stats().namespaces[cache_core::ns::HISTORICAL_DATA].clone();
+    let closed = req(Timeframe::M1, FIRST, FIRST + 1_500 * 60_000, 10_000);
+    let kept = KlineRows::new(3);
+    let first = rp.get_rows(&closed, &kept).await.unwrap();
+    let before = history();
+    let again = rp.get_rows(&closed, &kept).await.unwrap();
+    let after = history();
+    assert_eq!(again.candles, first.candles);
+    assert_eq!(again.source, Source::Cache);
+    assert_eq!(after.inserts, before.inserts);
+    assert!(after.hits >= before.hits + 2, "{before:?} -> {after:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
