@@ -240,7 +240,7 @@ pub(crate) fn http(args: &[&str]) -> Result<()> {
             .join(", ")
     };
     let verdict = if cost_pct <= 0.0 {
-        format!("no measurable cost: the counting build was {:.1} % faster, within the spread of the runs", -cost_pct)
+        format!("has no measurable cost: the counting build was {:.1} % faster, within the spread of the runs", -cost_pct)
     } else {
         format!("costs {cost_pct:.1} % of cached-hit throughput")
     };
