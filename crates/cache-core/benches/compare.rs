@@ -1,7 +1,8 @@
 //! cache-core against moka and quick_cache, in one run, on the same workload.
 //!
 //! Run through `cargo xtask bench cache`, which writes the table into docs/BENCHMARKS.md.
-//! Directly: `cargo bench -p cache-core --bench compare -- --out results.json [--seconds S]`.
+//! Directly: `cargo bench -p cache-core --bench compare -- --out results.json [--seconds S]`
+//! (`--only "zipf  65536 B  1 thr  cache-core"` runs the cases whose printed line holds it).
 //!
 //! Workloads (keys drawn from a Zipf(0.99) distribution, traces generated before timing):
 //! - `hit`: every key fits and is preloaded; pure gets. This is hit throughput.
@@ -348,6 +349,8 @@ fn main() {
     };
     let secs: f64 = arg("--seconds").map_or(2.0, |s| s.parse().expect("--seconds takes a number"));
     let out = arg("--out");
+    // For profiling one case: runs only the cases whose line (as printed) contains this.
+    let only = arg("--only");
 
     // One long JSON text of real candles; values are windows of it, different per key.
     let text = Bytes::from(
@@ -375,6 +378,10 @@ fn main() {
                     .map(|t| zipf_trace(keys, 0.99, TRACE_LEN, 42 + t as u64))
                     .collect();
                 for name in ["cache-core", "moka", "quick_cache"] {
+                    let line = format!("{workload:>4} {value_len:>6} B  {threads} thr  {name}");
+                    if only.as_ref().is_some_and(|o| !line.contains(o.as_str())) {
+                        continue;
+                    }
                     let subject = build(name, capacity, keys);
                     if workload == "hit" {
                         for (k, v) in values.iter().enumerate() {
