@@ -58,7 +58,9 @@ pub struct SqliteStore {
 
 pub(crate) const RANGE_SQL: &str = "SELECT open_time, open, high, low, close, volume, quote_volume, trades, taker_base, taker_quote FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time >= ?3 AND open_time < ?4 ORDER BY open_time";
 const UPSERT_SQL: &str = "INSERT INTO candles (symbol_id, timeframe, open_time, open, high, low, close, volume, quote_volume, trades, taker_base, taker_quote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (symbol_id, timeframe, open_time) DO UPDATE SET open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, volume = excluded.volume, quote_volume = excluded.quote_volume, trades = excluded.trades, taker_base = excluded.taker_base, taker_quote = excluded.taker_quote WHERE (open, high, low, close, volume, quote_volume, trades, taker_base, taker_quote) IS NOT (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume, excluded.quote_volume, excluded.trades, excluded.taker_base, excluded.taker_quote)";
-const BOUNDS_SQL: &str = "SELECT min(open_time), max(open_time) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time >= ?3 AND open_time < ?4";
+/// The first and last open times in a range: two seeks on the key. (`min()` and `max()`
+/// together in one select scan the whole range, a second pass over what is then read.)
+const BOUNDS_SQL: &str = "SELECT (SELECT open_time FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time >= ?3 AND open_time < ?4 ORDER BY open_time LIMIT 1), (SELECT open_time FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time >= ?3 AND open_time < ?4 ORDER BY open_time DESC LIMIT 1)";
 /// Ranges with at least this many candles are read in two halves at once.
 const PARALLEL_MIN_ROWS: usize = 65_536;
 const COUNT_SQL: &str = "SELECT count(*) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2 AND open_time BETWEEN ?3 AND ?4";
