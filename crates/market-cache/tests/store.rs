@@ -708,3 +708,64 @@ async fn forgetting_a_range_drops_its_candles_and_its_coverage_only() {
         0
     );
 }
+
+/// A range large enough to be read as two halves on two connections, with holes and
+/// bounds off the grid, reads back as the same candles the row reader returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_holed_ranges_read_into_arrow_as_the_rows_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let x = sym("BTCUSDT");
+    let m = 60_000;
+    let candles: Vec<market_cache::Candle> = (0..90_000i64)
+        // Every 7th minute missing, and a long hole in the middle.
+        .filter(|i| i % 7 != 3 && !(40_000..45_000).contains(i))
+        .map(|i| {
+            let d = |v: i64| Decimal::new(i128::from(v), 2);
+            market_cache::Candle {
+                open_time: 1_600_000_000_000 + i * m,
+                open: d(1000 + i),
+                high: d(1010 + i),
+                low: d(990 + i),
+                close: d(1001 + i),
+                volume: d(i % 97),
+                quote_volume: Some(d(i)),
+                trades: Some(i as u64),
+                taker_base: None,
+                taker_quote: Some(d(i % 13)),
+            }
+        })
+        .collect();
+    let meta = market_cache::MarketMeta::new(x.clone(), "binance");
+    s.write(&meta, Timeframe::M1, candles.clone())
+        .await
+        .unwrap();
+    let t0 = 1_600_000_000_000;
+    for (start, end) in [
+        (0, i64::MAX),
+        (t0 + 3 * m + 1, t0 + 88_000 * m - 1),
+        (t0 + 19_000 * m + 30_000, t0 + 89_999 * m),
+    ] {
+        let rows = s.read(&x, Timeframe::M1, start, end).await.unwrap();
+        let batch = s.read_batch(&x, Timeframe::M1, start, end).await.unwrap();
+        // Spans of more than 65,536 minutes: read in two halves.
+        assert!(rows.len() > 55_000, "{}", rows.len());
+        assert_eq!(batch.num_rows(), rows.len());
+        let times = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::Int64Array>()
+            .unwrap();
+        let close = batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<arrow_array::Float64Array>()
+            .unwrap();
+        let taker_base = batch.column(8);
+        for (i, c) in rows.iter().enumerate() {
+            assert_eq!(times.value(i), c.open_time);
+            assert_eq!(close.value(i), c.close.to_f64());
+        }
+        assert_eq!(taker_base.null_count(), rows.len());
+    }
+}
