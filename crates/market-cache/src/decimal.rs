@@ -235,58 +235,98 @@ impl FromStr for Decimal {
 
     /// Parses `-12.3400`, `1e-7`, `+5`, `.5`; keeps the written number of places.
     fn from_str(s: &str) -> Result<Self, Error> {
-        let bad = || Error::InvalidNumber(s.chars().take(40).collect());
-        let t = s.trim();
-        let (t, exp) = match t.find(['e', 'E']) {
-            Some(i) => (&t[..i], t[i + 1..].parse::<i32>().map_err(|_| bad())?),
-            None => (t, 0),
-        };
-        let (neg, t) = match t.as_bytes().first() {
-            Some(b'-') => (true, &t[1..]),
-            Some(b'+') => (false, &t[1..]),
-            _ => (false, t),
-        };
-        let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-        if int.is_empty() && frac.is_empty() || int.len() + frac.len() > 38 {
+        // Exchange files are almost all plain numbers: one pass over the bytes, no searching.
+        if let Some(d) = parse_plain(s.as_bytes()) {
+            return Ok(d);
+        }
+        parse_general(s)
+    }
+}
+
+/// `[-+]?digits[.digits]` with at most 19 digits and [`MAX_SCALE`] places; `None` for
+/// anything else, which [`parse_general`] decides.
+fn parse_plain(b: &[u8]) -> Option<Decimal> {
+    let (neg, digits) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let (mut m, mut n, mut dot) = (0u64, 0usize, None);
+    for (i, &c) in digits.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                // 19 digits always fit a u64; more go the general way.
+                if n == 19 {
+                    return None;
+                }
+                m = m * 10 + u64::from(c - b'0');
+                n += 1;
+            }
+            b'.' if dot.is_none() => dot = Some(i),
+            _ => return None,
+        }
+    }
+    let scale = dot.map_or(0, |d| digits.len() - d - 1);
+    if n == 0 || scale > usize::from(MAX_SCALE) {
+        return None;
+    }
+    let m = i128::from(m);
+    Some(Decimal::new(if neg { -m } else { m }, scale as u8))
+}
+
+/// Every form [`Decimal::from_str`] takes: surrounding spaces, exponents, long mantissas.
+fn parse_general(s: &str) -> Result<Decimal, Error> {
+    let bad = || Error::InvalidNumber(s.chars().take(40).collect());
+    let t = s.trim();
+    let (t, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], t[i + 1..].parse::<i32>().map_err(|_| bad())?),
+        None => (t, 0),
+    };
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    if int.is_empty() && frac.is_empty() || int.len() + frac.len() > 38 {
+        return Err(bad());
+    }
+    // Up to 19 digits fit a u64, which is several times faster to build than an i128.
+    let mut small: u64 = 0;
+    let mut m: i128 = 0;
+    for (i, b) in int.bytes().chain(frac.bytes()).enumerate() {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
             return Err(bad());
         }
-        // Up to 19 digits fit a u64, which is several times faster to build than an i128.
-        let mut small: u64 = 0;
-        let mut m: i128 = 0;
-        for (i, b) in int.bytes().chain(frac.bytes()).enumerate() {
-            let digit = b.wrapping_sub(b'0');
-            if digit > 9 {
-                return Err(bad());
+        if i < 19 {
+            small = small * 10 + u64::from(digit);
+        } else {
+            if i == 19 {
+                m = i128::from(small);
             }
-            if i < 19 {
-                small = small * 10 + u64::from(digit);
-            } else {
-                if i == 19 {
-                    m = i128::from(small);
-                }
-                m = m * 10 + i128::from(digit);
-            }
+            m = m * 10 + i128::from(digit);
         }
-        if int.len() + frac.len() <= 19 {
-            m = i128::from(small);
-        }
-        let mut scale = frac.len() as i32 - exp;
-        if scale < 0 {
-            m = m
-                .checked_mul(10_i128.checked_pow((-scale) as u32).ok_or_else(bad)?)
-                .ok_or_else(bad)?;
-            scale = 0;
-        }
-        if scale > i32::from(MAX_SCALE) {
-            // Beyond 18 places: round, since no exchange quotes that finely.
-            let d = Decimal::new(if neg { -m } else { m }, 38.min(scale as u8));
-            if scale > 38 {
-                return Err(bad());
-            }
-            return Ok(d.round_to(MAX_SCALE));
-        }
-        Ok(Self::new(if neg { -m } else { m }, scale as u8))
     }
+    if int.len() + frac.len() <= 19 {
+        m = i128::from(small);
+    }
+    let mut scale = frac.len() as i32 - exp;
+    if scale < 0 {
+        m = m
+            .checked_mul(10_i128.checked_pow((-scale) as u32).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+        scale = 0;
+    }
+    if scale > i32::from(MAX_SCALE) {
+        // Beyond 18 places: round, since no exchange quotes that finely.
+        let d = Decimal::new(if neg { -m } else { m }, 38.min(scale as u8));
+        if scale > 38 {
+            return Err(bad());
+        }
+        return Ok(d.round_to(MAX_SCALE));
+    }
+    Ok(Decimal::new(if neg { -m } else { m }, scale as u8))
 }
 
 impl fmt::Display for Decimal {
@@ -308,6 +348,18 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn the_one_pass_parser_agrees_with_the_general_one(
+            s in "[-+]?[0-9]{0,22}(\\.[0-9]{0,22})?|[-+. 0-9eE]{0,12}",
+        ) {
+            let general = parse_general(&s).map(|d| (d.mantissa(), d.scale())).ok();
+            if let Some(fast) = parse_plain(s.as_bytes()) {
+                proptest::prop_assert_eq!(Some((fast.mantissa(), fast.scale())), general);
+            }
+            let parsed = s.parse::<Decimal>().map(|d| (d.mantissa(), d.scale())).ok();
+            proptest::prop_assert_eq!(parsed, general);
+        }
+
         #[test]
         fn shortest_is_the_float_as_rust_prints_it(
             m in proptest::prelude::any::<i64>(),

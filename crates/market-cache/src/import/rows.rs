@@ -220,11 +220,17 @@ impl Columns {
         // allocation per line.
         let mut buf = [""; 16];
         let mut n = 0;
-        for f in line.split(',') {
-            if n < buf.len() {
-                buf[n] = clean(f);
+        // Split on the byte: `str::split(',')` searched for each field afresh, a tenth of
+        // an import's time. A comma is ASCII, so every cut is a char boundary.
+        let mut from = 0;
+        for (i, b) in line.bytes().chain([b',']).enumerate() {
+            if b == b',' {
+                if n < buf.len() {
+                    buf[n] = clean(line.get(from..i).unwrap_or_default());
+                }
+                n += 1;
+                from = i + 1;
             }
-            n += 1;
         }
         let fields = &buf[..n.min(buf.len())];
         let get = |i: usize, what: &str| -> std::result::Result<&str, String> {
