@@ -320,15 +320,19 @@ fn write_rows(
         let mut written = 0u64;
         let mut chunks = rows.chunks_exact(UPSERT_ROWS);
         let mut stmt = c.prepare_cached(upsert_many_sql())?;
+        stmt.raw_bind_parameter(1, id)?;
+        stmt.raw_bind_parameter(2, tf)?;
         for chunk in &mut chunks {
             for (k, r) in chunk.iter().enumerate() {
-                bind_row(&mut stmt, k * 12, id, tf, r)?;
+                bind_values(&mut stmt, 2 + k * 10, r)?;
             }
             written += stmt.raw_execute()? as u64;
         }
         let mut one = c.prepare_cached(UPSERT_SQL)?;
+        one.raw_bind_parameter(1, id)?;
+        one.raw_bind_parameter(2, tf)?;
         for r in chunks.remainder() {
-            bind_row(&mut one, 0, id, tf, r)?;
+            bind_values(&mut one, 2, r)?;
             written += one.raw_execute()? as u64;
         }
         Ok(written)
@@ -467,24 +471,23 @@ fn upsert_many_sql() -> &'static str {
         let (head, tail) = UPSERT_SQL
             .split_once(" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
             .expect("the upsert has one row of values");
-        let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        // The series' id and timeframe are bound once for all rows (`?1`, `?2`); each
+        // row's ten values take the next free numbers.
+        let row = "(?1, ?2, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         format!("{head} VALUES {}{tail}", vec![row; UPSERT_ROWS].join(", "))
     })
 }
 
-/// Binds one row's 12 values starting after parameter `offset` (parameters count from 1).
-fn bind_row(
+/// Binds one row's open time and nine values starting after parameter `offset`
+/// (parameters count from 1; the series' id and timeframe are bound by the caller).
+fn bind_values(
     stmt: &mut rusqlite::CachedStatement<'_>,
     offset: usize,
-    id: i64,
-    tf: &str,
     r: &StoredRow,
 ) -> rusqlite::Result<()> {
-    stmt.raw_bind_parameter(offset + 1, id)?;
-    stmt.raw_bind_parameter(offset + 2, tf)?;
-    stmt.raw_bind_parameter(offset + 3, r.open_time)?;
+    stmt.raw_bind_parameter(offset + 1, r.open_time)?;
     for (i, v) in r.values.iter().enumerate() {
-        stmt.raw_bind_parameter(offset + 4 + i, to_value(*v))?;
+        stmt.raw_bind_parameter(offset + 2 + i, to_value(*v))?;
     }
     Ok(())
 }
