@@ -340,13 +340,16 @@ impl App {
                 (answer, "application/vnd.apache.arrow.stream", body)
             }
             "csv" => {
-                let answer = self.read.get_rows(&request, &CsvRows).await?;
-                let body = crate::encode::csv(&answer.candles);
+                let head = crate::encode::CSV_HEADER.to_vec();
+                let mut answer = self.read.get_rows(&request, &CsvRows, head).await?;
+                let body = std::mem::take(&mut answer.candles.bytes);
                 (answer.map(|_| ()), "text/csv", body)
             }
             _ => {
-                let answer = self.read.get_rows(&request, &JsonRows).await?;
-                let body = crate::encode::json(&symbol, timeframe, &answer);
+                let head = crate::encode::json_open(&symbol, timeframe);
+                let mut answer = self.read.get_rows(&request, &JsonRows, head).await?;
+                crate::encode::json_close(&mut answer);
+                let body = std::mem::take(&mut answer.candles.bytes);
                 (answer.map(|_| ()), "application/json", body)
             }
         };

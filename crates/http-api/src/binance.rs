@@ -165,7 +165,7 @@ impl App {
         if let Some(hit) = self.cached_reply(&key) {
             return Ok(hit);
         }
-        let answer = self
+        let mut answer = self
             .read
             .get_rows(
                 &ReadRequest {
@@ -177,12 +177,10 @@ impl App {
                     fill: Fill::None,
                 },
                 &KlineRows::new(places),
+                vec![b'['],
             )
             .await?;
-        let rows = &answer.candles.bytes;
-        let mut body = Vec::with_capacity(rows.len() + 2);
-        body.push(b'[');
-        body.extend_from_slice(rows);
+        let mut body = std::mem::take(&mut answer.candles.bytes);
         body.push(b']');
         let mut body = Bytes::from(body);
         let gzip = gzip && body.len() >= crate::reply::GZIP_MIN_BYTES;

@@ -52,16 +52,20 @@ impl RowFormat for CsvRows {
     }
 }
 
-/// `{"success": true, "data": {symbol, timeframe, columns, rows}, "meta": {...}, "timestamp"}`
-/// around rows written by [`JsonRows`].
-pub(crate) fn json(symbol: &Symbol, tf: Timeframe, a: &Answer<Rows>) -> Vec<u8> {
-    let mut s = Vec::with_capacity(512 + a.candles.bytes.len());
+/// The opening of `{"success": true, "data": {symbol, timeframe, columns, rows}, "meta":
+/// {...}, "timestamp"}`, up to where the rows written by [`JsonRows`] go.
+pub(crate) fn json_open(symbol: &Symbol, tf: Timeframe) -> Vec<u8> {
+    let mut s = Vec::with_capacity(256);
     let (market, price) = symbol.kind().market_and_price();
     let _ = write!(
         s,
         r#"{{"success":true,"data":{{"symbol":"{symbol}","market":"{market}","price":"{price}","timeframe":"{tf}","columns":["time","open","high","low","close","volume"],"rows":["#
     );
-    s.extend_from_slice(&a.candles.bytes);
+    s
+}
+
+/// Closes the JSON body [`json_open`] began, after its rows: the meta and the timestamp.
+pub(crate) fn json_close(a: &mut Answer<Rows>) {
     let gaps: Vec<[i64; 2]> = a.gaps.iter().map(|(x, y)| [*x, *y]).collect();
     let meta = serde_json::json!({
         "source": a.source,
@@ -73,18 +77,11 @@ pub(crate) fn json(symbol: &Symbol, tf: Timeframe, a: &Answer<Rows>) -> Vec<u8> 
         "resampled_from": a.resampled_from.map(|t| t.to_string()),
     });
     let _ = write!(
-        s,
+        a.candles.bytes,
         r#"]}},"meta":{meta},"timestamp":"{}"}}"#,
         crate::reply::now_rfc3339()
     );
-    s
 }
 
-/// CSV with a header around rows written by [`CsvRows`].
-pub(crate) fn csv(rows: &Rows) -> Vec<u8> {
-    const HEADER: &[u8] = b"time,open,high,low,close,volume\n";
-    let mut s = Vec::with_capacity(HEADER.len() + rows.bytes.len());
-    s.extend_from_slice(HEADER);
-    s.extend_from_slice(&rows.bytes);
-    s
-}
+/// The header line of a CSV body; the rows written by [`CsvRows`] follow it.
+pub(crate) const CSV_HEADER: &[u8] = b"time,open,high,low,close,volume\n";

@@ -18,10 +18,11 @@ pub trait RowFormat: Send + Sync {
     fn write(&self, c: &Candle, tf: Timeframe, out: &mut Vec<u8>);
 }
 
-/// The rows of an answer in a [`RowFormat`], joined by its separator.
+/// The rows of an answer in a [`RowFormat`], joined by its separator, after whatever
+/// the caller's buffer held (an envelope's opening), so a body is written in one buffer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rows {
-    /// The rows' bytes.
+    /// The caller's bytes, then the rows.
     pub bytes: Vec<u8>,
     /// How many rows (candles) they hold.
     pub count: usize,
@@ -30,7 +31,17 @@ pub struct Rows {
 impl Rows {
     /// `candles` written in `format`.
     pub fn write(candles: &[Candle], tf: Timeframe, format: &dyn RowFormat) -> Self {
-        let mut bytes = Vec::with_capacity(candles.len() * 64);
+        Self::write_after(Vec::new(), candles, tf, format)
+    }
+
+    /// `candles` written in `format` after what `bytes` holds.
+    pub fn write_after(
+        mut bytes: Vec<u8>,
+        candles: &[Candle],
+        tf: Timeframe,
+        format: &dyn RowFormat,
+    ) -> Self {
+        bytes.reserve(candles.len() * 64);
         for (i, c) in candles.iter().enumerate() {
             if i > 0 {
                 bytes.extend_from_slice(format.separator());

@@ -76,7 +76,5 @@ pub use stream::{
 pub use symbol::{Kind, Symbol};
 pub use time::{epoch_to_ms, format_time, parse_time, wall_clock, Now};
 pub use timeframe::Timeframe;
-pub use upstream::{
-    klines_json_places, parse_klines, FillProgress, FillReport, KlineRows, Upstream, PAGE,
-};
+pub use upstream::{parse_klines, FillProgress, FillReport, KlineRows, Upstream, PAGE};
 pub use wire::arrow_ipc;

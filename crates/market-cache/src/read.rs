@@ -434,8 +434,9 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         Ok(a)
     }
 
-    /// [`Self::get`] with the candles written as rows in `format`; rows of closed chunks
-    /// are written once and kept, so this is mostly a copy over cached history.
+    /// [`Self::get`] with the candles written as rows in `format` after what `out`
+    /// holds; rows of closed chunks are written once and kept, so this is mostly a copy
+    /// over cached history.
     ///
     /// # Errors
     /// As [`Self::get`].
@@ -443,14 +444,15 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         &self,
         req: &Request,
         format: &dyn RowFormat,
+        out: Vec<u8>,
     ) -> Result<Answer<Rows>> {
         if req.fill == Fill::Previous {
             // Filled slots are made from candles; the filled answer is rarely asked for.
             let a = self.get(req).await?;
-            return Ok(a.map(|c| Rows::write(&c, req.timeframe, format)));
+            return Ok(a.map(|c| Rows::write_after(out, &c, req.timeframe, format)));
         }
         let a = self.walk(req, Some(format)).await?;
-        Ok(a.map(|s| s.rows(req.timeframe, format)))
+        Ok(a.map(|s| s.rows(req.timeframe, format, out)))
     }
 
     /// One chunk of the grid the request walks: stored candles of `source_tf`, or

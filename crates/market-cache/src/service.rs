@@ -99,15 +99,21 @@ impl Service {
         self.read.get(req).await
     }
 
-    /// [`Self::get`] with the candles written as rows in `format`. The rows of closed
+    /// [`Self::get`] with the candles written as rows in `format`, after what `out` holds
+    /// (a body's opening, so the body is written in one buffer). The rows of closed
     /// chunks are written once and cached beside them, so over cached history an answer
     /// is a copy of ready bytes; for the same request the rows equal `format` applied to
     /// [`Self::get`]'s candles.
     ///
     /// # Errors
     /// As [`Self::get`].
-    pub async fn get_rows(&self, req: &Request, format: &dyn RowFormat) -> Result<Answer<Rows>> {
-        self.read.get_rows(req, format).await
+    pub async fn get_rows(
+        &self,
+        req: &Request,
+        format: &dyn RowFormat,
+        out: Vec<u8>,
+    ) -> Result<Answer<Rows>> {
+        self.read.get_rows(req, format, out).await
     }
 
     /// Every stored series; with an object store, each says which months it holds there.

@@ -9,7 +9,7 @@ use conn_pool::{HostStats, HttpClient, HttpConfig};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::encoded::{RowFormat, Rows};
+use crate::encoded::RowFormat;
 use crate::store::{CandleStore, MarketMeta};
 use crate::time::Now;
 use crate::{parse_funding, Candle, Decimal, Error, Funding, Kind, Result, Symbol, Timeframe};
@@ -421,20 +421,10 @@ pub fn parse_klines(body: &[u8], tf: Timeframe) -> Result<Vec<Candle>> {
     Ok(out)
 }
 
-/// Writes candles as Binance klines JSON: 12 fields a row, decimals as strings with at
-/// least `min_places` places (Binance spot pads to 8, its futures API prints each
-/// symbol's own precision: `0` keeps the stored places), close time = next open - 1 ms.
-pub fn klines_json_places(candles: &[Candle], tf: Timeframe, min_places: u8) -> Vec<u8> {
-    let rows = Rows::write(candles, tf, &KlineRows::new(min_places));
-    let mut s = Vec::with_capacity(rows.bytes.len() + 2);
-    s.push(b'[');
-    s.extend_from_slice(&rows.bytes);
-    s.push(b']');
-    s
-}
-
-/// The elements of Binance's klines array (see [`klines_json_places`]), as rows an answer
-/// can be asked in.
+/// The elements of Binance's klines array, as rows an answer can be asked in: 12 fields
+/// a row, decimals as strings with at least `min_places` places (Binance spot pads to 8,
+/// its futures API prints each symbol's own precision: `0` keeps the stored places),
+/// close time = next open - 1 ms.
 #[derive(Debug, Clone)]
 pub struct KlineRows {
     places: u8,
@@ -488,6 +478,7 @@ impl RowFormat for KlineRows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoded::Rows;
 
     const PAGE_JSON: &str = r#"[[1499040000000,"0.01634790","0.80000000","0.01575800","0.01577100","148976.11427815",1499644799999,"2434.19055334",308,"1756.87402397","28.46694368","0"]]"#;
 
@@ -498,10 +489,9 @@ mod tests {
         let candles = parse_klines(PAGE_JSON.as_bytes(), Timeframe::W1).unwrap();
         assert_eq!(candles.len(), 1);
         assert_eq!(candles[0].trades, Some(308));
-        assert_eq!(
-            String::from_utf8(klines_json_places(&candles, Timeframe::W1, 8)).unwrap(),
-            PAGE_JSON
-        );
+        let rows = Rows::write_after(b"[".to_vec(), &candles, Timeframe::W1, &KlineRows::new(8));
+        let page = [rows.bytes.as_slice(), b"]"].concat();
+        assert_eq!(String::from_utf8(page).unwrap(), PAGE_JSON);
     }
 
     #[test]

@@ -240,7 +240,7 @@ async fn rows_in_a_format_equal_the_format_applied_to_the_candles() {
         for f in formats {
             // The second time closed chunks come from the rows kept the first time.
             for _ in 0..2 {
-                let got = rp.get_rows(&r, f).await.unwrap();
+                let got = rp.get_rows(&r, f, Vec::new()).await.unwrap();
                 assert_eq!(got.candles, Rows::write(&want.candles, tf, f), "{r:?}");
                 assert_eq!(got.candles.count, want.candles.len());
                 assert_eq!(
@@ -258,9 +258,9 @@ async fn rows_in_a_format_equal_the_format_applied_to_the_candles() {
     let history = || cache.stats().namespaces[cache_core::ns::HISTORICAL_DATA].clone();
     let closed = req(Timeframe::M1, FIRST, FIRST + 1_500 * 60_000, 10_000);
     let kept = KlineRows::new(3);
-    let first = rp.get_rows(&closed, &kept).await.unwrap();
+    let first = rp.get_rows(&closed, &kept, Vec::new()).await.unwrap();
     let before = history();
-    let again = rp.get_rows(&closed, &kept).await.unwrap();
+    let again = rp.get_rows(&closed, &kept, Vec::new()).await.unwrap();
     let after = history();
     assert_eq!(again.candles, first.candles);
     assert_eq!(again.source, Source::Cache);

@@ -133,9 +133,14 @@ impl Slices {
         out
     }
 
-    /// The rows held, joined by `format`'s separator; parts held as candles are written
-    /// on the way.
-    pub(super) fn rows(&self, tf: crate::Timeframe, format: &dyn RowFormat) -> Rows {
+    /// The rows held, joined by `format`'s separator, after what `bytes` holds; parts
+    /// held as candles are written on the way.
+    pub(super) fn rows(
+        &self,
+        tf: crate::Timeframe,
+        format: &dyn RowFormat,
+        mut bytes: Vec<u8>,
+    ) -> Rows {
         let sep = format.separator();
         let size: usize = self
             .parts
@@ -145,7 +150,7 @@ impl Slices {
                 Part::Candles(_) => r.len() * 64,
             })
             .sum();
-        let mut bytes = Vec::with_capacity(size);
+        bytes.reserve(size);
         for (p, r) in &self.parts {
             match p {
                 Part::Rows(b) => bytes.extend_from_slice(b.rows(r.clone())),
