@@ -18,7 +18,7 @@ pub(crate) struct FileConfig {
     /// promote_after_warm_hits, and `[[cache.namespaces]]`.
     pub(crate) cache: CacheConfig,
     /// `[database]`: slow_query_ms, slow_query_keep, max_db_mb, and `[database.pool]`.
-    pub(crate) database: DatabaseSection,
+    pub(crate) database: market_cache::DbSettings,
     /// `[upstream]`: url, and `[upstream.client]` (timeouts, retries, weight budget).
     pub(crate) upstream: UpstreamSection,
     /// `[memory]`: limit_mb, warning, critical, reclaim_to, leak_mb_per_min, leak_min_r2,
@@ -64,28 +64,7 @@ pub(crate) struct UpstreamSection {
     /// `[upstream.client]`: connect_timeout_ms, request_timeout_ms, retries,
     /// backoff_base_ms, backoff_max_ms, deadline_ms, max_idle_per_host, idle_timeout_ms,
     /// weight_limit, weight_share, weight_window_ms, user_agent.
-    pub(crate) client: conn_pool::HttpConfig,
-}
-
-/// `[database]`; the file's path itself comes from `--db` / `CANDLECACHE_DB`.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct DatabaseSection {
-    pub(crate) slow_query_ms: u64,
-    pub(crate) slow_query_keep: usize,
-    /// The most MB the database file may grow to; 0 (the default) for no limit.
-    pub(crate) max_db_mb: u64,
-    pub(crate) pool: PoolSection,
-}
-
-/// `[database.pool]`.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct PoolSection {
-    pub(crate) max_size: usize,
-    pub(crate) wait_timeout_ms: u64,
-    pub(crate) busy_timeout_ms: u64,
-    pub(crate) idle_timeout_ms: u64,
+    pub(crate) client: market_cache::ClientSettings,
 }
 
 impl Default for UpstreamSection {
@@ -97,31 +76,7 @@ impl Default for UpstreamSection {
             ws: None,
             refresh_ms: 1000,
             stream: market_cache::StreamConfig::default(),
-            client: conn_pool::HttpConfig::default(),
-        }
-    }
-}
-
-impl Default for DatabaseSection {
-    fn default() -> Self {
-        let d = query_opt::DbConfig::default();
-        Self {
-            slow_query_ms: d.slow_query_ms,
-            slow_query_keep: d.slow_query_keep,
-            max_db_mb: 0,
-            pool: PoolSection::default(),
-        }
-    }
-}
-
-impl Default for PoolSection {
-    fn default() -> Self {
-        let d = query_opt::DbConfig::default().pool;
-        Self {
-            max_size: d.max_size,
-            wait_timeout_ms: d.wait_timeout_ms,
-            busy_timeout_ms: d.busy_timeout_ms,
-            idle_timeout_ms: d.idle_timeout_ms,
+            client: market_cache::ClientSettings::default(),
         }
     }
 }
@@ -188,7 +143,7 @@ impl FileConfig {
             }
             return Ok(None);
         };
-        let up = market_cache::Upstream::new(url, self.upstream.client.clone())?;
+        let up = market_cache::Upstream::new(url, &self.upstream.client)?;
         let up = match futures_flag.or(self.upstream.futures.as_deref()) {
             Some(f) => up.with_futures(f).with_context(|| {
                 "the futures upstream (--upstream-futures / [upstream] futures)"
@@ -268,16 +223,11 @@ impl FileConfig {
     }
 
     /// The database configuration for the file at `db`.
-    pub(crate) fn db(&self, db: &Path) -> query_opt::DbConfig {
-        let mut c = query_opt::DbConfig::new(db);
-        c.slow_query_ms = self.database.slow_query_ms;
-        c.slow_query_keep = self.database.slow_query_keep;
-        c.pool.max_size = self.database.pool.max_size;
-        c.pool.wait_timeout_ms = self.database.pool.wait_timeout_ms;
-        c.pool.busy_timeout_ms = self.database.pool.busy_timeout_ms;
-        c.pool.idle_timeout_ms = self.database.pool.idle_timeout_ms;
-        c.max_db_bytes = self.database.max_db_mb.saturating_mul(1_000_000);
-        c
+    pub(crate) fn db(&self, db: &Path) -> market_cache::DbSettings {
+        market_cache::DbSettings {
+            path: db.to_path_buf(),
+            ..self.database.clone()
+        }
     }
 }
 

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use market_cache::DbSettings;
 use market_cache::{
     format_time, parse_time, ExportFormat, ExportTo, ImportOptions, ImportProgress, Kind,
     OnInvalid, Service, ServiceBuilder, Symbol, Timeframe,
 };
-use query_opt::DbConfig;
 
 /// Which market a command's candles belong to: `--market spot|futures`, `--price
 /// trade|mark`.
@@ -140,11 +140,11 @@ async fn open_store(db: &Path, config: Option<&Path>, must_exist: bool) -> Resul
 /// Opens a service over the database `config` names (with the parts `parts` adds to the
 /// builder), naming the file when that fails; refuses a missing file if asked to.
 pub(crate) async fn open_service(
-    config: DbConfig,
+    config: DbSettings,
     must_exist: bool,
     parts: impl FnOnce(ServiceBuilder) -> ServiceBuilder,
 ) -> Result<Service> {
-    let path = config.pool.path.clone();
+    let path = config.path.clone();
     if must_exist && !path.exists() {
         bail!(
             "database {} does not exist; import candles first (candlecache import FILE)",

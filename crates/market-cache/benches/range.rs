@@ -8,8 +8,8 @@
 
 use std::time::Instant;
 
+use market_cache::DbSettings;
 use market_cache::{CandleStore, SqliteStore, Symbol, Timeframe};
-use query_opt::DbConfig;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -27,7 +27,9 @@ async fn main() {
         .iter()
         .position(|a| a == "--repeat")
         .map_or(5, |i| args[i + 1].parse().unwrap());
-    let store = SqliteStore::open(DbConfig::new(arg("--db"))).await.unwrap();
+    let store = SqliteStore::open(DbSettings::new(arg("--db")))
+        .await
+        .unwrap();
     let m = store.markets().await.unwrap();
     let series = m
         .iter()

@@ -14,8 +14,8 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
+use crate::model::time::{civil_from_days, days_from_civil, DAY_MS};
 use crate::store::{candle_schema, CandleStore};
-use crate::time::{civil_from_days, days_from_civil, DAY_MS};
 use crate::{Error, Result, Symbol, Timeframe};
 
 /// Candles read from the store per step, to bound memory on long histories.

@@ -31,50 +31,47 @@
 //! # Ok::<(), market_cache::Error>(())
 //! ```
 
-mod candle;
-mod decimal;
-mod encoded;
+mod codec;
 mod error;
+mod exchange;
 mod export;
-mod funding;
 mod health;
 mod import;
+mod live;
+mod model;
 mod objects;
 mod read;
-mod resample;
-mod schema;
 mod service;
-mod sqlite_store;
+mod settings;
 mod store;
-mod stream;
-mod symbol;
-mod time;
-mod timeframe;
 mod upstream;
-mod wire;
 
-pub use candle::Candle;
-pub use decimal::{Decimal, MAX_SCALE};
-pub use encoded::{RowFormat, Rows};
+pub use codec::encoded::{RowFormat, Rows};
+pub use codec::wire::arrow_ipc;
 pub use error::{Error, Result};
+pub use exchange::binance::rest::{parse_funding, parse_klines, PAGE};
+pub use exchange::binance::rows::{funding_json, KlineRows};
+pub use exchange::binance::stream::{default_futures_stream_url, default_stream_url};
 pub use export::{ExportFormat, ExportReport, ExportTo};
-pub use funding::{funding_json, parse_funding, Funding};
 pub use health::{
     DatabaseStats, HostStats, OptimizeReport, Optimized, PatternStats, PoolStats, Recommendation,
     SlowQuery,
 };
 pub use import::{ImportOptions, ImportReport, OnInvalid, Progress as ImportProgress, Reject};
+pub use live::edge::{keep_for, RESPONSE_TTL};
+pub use live::streams::config::StreamConfig;
+pub use live::streams::{StreamStats, Watch};
+pub use model::candle::Candle;
+pub use model::decimal::{Decimal, MAX_SCALE};
+pub use model::funding::Funding;
+pub use model::symbol::{Kind, Symbol};
+pub use model::time::{epoch_to_ms, format_time, parse_time, wall_clock, Now};
+pub use model::timeframe::Timeframe;
 pub use objects::{ObjectConfig, ObjectMonths, ObjectStats, Objects};
+pub use read::resample::{fill_previous, gaps, resample, resample_batch};
 pub use read::{Answer, Fill, LiveConfig, ReadStats, Request, Source, DEFAULT_LIMIT, MAX_LIMIT};
-pub use resample::{fill_previous, gaps, resample, resample_batch};
 pub use service::{Service, ServiceBuilder, SyncReport, UpstreamStats};
-pub use sqlite_store::SqliteStore;
+pub use settings::{ClientSettings, DbSettings, PoolSettings};
+pub use store::sqlite::SqliteStore;
 pub use store::{candle_schema, CandleStore, Market, MarketMeta, Scales, WriteReport};
-pub use stream::{
-    default_futures_stream_url, default_stream_url, StreamConfig, StreamStats, Watch,
-};
-pub use symbol::{Kind, Symbol};
-pub use time::{epoch_to_ms, format_time, parse_time, wall_clock, Now};
-pub use timeframe::Timeframe;
-pub use upstream::{parse_klines, FillProgress, FillReport, KlineRows, Upstream, PAGE};
-pub use wire::arrow_ipc;
+pub use upstream::{FillProgress, FillReport, Upstream};

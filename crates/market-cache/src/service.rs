@@ -5,19 +5,19 @@
 
 use std::path::Path;
 
+use crate::settings::DbSettings;
 use bytes::Bytes;
 use cache_core::{ns, Cache, CacheConfig};
-use query_opt::DbConfig;
 use serde::Serialize;
 
-use crate::encoded::{RowFormat, Rows};
+use crate::codec::encoded::{RowFormat, Rows};
 use crate::export::{ExportFormat, ExportReport, ExportTo};
 use crate::health::{DatabaseStats, HostStats, Optimized};
 use crate::import::{ImportOptions, ImportReport, Progress};
+use crate::live::streams::{StreamStats, Watch};
+use crate::model::time::{wall_clock, Now};
 use crate::objects::{local_months, ObjectStats, Objects, Published};
 use crate::read::{Answer, LiveConfig, ReadPath, ReadStats, Request};
-use crate::stream::{StreamStats, Watch};
-use crate::time::{wall_clock, Now};
 use crate::upstream::{FillProgress, FillReport, Upstream};
 use crate::{Error, Funding, Kind, Market, Result, SqliteStore, Symbol, Timeframe};
 
@@ -44,7 +44,7 @@ impl std::fmt::Debug for Service {
 /// [`ServiceBuilder::open`].
 #[must_use = "a builder does nothing until it is opened"]
 pub struct ServiceBuilder {
-    db: DbConfig,
+    db: DbSettings,
     cache: Option<Cache>,
     upstream: Option<Upstream>,
     live: LiveConfig,
@@ -78,7 +78,7 @@ pub struct SyncReport {
 
 impl Service {
     /// Starts building a service over the database `db` describes.
-    pub fn builder(db: DbConfig) -> ServiceBuilder {
+    pub fn builder(db: DbSettings) -> ServiceBuilder {
         ServiceBuilder {
             db,
             cache: None,

@@ -4,12 +4,12 @@
 
 use std::sync::OnceLock;
 
+use market_cache::DbSettings;
 use market_cache::{
     parse_klines, parse_time, Decimal, ImportOptions, OnInvalid, Service, Symbol, Timeframe,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
-use query_opt::DbConfig;
 
 /// Strings that look like candle fields, or nearly, or not at all.
 fn field() -> impl Strategy<Value = String> {
@@ -111,7 +111,7 @@ fn env() -> &'static Env {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let service = rt.block_on(async {
-            Service::builder(DbConfig::new(dir.path().join("p.db")))
+            Service::builder(DbSettings::new(dir.path().join("p.db")))
                 .open()
                 .await
                 .unwrap()

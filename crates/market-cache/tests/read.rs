@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_core::{Cache, CacheConfig};
+use market_cache::DbSettings;
 use market_cache::{
     parse_time, CandleStore, Error, Fill, ImportOptions, KlineRows, Request, RowFormat, Rows,
     Service, Source, SqliteStore, Symbol, Timeframe,
 };
-use query_opt::DbConfig;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,7 +22,7 @@ fn fixture(name: &str) -> PathBuf {
 /// 2024 (so all of 2019 is closed history).
 async fn setup(dir: &tempfile::TempDir, now: i64) -> (Service, Cache) {
     let cache = Cache::new(CacheConfig::default()).unwrap();
-    let rp = Service::builder(DbConfig::new(dir.path().join("t.db")))
+    let rp = Service::builder(DbSettings::new(dir.path().join("t.db")))
         .cache(&cache)
         .clock(Arc::new(move || now))
         .open()
@@ -40,7 +40,7 @@ async fn setup(dir: &tempfile::TempDir, now: i64) -> (Service, Cache) {
 
 /// A second handle on the service's database, to compare its answers with the stored rows.
 async fn store(dir: &tempfile::TempDir) -> SqliteStore {
-    SqliteStore::open(DbConfig::new(dir.path().join("t.db")))
+    SqliteStore::open(DbSettings::new(dir.path().join("t.db")))
         .await
         .unwrap()
 }

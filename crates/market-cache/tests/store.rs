@@ -4,11 +4,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use market_cache::DbSettings;
 use market_cache::{
     CandleStore, Decimal, Error, ExportFormat, ExportReport, ExportTo, ImportOptions, ImportReport,
     OnInvalid, Service, SqliteStore, Symbol, Timeframe,
 };
-use query_opt::DbConfig;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -31,10 +31,10 @@ impl std::ops::Deref for Env {
 }
 
 async fn store(dir: &tempfile::TempDir) -> Env {
-    open(DbConfig::new(dir.path().join("t.db"))).await
+    open(DbSettings::new(dir.path().join("t.db"))).await
 }
 
-async fn open(cfg: DbConfig) -> Env {
+async fn open(cfg: DbSettings) -> Env {
     Env {
         store: SqliteStore::open(cfg.clone()).await.unwrap(),
         service: Service::builder(cfg).open().await.unwrap(),
@@ -543,7 +543,7 @@ async fn exports_write_every_format() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_zero_threshold_the_slow_log_sees_the_store_queries() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = DbConfig::new(dir.path().join("t.db"));
+    let mut cfg = DbSettings::new(dir.path().join("t.db"));
     cfg.slow_query_ms = 0;
     let s = open(cfg).await;
     import(&s, &fixture("XRPETH-5m.csv"), &ImportOptions::default())

@@ -15,7 +15,7 @@ use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::parse::{io, malformed, Data, Format, Loc, Row, Source};
-use crate::time::{epoch_to_ms, parse_time, DAY_MS};
+use crate::model::time::{epoch_to_ms, parse_time, DAY_MS};
 use crate::{Candle, Decimal, Error, Result};
 
 /// Decimal places kept from float sources (freqtrade JSON, float Parquet columns).

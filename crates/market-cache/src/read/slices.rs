@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::encoded::{RowBlock, RowFormat, Rows};
+use crate::codec::encoded::{RowBlock, RowFormat, Rows};
 use crate::Candle;
 
 /// One chunk of an answer: its candles, or its rows in the answer's format.

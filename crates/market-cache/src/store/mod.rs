@@ -1,5 +1,8 @@
 //! The candle store: a trait, and its SQLite implementation.
 
+pub(crate) mod schema;
+pub(crate) mod sqlite;
+
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;

@@ -3,7 +3,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::{civil_from_days, days_from_civil, DAY_MS};
+use crate::model::time::{civil_from_days, days_from_civil, DAY_MS};
 use crate::Error;
 
 /// A candle interval, with the exchange's alignment rules.
@@ -184,7 +184,7 @@ impl fmt::Display for Timeframe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::parse_time;
+    use crate::model::time::parse_time;
 
     fn t(s: &str) -> i64 {
         parse_time(s).unwrap()

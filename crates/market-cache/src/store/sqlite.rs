@@ -5,10 +5,12 @@ use std::sync::Arc;
 use arrow_array::builder::{Float64Builder, Int64Builder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use cache_core::NamespaceCache;
-use query_opt::{Db, DbConfig, Session};
+use query_opt::{Db, Session};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::schema::SCHEMA;
+use crate::settings::DbSettings;
 use crate::store::{
     candle_schema, CandleStore, Market, MarketMeta, Scales, WriteReport, VALUE_COLUMNS,
 };
@@ -97,17 +99,17 @@ impl SqliteStore {
     ///
     /// # Errors
     /// [`Error::Db`] if the file cannot be opened or is not a store this build can use.
-    pub async fn open(config: DbConfig) -> Result<Self> {
+    pub async fn open(config: DbSettings) -> Result<Self> {
         Self::open_with(config, None).await
     }
 
     /// As [`SqliteStore::open`], caching query results in `results`.
     pub(crate) async fn open_with(
-        config: DbConfig,
+        config: DbSettings,
         results: Option<NamespaceCache>,
     ) -> Result<Self> {
         Ok(Self {
-            db: Db::open(config, &crate::schema::SCHEMA, results).await?,
+            db: Db::open(config.db_config(), &SCHEMA, results).await?,
         })
     }
 
@@ -848,7 +850,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_range_query_uses_the_primary_key() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(DbConfig::new(dir.path().join("t.db")))
+        let store = SqliteStore::open(DbSettings::new(dir.path().join("t.db")))
             .await
             .unwrap();
         let plan = store.db().analyze(RANGE_SQL).await.unwrap();

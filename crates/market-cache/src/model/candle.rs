@@ -36,7 +36,7 @@ impl Candle {
             return Err(format!(
                 "open time {} ({}) is not on the {tf} grid",
                 self.open_time,
-                crate::time::format_time(self.open_time)
+                crate::model::time::format_time(self.open_time)
             ));
         }
         let (o, h, l, c) = (self.open, self.high, self.low, self.close);

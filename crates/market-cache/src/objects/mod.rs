@@ -22,11 +22,12 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
+use crate::codec::wire::candles_batch;
 use crate::export::parquet_schema;
+use crate::live::edge::CLOSE_GRACE_MS;
+use crate::model::time::Now;
 use crate::store::{CandleStore, MarketMeta, Scales};
-use crate::time::Now;
-use crate::upstream::{FillReport, Upstream, CLOSE_GRACE_MS};
-use crate::wire::candles_batch;
+use crate::upstream::{FillReport, Upstream};
 use crate::{Candle, Decimal, Error, Kind, Result, Symbol, Timeframe};
 
 /// `[object_store]`: where the shared history lives.

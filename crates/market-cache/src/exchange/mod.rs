@@ -1,0 +1,102 @@
+//! The exchange seam: each exchange's upstream protocol behind two interfaces, so that the
+//! backfill ([`crate::upstream`]), the streams ([`crate::live`]), the store and the read
+//! path never branch on an exchange's name. Adding an exchange adds a folder here (and its
+//! served facade in http-api); nothing else changes.
+//!
+//! - [`RestApi`]: how a page of candles or funding events is asked for and read, and what
+//!   a refusal means. A page is always "up to `limit` candles opening at or after `from`,
+//!   in time order" whatever the exchange's own paging is (Binance's `startTime`, Bybit's
+//!   newest-first `start`/`end`, OKX's `after`/`before` cursors): the implementation
+//!   turns one into the other and sorts.
+//! - [`StreamApi`]: the upstream stream protocol: topic names, subscribe messages, the
+//!   client-side keepalive, limits, and frames read into kline events with their `closed`
+//!   flag (Binance's `x`, Bybit's and OKX's `confirm`).
+
+pub(crate) mod binance;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{Candle, Error, Funding, Kind, Result, Symbol, Timeframe};
+
+/// Which of an upstream's two bases serves a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Base {
+    /// The spot API (and, for exchanges with one host, everything).
+    Spot,
+    /// The derivatives API (Binance's `fapi`).
+    Futures,
+}
+
+/// An exchange's REST market-data protocol, as the backfill uses it.
+pub(crate) trait RestApi: Send + Sync + std::fmt::Debug + 'static {
+    /// The exchange's name as stored with its series (`binance`).
+    fn name(&self) -> &'static str;
+    /// The most candles (and funding events) one page may ask for.
+    fn page(&self) -> usize;
+    /// The default derivatives base for a spot base, when the exchange keeps them apart
+    /// (Binance: `fapi.binance.com` for its own hosts); `None`: the spot base serves both.
+    fn futures_base(&self, spot_base: &str) -> Option<&'static str>;
+    /// Which base serves `kind`'s candles.
+    fn base_of(&self, kind: Kind) -> Base;
+    /// Which base a passed-through `path` goes to.
+    fn base_of_path(&self, path: &str) -> Base;
+    /// Path and query of a page of up to `limit` candles of `symbol` opening at or after
+    /// `from`.
+    fn klines_path(&self, symbol: &Symbol, tf: Timeframe, from: i64, limit: usize) -> String;
+    /// The candles of a page body, validated against `tf`, in time order, one per time.
+    fn parse_klines(&self, body: &[u8], tf: Timeframe) -> Result<Vec<Candle>>;
+    /// Path and query of a page of funding events from `from` on.
+    fn funding_path(&self, symbol: &Symbol, from: i64, limit: usize) -> String;
+    /// The funding events of a page body, in time order.
+    fn parse_funding(&self, body: &[u8], symbol: &Symbol) -> Result<Vec<Funding>>;
+    /// What a non-2xx answer means ([`Error::UnknownSymbol`] or [`Error::Upstream`]).
+    fn refusal(&self, symbol: &Symbol, status: u16, body: &[u8]) -> Error;
+}
+
+/// A frame from an upstream stream, read by its exchange's [`StreamApi`].
+#[derive(Debug)]
+pub(crate) enum Frame<'a> {
+    /// Kline events of one topic. `raw` is the event as the exchange wrote it (served
+    /// streams relay these bytes).
+    Klines {
+        topic: String,
+        raw: &'a str,
+        klines: Vec<Kline>,
+    },
+    /// A reply to a control message, a pong: nothing to do.
+    Ack,
+    /// The exchange reported an error, or the frame is not what the protocol allows.
+    Bad(String),
+    /// An event naming a symbol or interval that contradicts its topic.
+    Unexpected,
+}
+
+/// One kline of a frame, not yet checked against its series.
+#[derive(Debug)]
+pub(crate) struct Kline {
+    /// The exchange's object for the candle (read by [`StreamApi::candle`]).
+    pub(crate) body: Value,
+    /// Whether the exchange says the candle is final.
+    pub(crate) closed: bool,
+}
+
+/// An exchange's upstream stream protocol.
+pub(crate) trait StreamApi: Send + Sync + std::fmt::Debug + 'static {
+    /// The URL to connect to on the stream host `base`.
+    fn endpoint(&self, base: &str) -> String;
+    /// The topic that carries `symbol`'s candles of `tf`.
+    fn topic(&self, symbol: &Symbol, tf: Timeframe) -> String;
+    /// The message that subscribes (or unsubscribes) `topics`; `id` numbers it.
+    fn control(&self, subscribe: bool, topics: &[String], id: u64) -> String;
+    /// Topics one control message may carry.
+    fn topics_per_message(&self) -> usize;
+    /// A text the client must send every so often to keep the connection (Bybit's
+    /// `{"op":"ping"}`, OKX's `ping`); `None` when the server pings (Binance).
+    fn keepalive(&self) -> Option<(Duration, &'static str)>;
+    /// Reads one text frame.
+    fn read<'a>(&self, text: &'a str) -> Frame<'a>;
+    /// The candle of one kline, validated against `tf`.
+    fn candle(&self, kline: &Kline, tf: Timeframe) -> std::result::Result<Candle, String>;
+}
