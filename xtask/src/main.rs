@@ -17,6 +17,7 @@ mod layers;
 mod objects;
 mod process;
 mod soak;
+mod tidy;
 
 use process::cargo;
 
@@ -100,6 +101,10 @@ fn run() -> Result<()> {
             println!("{report}");
             Ok(())
         }
+        ["tidy"] => {
+            println!("{}", tidy::check(&process::root())?);
+            Ok(())
+        }
         ["bench", "cache", rest @ ..] => bench::cache(rest),
         ["bench", "storage", rest @ ..] => bench::storage(rest),
         ["bench", "http", rest @ ..] => bench::http(rest),
@@ -158,6 +163,7 @@ fn ci() -> Result<()> {
     objects::check(false)?;
     let report = layers::check(&layers::metadata()?)?;
     println!("{report}");
+    println!("{}", tidy::check(&process::root())?);
     println!("xtask ci: all checks passed");
     // The last line is the overall count, for whoever reads only the end of the log.
     println!("tests: {passed} passed, {failed} failed");

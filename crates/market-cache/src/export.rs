@@ -8,14 +8,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, TimestampMillisecondArray};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
+use crate::codec::schema::parquet_schema;
 use crate::model::time::{civil_from_days, days_from_civil, DAY_MS};
-use crate::store::{candle_schema, CandleStore};
+use crate::store::CandleStore;
 use crate::{Error, Result, Symbol, Timeframe};
 
 /// Candles read from the store per step, to bound memory on long histories.
@@ -56,19 +56,6 @@ pub struct ExportReport {
     pub rows: u64,
     /// Files written.
     pub files: Vec<PathBuf>,
-}
-
-/// The schema of exported Parquet: time as timestamp(ms, UTC), the rest as in
-/// [`candle_schema`].
-pub(crate) fn parquet_schema() -> SchemaRef {
-    let base = candle_schema();
-    let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields[0] = Field::new(
-        "time",
-        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-        false,
-    );
-    Arc::new(Schema::new(fields))
 }
 
 fn to_parquet_batch(b: &RecordBatch) -> Result<RecordBatch> {

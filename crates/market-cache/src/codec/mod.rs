@@ -2,4 +2,5 @@
 //! written once per text format.
 
 pub(crate) mod encoded;
+pub(crate) mod schema;
 pub(crate) mod wire;

@@ -6,7 +6,7 @@ use arrow_array::builder::{Float64Builder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
 use arrow_ipc::writer::StreamWriter;
 
-use crate::export::parquet_schema;
+use super::schema::parquet_schema;
 use crate::{Candle, Decimal, Error, Result};
 
 /// Encodes candles as an Arrow IPC stream: `time` as timestamp(ms, UTC), prices and

@@ -7,7 +7,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 
-use crate::store::candle_schema;
+use crate::codec::schema::candle_schema;
 use crate::{Candle, Decimal, Error, Result, Timeframe};
 
 /// Resamples a time-ordered batch of [`candle_schema`] into `to` buckets, column by

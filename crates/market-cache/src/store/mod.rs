@@ -1,12 +1,11 @@
 //! The candle store: a trait, and its SQLite implementation.
 
 pub(crate) mod schema;
+mod session;
+mod sql;
 pub(crate) mod sqlite;
 
-use std::sync::Arc;
-
 use arrow_array::RecordBatch;
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 use crate::{Candle, Decimal, Funding, Kind, Result, Symbol, Timeframe};
@@ -143,7 +142,7 @@ pub struct Market {
     /// The series' months in the shared object store; `None` without one (the fields above
     /// describe the local store). Always serialized: the cache's codec is not
     /// self-describing, so a skipped field would not read back.
-    pub object_store: Option<crate::objects::ObjectMonths>,
+    pub object_store: Option<ObjectMonths>,
 }
 
 /// What one write did.
@@ -264,19 +263,11 @@ pub trait CandleStore {
     ) -> impl std::future::Future<Output = Result<u64>> + Send;
 }
 
-/// The Arrow schema of candle batches: time as int64 ms, prices and volumes as float64,
-/// trades as uint64; the columns a source may lack are nullable.
-pub fn candle_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("time", DataType::Int64, false),
-        Field::new("open", DataType::Float64, false),
-        Field::new("high", DataType::Float64, false),
-        Field::new("low", DataType::Float64, false),
-        Field::new("close", DataType::Float64, false),
-        Field::new("volume", DataType::Float64, false),
-        Field::new("quote_volume", DataType::Float64, true),
-        Field::new("trades", DataType::UInt64, true),
-        Field::new("taker_buy_base", DataType::Float64, true),
-        Field::new("taker_buy_quote", DataType::Float64, true),
-    ]))
+/// Where a series' months are in the object store, for the markets list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMonths {
+    /// Month objects of the series.
+    pub months: u64,
+    /// Runs of consecutive months, first and last as `YYYY-MM`.
+    pub ranges: Vec<(String, String)>,
 }

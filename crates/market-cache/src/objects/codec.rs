@@ -1,0 +1,218 @@
+//! A month as a Parquet object: its path in the hive layout, and the candles written
+//! and read back exactly (the decimal places in the key-value metadata).
+
+use arrow_array::{Array, Float64Array, RecordBatch, TimestampMillisecondArray, UInt64Array};
+use object_store::path::Path as ObjectPath;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use crate::codec::schema::parquet_schema;
+use crate::codec::wire::candles_batch;
+use crate::store::Scales;
+use crate::{Candle, Decimal, Error, Kind, Result, Symbol, Timeframe};
+
+/// The partition name of the exchange and market: the exchange for spot, with `_usdm`
+/// (and `_mark`) for the futures market's series, so the layout stays the design's five
+/// levels and spot and futures of one name never share an object.
+pub(super) fn exchange_key(exchange: &str, kind: Kind) -> String {
+    match kind {
+        Kind::Spot => exchange.to_owned(),
+        Kind::Futures => format!("{exchange}_usdm"),
+        Kind::Mark => format!("{exchange}_usdm_mark"),
+    }
+}
+
+/// The object of a month: `exchange=<e>/symbol=<S>/timeframe=<tf>/year=<YYYY>/month=<MM>/...`.
+pub(crate) fn month_path(exchange: &str, symbol: &Symbol, tf: Timeframe, month: i64) -> ObjectPath {
+    let t = crate::format_time(month);
+    let (year, mon) = (&t[..4], &t[5..7]);
+    ObjectPath::from(format!(
+        "exchange={}/symbol={symbol}/timeframe={tf}/year={year}/month={mon}/{symbol}-{tf}-{year}-{mon}.parquet",
+        exchange_key(exchange, symbol.kind())
+    ))
+}
+
+const META_SERIES: &str = "candlecache.series";
+const META_SCALES: &str = "candlecache.scales";
+
+fn series_tag(exchange: &str, symbol: &Symbol, tf: Timeframe, month: i64) -> String {
+    format!(
+        "{}/{symbol}/{tf}/{month}",
+        exchange_key(exchange, symbol.kind())
+    )
+}
+
+pub(super) fn encode(
+    exchange: &str,
+    symbol: &Symbol,
+    tf: Timeframe,
+    month: i64,
+    candles: &[Candle],
+) -> Result<Vec<u8>> {
+    let err = |e: parquet::errors::ParquetError| Error::Encode {
+        what: "parquet",
+        message: e.to_string(),
+    };
+    let s = Scales::of(candles);
+    let scales = format!(
+        "{},{},{},{},{}",
+        s.price, s.volume, s.quote_volume, s.taker_base, s.taker_quote
+    );
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new(
+                META_SERIES.to_owned(),
+                series_tag(exchange, symbol, tf, month),
+            ),
+            KeyValue::new(META_SCALES.to_owned(), scales),
+        ]))
+        .build();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, parquet_schema(), Some(props)).map_err(err)?;
+    w.write(&candles_batch(candles)?).map_err(err)?;
+    w.close().map_err(err)?;
+    Ok(out)
+}
+
+/// The month's candles from an object, or why it is not this series' month.
+pub(super) fn decode(
+    bytes: bytes::Bytes,
+    exchange: &str,
+    symbol: &Symbol,
+    tf: Timeframe,
+    month: i64,
+) -> std::result::Result<Vec<Candle>, String> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+    let kv = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default();
+    let meta = |k: &str| kv.iter().find(|e| e.key == k).and_then(|e| e.value.clone());
+    let want = series_tag(exchange, symbol, tf, month);
+    if meta(META_SERIES).as_deref() != Some(want.as_str()) {
+        return Err(format!("it is not {want}"));
+    }
+    let scales: Vec<u8> = meta(META_SCALES)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let [price, volume, quote, taker_base, taker_quote] = scales[..] else {
+        return Err("its decimal places are missing".into());
+    };
+    let shape = |s: &arrow_schema::Schema| -> Vec<(String, arrow_schema::DataType)> {
+        s.fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect()
+    };
+    if shape(builder.schema()) != shape(&parquet_schema()) {
+        return Err(format!(
+            "its columns are not candlecache's: {:?}",
+            shape(builder.schema())
+        ));
+    }
+    let reader = builder.build().map_err(|e| e.to_string())?;
+    let next = Timeframe::Mo1.next(month);
+    let mut out: Vec<Candle> = Vec::new();
+    for batch in reader {
+        let batch: RecordBatch = batch.map_err(|e| e.to_string())?;
+        let time = column::<TimestampMillisecondArray>(&batch, 0)?;
+        let f = |i| column::<Float64Array>(&batch, i);
+        let (o, h, l, c, v, q) = (f(1)?, f(2)?, f(3)?, f(4)?, f(5)?, f(6)?);
+        let trades = column::<UInt64Array>(&batch, 7)?;
+        let (tb, tq) = (f(8)?, f(9)?);
+        let at = |a: &Float64Array, r: usize, scale: u8| -> std::result::Result<Decimal, String> {
+            Decimal::from_f64(a.value(r), scale).ok_or_else(|| format!("row {r}: not a number"))
+        };
+        let opt = |a: &Float64Array, r: usize, scale: u8| {
+            (!a.is_null(r)).then(|| at(a, r, scale)).transpose()
+        };
+        for r in 0..batch.num_rows() {
+            let candle = Candle {
+                open_time: time.value(r),
+                open: at(o, r, price)?,
+                high: at(h, r, price)?,
+                low: at(l, r, price)?,
+                close: at(c, r, price)?,
+                volume: at(v, r, volume)?,
+                quote_volume: opt(q, r, quote)?,
+                trades: (!trades.is_null(r)).then(|| trades.value(r)),
+                taker_base: opt(tb, r, taker_base)?,
+                taker_quote: opt(tq, r, taker_quote)?,
+            };
+            if candle.open_time < month || candle.open_time >= next {
+                return Err(format!("row {r} is outside the month"));
+            }
+            if out.last().is_some_and(|p| p.open_time >= candle.open_time) {
+                return Err(format!("row {r} is out of order"));
+            }
+            candle
+                .validate(tf)
+                .map_err(|why| format!("row {r}: {why}"))?;
+            out.push(candle);
+        }
+    }
+    Ok(out)
+}
+
+fn column<T: 'static>(batch: &RecordBatch, i: usize) -> std::result::Result<&T, String> {
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| format!("column {i} has another type"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candle(t: i64, o: &str, v: &str) -> Candle {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        Candle {
+            open_time: t,
+            open: d(o),
+            high: d(o),
+            low: d(o),
+            close: d(o),
+            volume: d(v),
+            quote_volume: Some(d(v)),
+            trades: Some(7),
+            taker_base: None,
+            taker_quote: Some(d("0.10000000")),
+        }
+    }
+
+    #[test]
+    fn a_month_round_trips_exactly_and_a_foreign_one_is_refused() {
+        let sym: Symbol = "BTCUSDT".parse().unwrap();
+        let month = crate::parse_time("2024-02-01").unwrap();
+        let candles = vec![
+            candle(month, "42000.01", "12.34567"),
+            candle(month + 3_600_000, "0.00000123", "987654321.12345"),
+        ];
+        let bytes = encode("binance", &sym, Timeframe::H1, month, &candles).unwrap();
+        let back = decode(bytes.clone().into(), "binance", &sym, Timeframe::H1, month).unwrap();
+        assert_eq!(back, candles);
+        // Another series, another month, the futures market or damage: refused.
+        let eth: Symbol = "ETHUSDT".parse().unwrap();
+        let fut = sym.clone().with_kind(Kind::Futures);
+        assert!(decode(bytes.clone().into(), "binance", &eth, Timeframe::H1, month).is_err());
+        assert!(decode(bytes.clone().into(), "binance", &sym, Timeframe::M1, month).is_err());
+        assert!(decode(bytes.clone().into(), "binance", &fut, Timeframe::H1, month).is_err());
+        let mut cut = bytes.clone();
+        cut.truncate(bytes.len() / 2);
+        assert!(decode(cut.into(), "binance", &sym, Timeframe::H1, month).is_err());
+        assert_eq!(
+            month_path("binance", &fut, Timeframe::H1, month).as_ref(),
+            "exchange=binance_usdm/symbol=BTCUSDT/timeframe=1h/year=2024/month=02/BTCUSDT-1h-2024-02.parquet"
+        );
+    }
+}
