@@ -144,12 +144,6 @@ impl Cache {
         CacheStats::new(inner.budget, self.used_bytes(), namespaces)
     }
 
-    /// Frees at least `bytes` by evicting least recently used entries, warm before hot,
-    /// without compressing anything; returns the bytes freed.
-    pub(crate) fn evict_at_least(&self, bytes: u64) -> u64 {
-        self.inner.free(None, bytes, Mode::Reclaim)
-    }
-
     /// Drops every entry of one namespace, or of all, from the given tiers.
     pub(crate) fn drop_entries(&self, ns: Option<&str>, tiers: &[Tier]) -> Result<u64> {
         let only = ns.map(|name| self.inner.ns_index(name)).transpose()?;
@@ -497,10 +491,13 @@ mod budget;
 mod builder;
 mod counters;
 mod evict;
+mod load;
+mod typed;
+mod victims;
 
 pub use builder::CacheBuilder;
-pub(crate) use counters::{Cause, CounterValues, Counters};
-use evict::{Mode, Victims};
+pub(crate) use counters::{Cause, Counters};
+use victims::Victims;
 
 #[cfg(test)]
 mod tests;

@@ -1,13 +1,12 @@
-//! Typed values on top of the bytes API, in postcard's compact binary format.
+//! The compact binary format of typed values (postcard).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Error, NamespaceCache, Result};
+use crate::{Error, Result};
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Bytes> {
     postcard::to_allocvec(value)
@@ -17,35 +16,4 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Bytes> {
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| Error::Codec(Arc::new(e)))
-}
-
-impl NamespaceCache {
-    /// Returns the typed value for `key`.
-    ///
-    /// # Errors
-    /// [`Error::Codec`] if the stored bytes are not a `T`.
-    pub fn get_typed<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
-        self.get(key).map(|b| decode(&b)).transpose()
-    }
-
-    /// Stores a typed value with the namespace's TTL.
-    ///
-    /// # Errors
-    /// [`Error::Codec`] if it cannot be encoded, else as [`NamespaceCache::insert`].
-    pub fn insert_typed<T: Serialize>(&self, key: &[u8], value: &T) -> Result<()> {
-        self.insert(key, encode(value)?)
-    }
-
-    /// Stores a typed value with its own TTL.
-    ///
-    /// # Errors
-    /// As [`NamespaceCache::insert_typed`].
-    pub fn insert_typed_with_ttl<T: Serialize>(
-        &self,
-        key: &[u8],
-        value: &T,
-        ttl: Duration,
-    ) -> Result<()> {
-        self.insert_with_ttl(key, encode(value)?, ttl)
-    }
 }

@@ -1,205 +1,59 @@
-//! Single-flight loading: concurrent misses of one key share one loader run.
+//! Single-flight loading: concurrent misses of one key share one loader run. The loads
+//! in progress of a namespace are a concurrent map (dashmap: sharded locks, so flights
+//! of different keys do not queue on one mutex).
 
-use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use dashmap::DashMap;
 use tokio::sync::watch;
 
-use crate::cache::{Counters, NamespaceCache};
-use crate::{codec, Error, Result};
-
-type Shared = std::result::Result<Bytes, Arc<dyn std::error::Error + Send + Sync>>;
-type Slot = watch::Receiver<Option<Shared>>;
+pub(crate) type Shared = std::result::Result<Bytes, Arc<dyn std::error::Error + Send + Sync>>;
+pub(crate) type Slot = watch::Receiver<Option<Shared>>;
 
 /// Loads in progress in one namespace, by key.
 #[derive(Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<Box<[u8]>, Slot>>,
+    map: DashMap<Box<[u8]>, Slot, foldhash::fast::RandomState>,
 }
 
 /// Removes the flight when the leader finishes, fails, panics or is dropped. Dropping the
 /// sender without a value wakes the waiters with an error, and they start over.
-struct Leader<'a> {
+pub(crate) struct Leader<'a> {
     flights: &'a Flights,
     key: &'a [u8],
-    tx: watch::Sender<Option<Shared>>,
+    pub(crate) tx: watch::Sender<Option<Shared>>,
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        self.flights.map.lock().remove(self.key);
+        self.flights.map.remove(self.key);
     }
 }
 
-enum Role<'a> {
+pub(crate) enum Role<'a> {
     Leader(Leader<'a>),
     Waiter(Slot),
 }
 
-impl NamespaceCache {
-    /// Returns the cached value, or runs `load` once for all concurrent callers of the same
-    /// key, caches its value and hands it to every one of them.
-    ///
-    /// A loader error reaches every waiter and is not cached: the next call loads again.
-    /// If the loading task panics or is cancelled, the waiters elect a new loader.
-    ///
-    /// # Errors
-    /// [`Error::Load`] wrapping the loader's error.
-    pub async fn get_or_load<F, Fut, E>(&self, key: &[u8], load: F) -> Result<Bytes>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<Bytes, E>>,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        self.load_through(key, None, load).await
-    }
-
-    /// As [`NamespaceCache::get_or_load`], caching the loaded value with its own TTL.
-    ///
-    /// # Errors
-    /// [`Error::Load`] wrapping the loader's error.
-    pub async fn get_or_load_with_ttl<F, Fut, E>(
-        &self,
-        key: &[u8],
-        ttl: Duration,
-        load: F,
-    ) -> Result<Bytes>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<Bytes, E>>,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        self.load_through(key, Some(ttl), load).await
-    }
-
-    async fn load_through<F, Fut, E>(
-        &self,
-        key: &[u8],
-        ttl: Option<Duration>,
-        load: F,
-    ) -> Result<Bytes>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<Bytes, E>>,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let mut load = Some(load);
-        loop {
-            if let Some(v) = self.get(key) {
-                return Ok(v);
-            }
-            match self.join(key) {
-                Role::Waiter(mut rx) => {
-                    Counters::bump(&self.counters().coalesced, 1);
-                    match rx.wait_for(Option::is_some).await {
-                        Ok(done) => {
-                            return match done.as_ref() {
-                                Some(Ok(v)) => Ok(v.clone()),
-                                Some(Err(e)) => Err(Error::Load(e.clone())),
-                                None => unreachable!("wait_for returns only a Some"),
-                            };
-                        }
-                        // The leader went away without an answer; try again.
-                        Err(_) => continue,
-                    }
-                }
-                Role::Leader(leader) => {
-                    // Every path below returns, so a caller leads at most once.
-                    let load = load.take().expect("a caller leads at most once");
-                    Counters::bump(&self.counters().loads, 1);
-                    let out = load().await;
-                    return match out {
-                        Ok(v) => {
-                            // Insert before the flight ends so later callers hit the cache.
-                            // An entry too large to cache is still handed out.
-                            let _ = match ttl {
-                                Some(ttl) => self.insert_with_ttl(key, v.clone(), ttl),
-                                None => self.insert(key, v.clone()),
-                            };
-                            leader.tx.send_replace(Some(Ok(v.clone())));
-                            Ok(v)
-                        }
-                        Err(e) => {
-                            Counters::bump(&self.counters().load_errors, 1);
-                            let e: Arc<dyn std::error::Error + Send + Sync> = Arc::from(e.into());
-                            leader.tx.send_replace(Some(Err(e.clone())));
-                            Err(Error::Load(e))
-                        }
-                    };
-                }
-            }
-        }
-    }
-
-    /// As [`NamespaceCache::get_or_load`], for a typed value stored in the compact codec.
-    ///
-    /// # Errors
-    /// [`Error::Load`] from the loader, [`Error::Codec`] if the value does not round-trip.
-    pub async fn get_or_load_typed<T, F, Fut, E>(&self, key: &[u8], load: F) -> Result<T>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        self.load_typed(key, None, load).await
-    }
-
-    /// As [`NamespaceCache::get_or_load_typed`], caching the loaded value with its own TTL.
-    ///
-    /// # Errors
-    /// As [`NamespaceCache::get_or_load_typed`].
-    pub async fn get_or_load_typed_with_ttl<T, F, Fut, E>(
-        &self,
-        key: &[u8],
-        ttl: Duration,
-        load: F,
-    ) -> Result<T>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        self.load_typed(key, Some(ttl), load).await
-    }
-
-    async fn load_typed<T, F, Fut, E>(
-        &self,
-        key: &[u8],
-        ttl: Option<Duration>,
-        load: F,
-    ) -> Result<T>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let bytes = self
-            .load_through(key, ttl, || async {
-                let value = load().await.map_err(Into::into)?;
-                codec::encode(&value)
-                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-            })
-            .await?;
-        codec::decode(&bytes)
-    }
-
-    fn join<'a>(&'a self, key: &'a [u8]) -> Role<'a> {
-        let flights = self.flights();
-        let mut map = flights.map.lock();
-        if let Some(rx) = map.get(key) {
+impl Flights {
+    /// Joins the flight of `key`, or starts one and leads it.
+    pub(crate) fn join<'a>(&'a self, key: &'a [u8]) -> Role<'a> {
+        // A waiter's path takes a read lock of one shard and allocates nothing.
+        if let Some(rx) = self.map.get(key) {
             return Role::Waiter(rx.clone());
         }
-        let (tx, rx) = watch::channel(None);
-        map.insert(key.into(), rx);
-        Role::Leader(Leader { flights, key, tx })
+        match self.map.entry(key.into()) {
+            dashmap::Entry::Occupied(e) => Role::Waiter(e.get().clone()),
+            dashmap::Entry::Vacant(e) => {
+                let (tx, rx) = watch::channel(None);
+                e.insert(rx);
+                Role::Leader(Leader {
+                    flights: self,
+                    key,
+                    tx,
+                })
+            }
+        }
     }
 }

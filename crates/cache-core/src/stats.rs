@@ -4,8 +4,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::cache::CounterValues;
-
 /// A point-in-time view of the whole cache: per namespace and in total.
 #[derive(Debug, Clone, Serialize)]
 pub struct CacheStats {
@@ -190,4 +188,20 @@ impl CacheStats {
             namespaces,
         }
     }
+}
+
+/// Plain copies of [`Counters`] for a snapshot.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CounterValues {
+    pub(crate) inserts: u64,
+    pub(crate) demotions: u64,
+    pub(crate) promotions: u64,
+    pub(crate) evictions: u64,
+    pub(crate) expirations: u64,
+    pub(crate) removals: u64,
+    pub(crate) bytes_freed: u64,
+    pub(crate) rejected_compression: u64,
+    pub(crate) loads: u64,
+    pub(crate) load_errors: u64,
+    pub(crate) coalesced: u64,
 }

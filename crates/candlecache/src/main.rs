@@ -1,5 +1,7 @@
 //! The candlecache binary: command line and wiring only.
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod demo;
 mod fetch;

@@ -30,6 +30,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod error;
 mod http;

@@ -16,6 +16,7 @@
 //!
 //! It never runs SQL itself: everything comes through `market_cache::Service`.
 
+#![forbid(unsafe_code)]
 // The route handler's future nests the read path's (service, read path, chunk loads,
 // object store, upstream client); its layout passes the default query depth of 128.
 #![recursion_limit = "256"]

@@ -31,6 +31,8 @@
 //! # Ok::<(), market_cache::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod codec;
 mod error;
 mod exchange;

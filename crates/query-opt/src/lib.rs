@@ -30,6 +30,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod db;
 mod error;
 mod log;

@@ -1,6 +1,7 @@
 //! The byte budget: reserving an entry's bytes in its namespace and in the whole cache
 //! (never past either limit, at any instant) and giving them back.
 
+use super::victims::Mode;
 use super::*;
 
 /// Upper bound on attempts to reserve room for one entry.

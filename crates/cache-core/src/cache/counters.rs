@@ -1,6 +1,8 @@
 //! What happened to a namespace's entries, counted off the hit path.
 
-use super::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::stats::CounterValues;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cause {
@@ -25,22 +27,6 @@ pub(crate) struct Counters {
     pub(crate) loads: AtomicU64,
     pub(crate) load_errors: AtomicU64,
     pub(crate) coalesced: AtomicU64,
-}
-
-/// Plain copies of [`Counters`] for a snapshot.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct CounterValues {
-    pub(crate) inserts: u64,
-    pub(crate) demotions: u64,
-    pub(crate) promotions: u64,
-    pub(crate) evictions: u64,
-    pub(crate) expirations: u64,
-    pub(crate) removals: u64,
-    pub(crate) bytes_freed: u64,
-    pub(crate) rejected_compression: u64,
-    pub(crate) loads: u64,
-    pub(crate) load_errors: u64,
-    pub(crate) coalesced: u64,
 }
 
 impl Counters {

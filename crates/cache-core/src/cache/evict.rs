@@ -1,6 +1,7 @@
 //! Eviction: which entries go when room is needed or memory is reclaimed (exact LRU across
 //! shards from bounded scans), and moving entries between the hot and warm tiers.
 
+use super::victims::{Mode, Victims};
 use super::*;
 
 /// Candidates taken from each list of each shard per eviction scan.
@@ -9,25 +10,6 @@ const SCAN_DEPTH: usize = 8;
 const SCAN_STEPS: usize = 256;
 /// Upper bound on eviction scans per `free` call; each scan locks every shard once.
 const MAX_SCANS: u32 = 64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Mode {
-    /// Making room for a write: demote hot entries before evicting warm ones.
-    Pressure,
-    /// Freeing memory on request: evict, warm first, and compress nothing.
-    Reclaim,
-}
-
-/// Eviction candidates of one scope (a namespace, or all), oldest last.
-#[derive(Default)]
-pub(super) struct Victims {
-    lists: [Vec<Candidate>; 2],
-    /// Candidates left per tier and shard.
-    remaining: [Vec<usize>; 2],
-    /// Whether the scan stopped short of the end of that shard's list.
-    truncated: [Vec<bool>; 2],
-    valid: bool,
-}
 
 impl Inner {
     fn warm_over_share(&self, scope: Option<u16>) -> bool {
@@ -251,5 +233,13 @@ impl Inner {
             }
             _ => self.release(ns, extra),
         }
+    }
+}
+
+impl Cache {
+    /// Frees at least `bytes` by evicting least recently used entries, warm before hot,
+    /// without compressing anything; returns the bytes freed.
+    pub(crate) fn evict_at_least(&self, bytes: u64) -> u64 {
+        self.inner.free(None, bytes, Mode::Reclaim)
     }
 }
