@@ -103,6 +103,10 @@ pub enum Error {
     /// Served streams need the upstream's streams, and none is configured.
     #[error("{0}")]
     StreamsUnavailable(String),
+    /// The route needs something this server was not configured with (an upstream for
+    /// live data passed through).
+    #[error("{0}")]
+    NotConfigured(String),
     /// The server's configuration cannot be used (found at start, never per request).
     #[error("{0}")]
     Config(String),
@@ -130,7 +134,18 @@ impl Error {
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Binance { status, .. } => *status,
-            _ => StatusCode::BAD_REQUEST,
+            Self::NotConfigured(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::MissingParameter(_)
+            | Self::DuplicateParameter(_)
+            | Self::InvalidSymbol(_)
+            | Self::InvalidTimeframe(_)
+            | Self::InvalidTime(_)
+            | Self::InvalidRange
+            | Self::InvalidLimit { .. }
+            | Self::RangeTooLarge { .. }
+            | Self::InvalidFormat(_)
+            | Self::MalformedBody(_)
+            | Self::InvalidStream(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -164,6 +179,7 @@ impl Error {
             Self::StreamsUnavailable(_) => "streams_unavailable",
             Self::Internal(_) => "internal",
             Self::Config(_) => "config",
+            Self::NotConfigured(_) => "not_configured",
         }
     }
 }

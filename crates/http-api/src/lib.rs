@@ -22,18 +22,19 @@
 #![recursion_limit = "256"]
 
 mod access_log;
-mod app;
-mod binance;
 mod encode;
 mod error;
-mod futures;
+mod exchange;
 mod metrics;
 mod openapi;
 mod query;
 mod reply;
+mod router;
+mod routes;
 mod server;
-mod ws;
+mod state;
+mod streams;
 
 pub use error::{Error, Result};
 pub use server::{serve, HttpConfig};
-pub use ws::WsConfig;
+pub use streams::WsConfig;

@@ -176,7 +176,7 @@ mod tests {
     fn every_route_is_documented_with_its_method() {
         let doc: serde_json::Value = serde_json::from_str(super::DOCUMENT).unwrap();
         // The dashboard's page and assets are not part of the API.
-        let api = crate::app::ROUTES
+        let api = crate::router::ROUTES
             .iter()
             .filter(|(p, _)| *p != "/" && !p.starts_with("/assets/"));
         for (path, method) in api {

@@ -109,13 +109,13 @@ pub(crate) fn accepts_gzip<B>(req: &Request<B>) -> bool {
     gzip.or(star).unwrap_or(false)
 }
 
-pub(crate) fn gzip_bytes(b: &[u8]) -> Bytes {
+/// `b` gzipped; an encoder failure is the caller's error to answer, never an empty body.
+pub(crate) fn gzip_bytes(b: &[u8]) -> std::io::Result<Bytes> {
     use std::io::Write;
     let mut enc =
         flate2::write::GzEncoder::new(Vec::with_capacity(b.len() / 4), flate2::Compression::fast());
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(b);
-    Bytes::from(enc.finish().unwrap_or_default())
+    enc.write_all(b)?;
+    enc.finish().map(Bytes::from)
 }
 
 /// Cached responses are stored as `content-type \n encoding \n body`, the encoding being

@@ -16,8 +16,9 @@ use market_cache::Service;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
-use crate::app::{route_name, App, RESPONSES};
 use crate::reply::{error_response, response};
+use crate::router::route_name;
+use crate::state::{App, RESPONSES};
 use crate::Error;
 
 /// URLs longer than this are refused with 414.
@@ -42,7 +43,7 @@ pub struct HttpConfig {
     /// One line per request on stderr (written by a thread of its own).
     pub access_log: bool,
     /// The served WebSocket streams (`[server.ws]`).
-    pub ws: crate::ws::WsConfig,
+    pub ws: crate::streams::WsConfig,
 }
 
 impl Default for HttpConfig {
@@ -53,7 +54,7 @@ impl Default for HttpConfig {
             header_timeout_secs: 10,
             token: None,
             access_log: true,
-            ws: crate::ws::WsConfig::default(),
+            ws: crate::streams::WsConfig::default(),
         }
     }
 }
@@ -83,7 +84,7 @@ pub async fn serve(
     let responses = cache
         .namespace(RESPONSES)
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let ws = Arc::new(crate::ws::Hub::new(read.clone(), config.ws.clone()));
+    let ws = Arc::new(crate::streams::Hub::new(read.clone(), config.ws.clone()));
     let app = Arc::new(App {
         ws,
         read,
@@ -180,8 +181,15 @@ async fn handle(
         Err(Error::HeadersTooLarge(MAX_HEAD_BYTES))
     } else if body_len > MAX_BODY_BYTES {
         Err(Error::PayloadTooLarge(MAX_BODY_BYTES as usize))
-    } else if crate::ws::is_stream_path(&path) && req.method() == Method::GET {
-        app.ws.upgrade(req)
+    } else if let Some(protocol) = crate::streams::protocol_for(&path) {
+        if req.method() == Method::GET {
+            app.ws.upgrade(protocol, req)
+        } else {
+            Err(Error::MethodNotAllowed {
+                method: req.method().to_string(),
+                allow: "GET",
+            })
+        }
     } else {
         let (parts, body) = req.into_parts();
         // No endpoint takes a body, but one that is sent must be whole and well-formed:

@@ -5,15 +5,14 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::Request;
-use market_cache::{funding_json, Kind, Symbol};
-use serde_json::{json, Value};
+use market_cache::{funding_json, Kind, Symbol, RESPONSE_TTL};
+use serde_json::json;
 
-use crate::app::App;
-use crate::binance::{illegal, range};
+use super::errors::{illegal, range};
 use crate::query::Params;
 use crate::reply::Reply;
+use crate::state::{App, Made};
 use crate::Result;
 
 /// How long live data passed through (depth, tickers, premium index) is served again: a
@@ -56,21 +55,16 @@ impl App {
         let now = self.read.now();
         let end = end_incl.map_or(now + 1, |e| e.saturating_add(1));
         let key = format!("funding|{}|{start:?}|{end_incl:?}|{limit}", symbol.key());
-        if let Some(hit) = self.cached_reply(&key) {
-            return Ok(hit);
-        }
-        let rows = self.read.funding(&symbol, start, end, limit).await?;
-        let body = Bytes::from(funding_json(&symbol, &rows));
         // An answer up to now may gain the next event; history does not change.
-        let ttl = if end_incl.is_some_and(|e| e < now - 60_000) {
-            crate::app::RESPONSE_TTL
+        let keep_for = if end_incl.is_some_and(|e| e < now - 60_000) {
+            RESPONSE_TTL
         } else {
             LIVE_TTL
         };
-        self.cache_reply(&key, "application/json", false, &body, ttl);
-        Ok(Reply {
-            body,
-            ..Reply::json(Value::Null)
+        self.answer(&key, false, || async {
+            let rows = self.read.funding(&symbol, start, end, limit).await?;
+            Ok(Made::json(funding_json(&symbol, &rows), keep_for))
         })
+        .await
     }
 }

@@ -1,0 +1,151 @@
+//! `/api/crypto/ohlc` and `/api/crypto/markets`: candlecache's own API.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::header::ACCEPT;
+use hyper::{Request, StatusCode};
+use market_cache::{parse_time, Fill, Request as ReadRequest, Symbol, Timeframe, DEFAULT_LIMIT};
+use serde_json::json;
+
+use crate::encode::{CsvRows, JsonRows};
+use crate::query::Params;
+use crate::reply::{accepts_gzip, envelope, Reply};
+use crate::state::{App, Made};
+use crate::{Error, Result};
+
+impl App {
+    pub(crate) async fn ohlc<B>(&self, req: &Request<B>, p: &Params) -> Result<Reply> {
+        let market = p.get("market").unwrap_or("spot");
+        let price = p.get("price").unwrap_or("trade");
+        let kind = market_cache::Kind::of(market, price).ok_or_else(|| {
+            Error::InvalidFormat(format!(
+                "market `{}` with price `{}` does not exist: market is spot or futures, price is trade or mark (mark only for futures)",
+                clip(market),
+                clip(price)
+            ))
+        })?;
+        let symbol = p.require("symbol")?.parse::<Symbol>()?.with_kind(kind);
+        let timeframe: Timeframe = p.require("timeframe")?.parse()?;
+        if kind.is_futures() && timeframe == Timeframe::S1 {
+            return Err(Error::InvalidTimeframe(
+                "the futures market has no 1s candles (1m and up)".into(),
+            ));
+        }
+        let start = p.get("start").map(parse_time).transpose()?;
+        // Without a start the latest `limit` candles before `end` are answered; without an
+        // end, up to now, the forming candle included.
+        let end = match p.get("end") {
+            Some(e) => parse_time(e)?,
+            None => timeframe.next(self.read.now()),
+        };
+        if start.is_some_and(|s| s >= end) {
+            return Err(Error::InvalidRange);
+        }
+        let limit = match p.get("limit") {
+            None => DEFAULT_LIMIT.min(self.max_rows),
+            Some(l) => {
+                let n: usize = l
+                    .parse()
+                    .map_err(|_| Error::InvalidLimit { max: self.max_rows })?;
+                if n == 0 {
+                    return Err(Error::InvalidLimit { max: self.max_rows });
+                }
+                if n > self.max_rows {
+                    return Err(Error::RangeTooLarge {
+                        asked: n,
+                        max: self.max_rows,
+                    });
+                }
+                n
+            }
+        };
+        let fill = match p.get("fill").unwrap_or("none") {
+            "none" => Fill::None,
+            "previous" => Fill::Previous,
+            other => {
+                return Err(Error::InvalidFormat(format!(
+                    "fill `{}` is not none or previous",
+                    clip(other)
+                )))
+            }
+        };
+        let accept = req
+            .headers()
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let format = match p.get("format") {
+            Some(f @ ("json" | "csv" | "arrow")) => f,
+            Some(other) => {
+                return Err(Error::InvalidFormat(format!(
+                    "format `{}` is not json, csv or arrow",
+                    clip(other)
+                )))
+            }
+            None if accept.contains("text/csv") => "csv",
+            None if accept.contains("application/vnd.apache.arrow") => "arrow",
+            None => "json",
+        };
+        let gzip = accepts_gzip(req);
+        // A repeated request is a lookup of ready bytes.
+        let key = format!(
+            "ohlc|{}|{timeframe}|{start:?}|{end}|{limit}|{fill:?}|{format}|{gzip}",
+            symbol.key()
+        );
+        let request = ReadRequest {
+            symbol: symbol.clone(),
+            timeframe,
+            start,
+            end,
+            limit,
+            fill,
+        };
+        self.answer(&key, gzip, || async {
+            let t = Instant::now();
+            // JSON and CSV come as rows the read path keeps written for closed history;
+            // Arrow is built from the candles.
+            let (answer, content_type, body) = match format {
+                "arrow" => {
+                    let answer = self.read.get(&request).await?;
+                    let body = market_cache::arrow_ipc(&answer.candles)?;
+                    let answer = answer.map(|_| ());
+                    (answer, "application/vnd.apache.arrow.stream", body)
+                }
+                "csv" => {
+                    let head = crate::encode::CSV_HEADER.to_vec();
+                    let mut answer = self.read.get_rows(&request, &CsvRows, head).await?;
+                    let body = std::mem::take(&mut answer.candles.bytes);
+                    (answer.map(|_| ()), "text/csv", body)
+                }
+                _ => {
+                    let head = crate::encode::json_open(&symbol, timeframe);
+                    let mut answer = self.read.get_rows(&request, &JsonRows, head).await?;
+                    crate::encode::json_close(&mut answer);
+                    let body = std::mem::take(&mut answer.candles.bytes);
+                    (answer.map(|_| ()), "application/json", body)
+                }
+            };
+            // The read and the encoding are one step for JSON and CSV: rows are copied as
+            // they are gathered.
+            let source = format!("{:?}", answer.source).to_lowercase();
+            Ok(Made {
+                status: StatusCode::OK,
+                content_type,
+                body: Bytes::from(body),
+                keep_for: answer.keep_for(),
+                timing: format!("{source};dur={:.2}", t.elapsed().as_secs_f64() * 1000.0),
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn markets(&self) -> Result<Reply> {
+        let markets = self.read.markets().await?;
+        Ok(Reply::json(envelope(json!(markets), None)))
+    }
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
+}
