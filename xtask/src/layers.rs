@@ -14,16 +14,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("market-cache", &["cache-core", "conn-pool", "query-opt"]),
     // http-api reaches the database and the upstream client through market-cache only.
     ("http-api", &["cache-core", "mem-guard", "market-cache"]),
+    // The binary reaches the database and the upstream client through market-cache's
+    // own settings and `Service`, never query-opt's or conn-pool's types.
     (
         "candlecache",
-        &[
-            "cache-core",
-            "conn-pool",
-            "query-opt",
-            "mem-guard",
-            "market-cache",
-            "http-api",
-        ],
+        &["cache-core", "mem-guard", "market-cache", "http-api"],
     ),
 ];
 
@@ -122,6 +117,18 @@ mod tests {
             err.to_string().contains("cache-core -> http-api"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn the_binary_may_not_reach_below_the_front_door() {
+        let mut meta = workspace(&[]);
+        for p in meta["packages"].as_array_mut().unwrap() {
+            if p["name"] == "candlecache" {
+                *p = pkg("candlecache", &[("query-opt", None)]);
+            }
+        }
+        let err = check(&meta).unwrap_err().to_string();
+        assert!(err.contains("candlecache -> query-opt"), "{err}");
     }
 
     #[test]

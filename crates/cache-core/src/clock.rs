@@ -12,6 +12,16 @@ pub fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A wall clock in epoch ms, injectable: the service's "now" (the live edge, the streams'
+/// watchdog, dates in answers, memory samples) is one of these, so a test that moves it
+/// moves every reader of it.
+pub type Now = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// [`wall_ms`] as a [`Now`].
+pub fn wall_clock() -> Now {
+    std::sync::Arc::new(wall_ms)
+}
+
 /// A monotonic time source; the cache uses it for TTLs and for LRU recency.
 ///
 /// Injecting a [`ManualClock`] lets tests move time without sleeping.

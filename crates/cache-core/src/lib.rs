@@ -51,7 +51,7 @@ mod shard;
 mod stats;
 
 pub use cache::{Cache, CacheBuilder, NamespaceCache, ENTRY_OVERHEAD_BYTES};
-pub use clock::{wall_ms, Clock, ManualClock, SystemClock};
+pub use clock::{wall_clock, wall_ms, Clock, ManualClock, Now, SystemClock};
 pub use config::{ns, CacheConfig, NamespaceConfig};
 pub use error::{Error, Result};
 pub use reclaim::{Reclaim, Scope};

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use market_cache::{format_time, wall_clock, FillProgress, Symbol, Timeframe};
+use market_cache::{format_time, wall_ms, FillProgress, Symbol, Timeframe};
 
 use crate::config::FileConfig;
 use crate::store_cmds::{
@@ -54,9 +54,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
     else {
         bail!("no upstream: pass --upstream URL (e.g. https://api.binance.com) or set [upstream] url in the configuration");
     };
-    let end = args
-        .end
-        .unwrap_or_else(|| args.timeframe.next(wall_clock()));
+    let end = args.end.unwrap_or_else(|| args.timeframe.next(wall_ms()));
     if args.start >= end {
         bail!(
             "--start {} must be before --end {}",

@@ -141,7 +141,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         if let Some(mb) = args.memory_limit_mb {
             memory.limit_mb = mb;
         }
-        let guard = MemGuard::for_process(memory)?;
+        let guard = MemGuard::for_process_with_clock(memory, service.clock())?;
         guard.register("cache", std::sync::Arc::new(cache.clone()));
         if guard.config().limit_bytes() < cache.budget_bytes() {
             eprintln!(

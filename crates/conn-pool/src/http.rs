@@ -388,14 +388,14 @@ impl HttpClient {
             return None;
         }
         let len = self.config.weight_window_ms as i64;
-        let now = now_ms();
+        let now = cache_core::wall_ms();
         Some(Duration::from_millis(
             ((window + 1) * len - now).max(1) as u64
         ))
     }
 
     fn window_now(&self) -> i64 {
-        now_ms().div_euclid(self.config.weight_window_ms as i64)
+        cache_core::wall_ms().div_euclid(self.config.weight_window_ms as i64)
     }
 
     /// Exponential backoff with jitter: half the step plus a random share of the other half.
@@ -461,10 +461,6 @@ impl HttpClient {
         out.sort_by(|a, b| a.host.cmp(&b.host));
         out
     }
-}
-
-fn now_ms() -> i64 {
-    cache_core::wall_ms()
 }
 
 /// An error with its sources, which is where hyper says what actually went wrong.

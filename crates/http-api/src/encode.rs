@@ -64,8 +64,9 @@ pub(crate) fn json_open(symbol: &Symbol, tf: Timeframe) -> Vec<u8> {
     s
 }
 
-/// Closes the JSON body [`json_open`] began, after its rows: the meta and the timestamp.
-pub(crate) fn json_close(a: &mut Answer<Rows>) {
+/// Closes the JSON body [`json_open`] began, after its rows: the meta and the timestamp
+/// (`now`, the service's clock).
+pub(crate) fn json_close(a: &mut Answer<Rows>, now: i64) {
     let gaps: Vec<[i64; 2]> = a.gaps.iter().map(|(x, y)| [*x, *y]).collect();
     let meta = serde_json::json!({
         "source": a.source,
@@ -79,7 +80,7 @@ pub(crate) fn json_close(a: &mut Answer<Rows>) {
     let _ = write!(
         a.candles.bytes,
         r#"]}},"meta":{meta},"timestamp":"{}"}}"#,
-        crate::reply::now_rfc3339()
+        market_cache::format_time(now)
     );
 }
 

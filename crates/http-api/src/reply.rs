@@ -38,19 +38,14 @@ impl Reply {
     }
 }
 
-/// The envelope's timestamp: wall time (the read path's clock may be a test's).
-pub(crate) fn now_rfc3339() -> String {
-    format_time(market_cache::wall_clock())
-}
-
-/// The error envelope, with the status the error maps to.
-pub(crate) fn error_response(e: &Error) -> Response<http_body_util::Full<Bytes>> {
+/// The error envelope at `now` (the service's clock), with the status the error maps to.
+pub(crate) fn error_response(e: &Error, now: i64) -> Response<http_body_util::Full<Bytes>> {
     let body = match e {
         Error::Binance { code, msg, .. } => json!({"code": code, "msg": msg}),
         _ => json!({
             "success": false,
             "error": {"code": e.code(), "message": e.to_string()},
-            "timestamp": now_rfc3339(),
+            "timestamp": format_time(now),
         }),
     };
     let mut r = Response::new(http_body_util::Full::new(Bytes::from(body.to_string())));
@@ -68,12 +63,14 @@ pub(crate) fn error_response(e: &Error) -> Response<http_body_util::Full<Bytes>>
     r
 }
 
-/// `{"success": true, "data": ..., "meta": ..., "timestamp": ...}`.
+/// `{"success": true, "data": ..., "meta": ..., "timestamp": ...}` at `now` (the service's
+/// clock).
 pub(crate) fn envelope(
+    now: i64,
     data: serde_json::Value,
     meta: Option<serde_json::Value>,
 ) -> serde_json::Value {
-    let mut v = json!({"success": true, "data": data, "timestamp": now_rfc3339()});
+    let mut v = json!({"success": true, "data": data, "timestamp": format_time(now)});
     if let Some(m) = meta {
         v["meta"] = m;
     }

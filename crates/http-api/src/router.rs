@@ -83,14 +83,24 @@ impl App {
             "/api/crypto/ohlc" => self.ohlc(req, &params).await,
             "/api/crypto/markets" => self.markets().await,
             "/api/performance/stats" => self.stats().await,
-            "/api/performance/cache" => Ok(Reply::json(envelope(json!(self.cache.stats()), None))),
+            "/api/performance/cache" => Ok(Reply::json(envelope(
+                self.read.now(),
+                json!(self.cache.stats()),
+                None,
+            ))),
             "/api/performance/cache/clear" => self.clear(&params),
-            "/api/performance/memory" => {
-                Ok(Reply::json(envelope(json!(self.guard.report()), None)))
-            }
+            "/api/performance/memory" => Ok(Reply::json(envelope(
+                self.read.now(),
+                json!(self.guard.report()),
+                None,
+            ))),
             "/api/performance/optimize" => self.optimize().await,
             "/metrics" => Ok(self.prometheus()),
-            "/healthz" => Ok(Reply::json(envelope(json!({"status": "ok"}), None))),
+            "/healthz" => Ok(Reply::json(envelope(
+                self.read.now(),
+                json!({"status": "ok"}),
+                None,
+            ))),
             "/" => Ok(asset("text/html; charset=utf-8", DASHBOARD_HTML)),
             "/assets/dashboard.js" => Ok(asset("text/javascript; charset=utf-8", DASHBOARD_JS)),
             "/assets/dashboard.css" => Ok(asset("text/css; charset=utf-8", DASHBOARD_CSS)),

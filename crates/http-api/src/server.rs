@@ -218,7 +218,7 @@ async fn handle(
         if let Error::Internal(detail) | Error::Config(detail) = &e {
             eprintln!("candlecache: internal error on {method} {path}: {detail}");
         }
-        error_response(&e)
+        error_response(&e, app.read.now())
     });
     let took = started.elapsed();
     app.metrics

@@ -68,7 +68,7 @@ pub use model::candle::Candle;
 pub use model::decimal::{Decimal, MAX_SCALE};
 pub use model::funding::Funding;
 pub use model::symbol::{Kind, Symbol};
-pub use model::time::{epoch_to_ms, format_time, parse_time, wall_clock, Now};
+pub use model::time::{epoch_to_ms, format_time, parse_time, wall_ms, Now};
 pub use model::timeframe::Timeframe;
 pub use objects::{ObjectConfig, ObjectStats, Objects};
 pub use read::resample::{fill_previous, gaps, resample, resample_batch};

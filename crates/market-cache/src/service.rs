@@ -15,7 +15,7 @@ use crate::export::{ExportFormat, ExportReport, ExportTo};
 use crate::health::{DatabaseStats, HostStats, Optimized};
 use crate::import::{ImportOptions, ImportReport, Progress};
 use crate::live::streams::{StreamStats, Watch};
-use crate::model::time::{wall_clock, Now};
+use crate::model::time::Now;
 use crate::objects::{local_months, ObjectStats, Objects, Published};
 use crate::read::{Answer, LiveConfig, ReadPath, ReadStats, Request};
 use crate::upstream::{FillProgress, FillReport, Upstream};
@@ -85,7 +85,7 @@ impl Service {
             upstream: None,
             live: LiveConfig::default(),
             objects: None,
-            now: std::sync::Arc::new(wall_clock),
+            now: cache_core::wall_clock(),
         }
     }
 
@@ -153,6 +153,12 @@ impl Service {
     /// The service's clock, epoch ms.
     pub fn now(&self) -> i64 {
         self.read.now()
+    }
+
+    /// The service's clock, for everything that must agree with the live edge on what
+    /// "now" is (the HTTP layer's dates, the memory guard's samples).
+    pub fn clock(&self) -> Now {
+        self.read.clock().clone()
     }
 
     /// The read path's counters.

@@ -10,7 +10,7 @@ use cache_core::Reclaim;
 use serde::Serialize;
 
 use crate::profile::{heap, Heap, Profiles, ScopeStats};
-use crate::sampler::{now_ms, ProcessSource, SampleSource};
+use crate::sampler::{ProcessSource, SampleSource};
 use crate::{analyze, Analysis, Config, Health, Result, Sample};
 
 /// Reclaim actions kept for the report.
@@ -102,6 +102,8 @@ struct State {
 
 struct Inner {
     config: Config,
+    /// The service's clock: reclaim actions are stamped with it.
+    now: cache_core::Now,
     source: Mutex<Box<dyn SampleSource>>,
     state: Mutex<State>,
     targets: RwLock<Vec<(String, Arc<dyn Reclaim>)>>,
@@ -138,6 +140,7 @@ impl MemGuard {
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
+                now: cache_core::wall_clock(),
                 source: Mutex::new(Box::new(source)),
                 state: Mutex::default(),
                 targets: RwLock::default(),
@@ -152,6 +155,19 @@ impl MemGuard {
     /// A bad `config`, or a platform that cannot name the current process.
     pub fn for_process(config: Config) -> Result<Self> {
         Self::new(config, ProcessSource::new()?)
+    }
+
+    /// A guard reading this process, its samples and actions stamped by `now` (the
+    /// service's clock).
+    ///
+    /// # Errors
+    /// As [`MemGuard::for_process`].
+    pub fn for_process_with_clock(config: Config, now: cache_core::Now) -> Result<Self> {
+        let mut guard = Self::new(config, ProcessSource::new()?.with_clock(now.clone()))?;
+        if let Some(inner) = Arc::get_mut(&mut guard.inner) {
+            inner.now = now;
+        }
+        Ok(guard)
     }
 
     /// The settings.
@@ -222,7 +238,7 @@ impl MemGuard {
         let mut record = |by: &str, action: &'static str, bytes_freed: u64| {
             if bytes_freed > 0 {
                 done.push(ReclaimAction {
-                    at_ms: now_ms(),
+                    at_ms: (self.inner.now)(),
                     trigger,
                     level: a.health,
                     by: by.to_owned(),

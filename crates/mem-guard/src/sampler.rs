@@ -17,6 +17,7 @@ pub trait SampleSource: Send + 'static {
 pub struct ProcessSource {
     system: System,
     pid: Pid,
+    now: cache_core::Now,
 }
 
 impl ProcessSource {
@@ -29,7 +30,14 @@ impl ProcessSource {
         Ok(Self {
             system: System::new(),
             pid,
+            now: cache_core::wall_clock(),
         })
+    }
+
+    /// The same source stamping its samples with `now` (the service's clock).
+    pub fn with_clock(mut self, now: cache_core::Now) -> Self {
+        self.now = now;
+        self
     }
 }
 
@@ -57,7 +65,7 @@ impl SampleSource for ProcessSource {
             .ok_or_else(|| Error::Sample(format!("process {} not found", self.pid)))?;
         let rss = p.memory();
         Ok(Sample {
-            at_ms: now_ms(),
+            at_ms: (self.now)(),
             rss_bytes: rss,
             private_bytes: private_resident().unwrap_or(rss),
             accounted_bytes: 0,
@@ -80,9 +88,4 @@ fn private_resident() -> Option<u64> {
             .and_then(|v| v.parse::<u64>().ok())
     };
     Some((kb("RssAnon:")? + kb("RssShmem:").unwrap_or(0)) * 1024)
-}
-
-/// Milliseconds since the epoch.
-pub(crate) fn now_ms() -> i64 {
-    cache_core::wall_ms()
 }

@@ -121,7 +121,7 @@ impl App {
                 _ => {
                     let head = crate::encode::json_open(&symbol, timeframe);
                     let mut answer = self.read.get_rows(&request, &JsonRows, head).await?;
-                    crate::encode::json_close(&mut answer);
+                    crate::encode::json_close(&mut answer, self.read.now());
                     let body = std::mem::take(&mut answer.candles.bytes);
                     (answer.map(|_| ()), "application/json", body)
                 }
@@ -142,7 +142,7 @@ impl App {
 
     pub(crate) async fn markets(&self) -> Result<Reply> {
         let markets = self.read.markets().await?;
-        Ok(Reply::json(envelope(json!(markets), None)))
+        Ok(Reply::json(envelope(self.read.now(), json!(markets), None)))
     }
 }
 

@@ -67,7 +67,7 @@ impl App {
                 "dropped_lines": self.access_log.dropped(),
             },
         });
-        Ok(Reply::json(envelope(data, None)))
+        Ok(Reply::json(envelope(self.read.now(), data, None)))
     }
 
     pub(crate) fn clear(&self, p: &Params) -> Result<Reply> {
@@ -79,7 +79,11 @@ impl App {
             cache_core::Error::UnknownNamespace(n) => Error::UnknownNamespace(n),
             other => Error::Internal(other.to_string()),
         })?;
-        Ok(Reply::json(envelope(json!({"bytes_freed": freed}), None)))
+        Ok(Reply::json(envelope(
+            self.read.now(),
+            json!({"bytes_freed": freed}),
+            None,
+        )))
     }
 
     pub(crate) async fn optimize(&self) -> Result<Reply> {
@@ -106,6 +110,7 @@ impl App {
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         Ok(Reply::json(envelope(
+            self.read.now(),
             json!({"optimize": done.optimize, "recommendations": done.recommendations, "memory": memory}),
             None,
         )))

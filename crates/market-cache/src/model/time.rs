@@ -1,17 +1,8 @@
 //! Times: epoch numbers in any common unit, RFC 3339 / ISO 8601 text, and civil dates.
 
-use std::sync::Arc;
+pub use cache_core::{wall_ms, Now};
 
 use crate::{Error, Result};
-
-/// A clock in epoch ms; injectable so tests decide what "now" is (the live edge is tested
-/// with the clock moving).
-pub type Now = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The system clock in epoch ms, the default [`Now`].
-pub fn wall_clock() -> i64 {
-    cache_core::wall_ms()
-}
 
 /// Milliseconds in a day.
 pub(crate) const DAY_MS: i64 = 86_400_000;
