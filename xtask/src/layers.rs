@@ -225,8 +225,11 @@ mod tests {
                             || ours.contains(&first)
                             || src.join(format!("{first}.rs")).exists()
                             || src.join(first).is_dir()
-                            // A module of this file (`cache.rs` and `cache/builder.rs`).
-                            || path.with_extension("").join(format!("{first}.rs")).exists();
+                            // A module of this file (`cache.rs` and `cache/builder.rs`, or
+                            // `read/mod.rs` and `read/types.rs`).
+                            || path.with_extension("").join(format!("{first}.rs")).exists()
+                            || (path.file_name().is_some_and(|n| n == "mod.rs")
+                                && path.with_file_name(format!("{first}.rs")).exists());
                         if !local {
                             bad.push(format!("{at}: re-exports `{first}`"));
                         }

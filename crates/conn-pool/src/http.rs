@@ -1,12 +1,12 @@
 //! The upstream HTTP client: pooled keep-alive connections (hyper-util) over rustls,
 //! retries with backoff and jitter, Retry-After, a request-weight budget, per-host stats.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use dashmap::DashMap;
 use http_body_util::{BodyExt, Empty};
 use hyper::header::{HeaderMap, RETRY_AFTER, USER_AGENT};
 use hyper::{Request, StatusCode, Uri};
@@ -78,7 +78,8 @@ pub struct HttpResponse {
 pub struct HttpClient {
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     config: Arc<HttpConfig>,
-    hosts: Arc<Mutex<HashMap<String, Arc<Host>>>>,
+    /// By host; a concurrent map, so requests to different hosts do not share a lock.
+    hosts: Arc<DashMap<String, Arc<Host>>>,
     jitter: Arc<AtomicU64>,
 }
 
@@ -414,8 +415,10 @@ impl HttpClient {
     }
 
     fn host(&self, name: &str) -> Arc<Host> {
+        if let Some(h) = self.hosts.get(name) {
+            return h.clone();
+        }
         self.hosts
-            .lock()
             .entry(name.to_owned())
             .or_insert_with(|| {
                 Arc::new(Host {
@@ -436,9 +439,8 @@ impl HttpClient {
     pub fn stats(&self) -> Vec<HostStats> {
         let hosts: Vec<(String, Arc<Host>)> = self
             .hosts
-            .lock()
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|kv| (kv.key().clone(), kv.value().clone()))
             .collect();
         let mut out: Vec<HostStats> = hosts
             .into_iter()

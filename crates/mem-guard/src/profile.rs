@@ -12,13 +12,12 @@
 //! with what its own polls allocate on whichever thread they run, and not with other
 //! tasks that share the thread in between.
 
+use dashmap::DashMap;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::task::{Context, Poll};
 
 use serde::Serialize;
@@ -279,13 +278,14 @@ pub struct ScopeStats {
 /// Per-scope allocation figures.
 #[derive(Debug, Default)]
 pub struct Profiles {
-    scopes: Mutex<BTreeMap<&'static str, ScopeStats>>,
+    /// By scope: every request records here when it completes, so a concurrent map
+    /// keeps routes from queueing on one lock.
+    scopes: DashMap<&'static str, ScopeStats>,
 }
 
 impl Profiles {
     fn record(&self, name: &'static str, u: Usage) {
-        let mut scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
-        let s = scopes.entry(name).or_insert_with(|| ScopeStats {
+        let mut s = self.scopes.entry(name).or_insert_with(|| ScopeStats {
             scope: name.to_owned(),
             ..ScopeStats::default()
         });
@@ -318,8 +318,9 @@ impl Profiles {
 
     /// Every scope measured so far, by name.
     pub fn snapshot(&self) -> Vec<ScopeStats> {
-        let scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
-        scopes.values().cloned().collect()
+        let mut out: Vec<ScopeStats> = self.scopes.iter().map(|s| s.value().clone()).collect();
+        out.sort_by(|a, b| a.scope.cmp(&b.scope));
+        out
     }
 }
 

@@ -1,8 +1,9 @@
 //! Query timing: statistics per normalized pattern and a log of the last slow queries.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
+use dashmap::DashMap;
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -34,7 +35,7 @@ pub struct SlowQuery {
     pub at_ms: u64,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Entry {
     count: u64,
     total: Duration,
@@ -45,7 +46,10 @@ struct Entry {
 pub struct QueryLog {
     slow_threshold: Duration,
     slow_keep: usize,
-    patterns: Mutex<HashMap<String, Entry>>,
+    /// By pattern: every statement records here, so a concurrent map keeps statements
+    /// of different patterns from queueing on one lock.
+    patterns: DashMap<String, Entry>,
+    /// A short ring written only by slow calls: one lock is enough.
     slow: Mutex<VecDeque<SlowQuery>>,
 }
 
@@ -64,7 +68,7 @@ impl QueryLog {
         Self {
             slow_threshold,
             slow_keep,
-            patterns: Mutex::default(),
+            patterns: DashMap::default(),
             slow: Mutex::default(),
         }
     }
@@ -73,8 +77,11 @@ impl QueryLog {
     pub fn record(&self, sql: &str, executions: u64, took: Duration) {
         let pattern = normalize(sql);
         {
-            let mut map = self.patterns.lock();
-            let e = map.entry(pattern.clone()).or_default();
+            // A pattern seen before (nearly every call) is found without copying its text.
+            let mut e = match self.patterns.get_mut(&pattern) {
+                Some(e) => e,
+                None => self.patterns.entry(pattern.clone()).or_default(),
+            };
             e.count += executions;
             e.total += took;
             e.max = e.max.max(took);
@@ -99,10 +106,10 @@ impl QueryLog {
     pub fn patterns(&self) -> Vec<PatternStats> {
         let mut out: Vec<PatternStats> = self
             .patterns
-            .lock()
             .iter()
+            .map(|kv| (kv.key().clone(), kv.value().clone()))
             .map(|(p, e)| PatternStats {
-                pattern: p.clone(),
+                pattern: p,
                 count: e.count,
                 total_ms: ms(e.total),
                 mean_ms: ms(e.total) / e.count.max(1) as f64,

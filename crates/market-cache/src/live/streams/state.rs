@@ -97,7 +97,12 @@ pub(super) struct Shared<S> {
     pub(super) api: Arc<dyn StreamApi>,
     pub(super) upstream: Upstream,
     pub(super) now: Now,
+    /// The series by topic. A mutex, not a concurrent map: a new series is assigned a
+    /// connection (`conns`) while its entry is made, a connection's end resets all of its
+    /// series at once, and a trim removes idle ones across the map; those steps must see
+    /// one consistent map, and each holds the lock for microseconds (no I/O under it).
     pub(super) series: Mutex<HashMap<String, Series>>,
+    /// Connections by slot; locked after `series` when both are held.
     pub(super) conns: Mutex<Vec<Option<Conn>>>,
     pub(super) counters: Counters,
     /// Event counts per second over the last seconds, for events/s.
