@@ -57,7 +57,7 @@ impl std::fmt::Debug for QueryLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryLog")
             .field("slow_threshold", &self.slow_threshold)
-            .field("patterns", &self.patterns.lock().len())
+            .field("patterns", &self.patterns.len())
             .finish()
     }
 }
