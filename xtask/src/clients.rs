@@ -287,3 +287,40 @@ pub(crate) fn dashboard() -> Result<()> {
     );
     Ok(())
 }
+
+/// schemathesis (from PyPI) against `/openapi.json` of a demo server: every schema-valid
+/// request must be accepted and every status declared; the few statuses that depend on
+/// data or on relations between parameters are listed, with why, in
+/// `xtask/scripts/schemathesis.toml`.
+pub(crate) fn openapi(seconds: u32) -> Result<()> {
+    let dir = root().join("target/clients");
+    std::fs::create_dir_all(&dir)?;
+    let python = python_env(
+        &dir.join("venv-schemathesis"),
+        "schemathesis",
+        &["schemathesis==4.32.5"],
+    )?;
+    let bin = crate::process::candlecache_binary(false)?;
+    let db = fresh_db(&dir.join("openapi.db"))?;
+    let (server, base) = serve(&bin, &db, &["--demo", "--no-access-log"])?;
+    eprintln!("xtask: schemathesis against {base}/openapi.json for {seconds} s");
+    let status = Command::new("timeout")
+        .arg((seconds + 300).to_string())
+        .arg(python.with_file_name("st"))
+        .arg("--no-color")
+        .arg("--config-file")
+        .arg(root().join("xtask/scripts/schemathesis.toml"))
+        .arg("run")
+        .arg(format!("{base}/openapi.json"))
+        .args(["--max-time", &seconds.to_string(), "--workers", "2"])
+        .args(["--checks", "all", "--exclude-checks"])
+        // Authorization and resource life cycles: the API has no users or resources.
+        .arg("ignored_auth,use_after_free,ensure_resource_availability,object_level_authorization")
+        .status()?;
+    drop(server);
+    if !status.success() {
+        bail!("schemathesis found problems (above)");
+    }
+    println!("xtask: schemathesis found no problem in {seconds} s");
+    Ok(())
+}

@@ -27,6 +27,9 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
+  check-openapi [--seconds N]
+                          schemathesis (PyPI) fuzzing /openapi.json of a demo server
+                          (180 s); allowed statuses and why: xtask/scripts/schemathesis.toml
   ci                      fmt check, clippy (warnings denied), tests, docs, the dashboard
                           check in headless Chromium, the object-store check on moto S3,
                           layering check
@@ -130,6 +133,11 @@ fn run() -> Result<()> {
         ["check-freqtrade-live", rest @ ..] => freqtrade::live(rest),
         ["check-freqtrade", rest @ ..] => freqtrade::check(rest),
         ["check-dashboard"] => clients::dashboard(),
+        ["check-openapi"] => clients::openapi(180),
+        ["check-openapi", "--seconds", n] => clients::openapi(
+            n.parse()
+                .with_context(|| format!("--seconds `{n}` is not a count"))?,
+        ),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             Ok(())

@@ -104,7 +104,7 @@ pub enum Error {
     #[error("{0}")]
     StreamsUnavailable(String),
     /// The route needs something this server was not configured with (an upstream for
-    /// live data passed through).
+    /// live data passed through): not here (404), not a failed gateway.
     #[error("{0}")]
     NotConfigured(String),
     /// The server's configuration cannot be used (found at start, never per request).
@@ -119,9 +119,10 @@ impl Error {
     /// The status code this error is answered with; the one place that decides it.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::UnknownSymbol(_) | Self::NotFound(_) | Self::UnknownNamespace(_) => {
-                StatusCode::NOT_FOUND
-            }
+            Self::UnknownSymbol(_)
+            | Self::NotFound(_)
+            | Self::UnknownNamespace(_)
+            | Self::NotConfigured(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -134,7 +135,6 @@ impl Error {
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Binance { status, .. } => *status,
-            Self::NotConfigured(_) => StatusCode::NOT_IMPLEMENTED,
             Self::MissingParameter(_)
             | Self::DuplicateParameter(_)
             | Self::InvalidSymbol(_)

@@ -42,7 +42,8 @@ impl Params {
     }
 }
 
-fn decode(s: &str) -> Option<String> {
+/// Percent-decodes one key or value (`+` is a space); `None` if it is not UTF-8 after.
+pub(crate) fn decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

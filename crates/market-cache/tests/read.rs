@@ -202,6 +202,59 @@ async fn gaps_fill_and_pages() {
     assert_eq!(all, a.candles);
 }
 
+/// Filled slots count against `limit`: a far `end` over a sparse series answers at most
+/// `limit` candles (pages from a start, the latest slots without one) and at once, where it
+/// used to make a flat candle for every slot up to the end (a 10 s timeout found by
+/// schemathesis: `fill=previous&end=3520-09-14`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filled_answers_hold_at_most_limit_slots_however_far_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rp, _cache) = setup(&dir, parse_time("2024-01-01").unwrap()).await;
+    let far = parse_time("3520-09-14T13:52:02Z").unwrap();
+    let t = Instant::now();
+    let mut paged = req(Timeframe::M1, FIRST, far, 2000);
+    paged.fill = Fill::Previous;
+    let a = rp.get(&paged).await.unwrap();
+    assert_eq!(a.candles.len(), 2000);
+    let next = a.next_start.unwrap();
+    assert_eq!(next, FIRST + 2000 * 60_000);
+    // The next page goes on from there: the rest of the data, then flat candles at the
+    // last close up to `limit` slots.
+    paged.start = Some(next);
+    let b = rp.get(&paged).await.unwrap();
+    assert_eq!(b.candles.len(), 2000);
+    assert_eq!(b.candles[0].open_time, next);
+    assert_eq!(b.next_start, Some(next + 2000 * 60_000));
+    assert_eq!(b.candles.last().unwrap().close, b.candles[1559].close);
+    // The latest slots before a far end: all flat at the last close, `limit` of them.
+    let mut latest = req(Timeframe::M30, FIRST, far, 300);
+    latest.start = None;
+    latest.fill = Fill::Previous;
+    let l = rp.get(&latest).await.unwrap();
+    assert_eq!(l.candles.len(), 300);
+    assert_eq!(
+        l.candles.last().unwrap().open_time,
+        Timeframe::M30.floor(far - 1)
+    );
+    let unfilled = rp
+        .get(&Request {
+            fill: Fill::None,
+            ..latest.clone()
+        })
+        .await
+        .unwrap();
+    let last_close = unfilled.candles.last().unwrap().close;
+    assert!(l.candles.iter().all(|c| c.close == last_close));
+    // Near the data nothing changes: the latest 100 filled slots end at the end asked.
+    let mut near = req(Timeframe::M1, FIRST, END, 100);
+    near.start = None;
+    near.fill = Fill::Previous;
+    let n = rp.get(&near).await.unwrap();
+    assert_eq!(n.candles.len(), 100);
+    assert_eq!(n.candles.last().unwrap().open_time, END - 60_000);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
 /// Rows asked for in a format are that format applied to the candles of the same request,
 /// whether they come from rows kept for closed chunks, from the chunk holding "now", from
 /// resampled timeframes, pages, the latest candles or filled gaps.

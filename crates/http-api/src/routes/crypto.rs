@@ -32,10 +32,15 @@ impl App {
                 "the futures market has no 1s candles (1m and up)".into(),
             ));
         }
-        let start = p.get("start").map(parse_time).transpose()?;
+        // An empty value is an absent one, as Binance reads its parameters.
+        let start = p
+            .get("start")
+            .filter(|s| !s.is_empty())
+            .map(parse_time)
+            .transpose()?;
         // Without a start the latest `limit` candles before `end` are answered; without an
         // end, up to now, the forming candle included.
-        let end = match p.get("end") {
+        let end = match p.get("end").filter(|s| !s.is_empty()) {
             Some(e) => parse_time(e)?,
             None => timeframe.next(self.read.now()),
         };

@@ -60,6 +60,17 @@ impl Hub {
                 "Sec-WebSocket-Version must be 13".into(),
             ));
         }
+        // RFC 6455 4.1: 16 random bytes in base64, so 22 characters and `==`.
+        let key_ok = key.len() == 24
+            && key.ends_with(b"==")
+            && key[..22]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/');
+        if !key_ok {
+            return Err(Error::InvalidFormat(
+                "Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455)".into(),
+            ));
+        }
         if streams.len() > self.config.max_streams_per_connection {
             return Err(Error::InvalidStream(format!(
                 "{} streams asked; at most {} a connection",

@@ -265,11 +265,18 @@ pub fn gaps(
 /// volume (`fill=previous`). Slots before the first candle stay empty: there is no
 /// previous close to repeat.
 pub fn fill_previous(candles: &[Candle], tf: Timeframe, end: i64) -> Vec<Candle> {
-    let mut out = Vec::with_capacity(candles.len());
+    fill_between(candles, tf, i64::MIN, end)
+}
+
+/// [`fill_previous`] making flat candles only for slots opening at or after `from` (a slot
+/// of `tf`), so a candle long before a window carries its close into it without a flat
+/// candle for every slot in between.
+pub(crate) fn fill_between(candles: &[Candle], tf: Timeframe, from: i64, end: i64) -> Vec<Candle> {
+    let mut out: Vec<Candle> = Vec::with_capacity(candles.len());
+    let first_slot = |prev: &Candle| tf.next(prev.open_time).max(from);
     for c in candles {
         if let Some(prev) = out.last().cloned() {
-            let prev: Candle = prev;
-            let mut t = tf.next(prev.open_time);
+            let mut t = first_slot(&prev);
             while t < c.open_time && t < end {
                 out.push(flat(&prev, t));
                 t = tf.next(t);
@@ -278,7 +285,7 @@ pub fn fill_previous(candles: &[Candle], tf: Timeframe, end: i64) -> Vec<Candle>
         out.push(c.clone());
     }
     if let Some(prev) = out.last().cloned() {
-        let mut t = tf.next(prev.open_time);
+        let mut t = first_slot(&prev);
         while t < end {
             out.push(flat(&prev, t));
             t = tf.next(t);

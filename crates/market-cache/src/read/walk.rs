@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use super::path::ReadPath;
-use super::resample::{fill_previous, gaps};
+use super::resample::{fill_between, fill_previous, gaps};
 use super::slices::Slices;
 use super::types::{Answer, Fill, Request, Source, MAX_LIMIT};
 use crate::codec::encoded::{RowFormat, Rows};
@@ -31,8 +31,42 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         let mut a = a.map(|s| s.candles());
         if req.fill == Fill::Previous {
             let tf = req.timeframe;
-            let span_end = a.next_start.unwrap_or(req.end);
-            a.candles = fill_previous(&a.candles, tf, span_end);
+            let limit = req.limit.clamp(1, MAX_LIMIT);
+            let mut span_end = a.next_start.unwrap_or(req.end);
+            // Filled slots count against `limit` like candles: a far `end` over a sparse
+            // series must not become millions of flat candles.
+            match (req.start, a.candles.first().map(|c| c.open_time)) {
+                (Some(_), Some(first)) => {
+                    let cap = slots_after(tf, first, limit);
+                    if cap < span_end {
+                        span_end = cap;
+                        a.next_start = Some(cap);
+                        let inside = a.candles.partition_point(|c| c.open_time < cap);
+                        a.candles.truncate(inside);
+                    }
+                }
+                (None, Some(_)) => {
+                    // The latest `limit` slots before the end: the last candle before them
+                    // is kept only to carry its close into the first.
+                    let lower = slots_before(tf, span_end, limit);
+                    let carry = a.candles.partition_point(|c| c.open_time < lower);
+                    a.candles.drain(..carry.saturating_sub(1));
+                    let filled = fill_between(&a.candles, tf, lower, span_end);
+                    let from = filled.partition_point(|c| c.open_time < lower);
+                    a.candles = filled;
+                    a.candles.drain(..from);
+                }
+                _ => {}
+            }
+            if req.start.is_some() {
+                a.candles = fill_previous(&a.candles, tf, span_end);
+            }
+            // The gaps that remain reported are those of the span answered.
+            let from = a.candles.first().map_or(span_end, |c| c.open_time);
+            a.gaps.retain(|g| g.1 > from && g.0 < span_end);
+            for g in &mut a.gaps {
+                *g = (g.0.max(from), g.1.min(span_end));
+            }
             let now = (self.inner.now)();
             a.partial_last = a.candles.last().is_some_and(|c| tf.next(c.open_time) > now);
         }
@@ -318,5 +352,22 @@ impl Tally {
             self.loads += 1
         }
         self.edge = self.edge.max(edge);
+    }
+}
+
+/// The open time `n` slots of `tf` after the slot opening at `t`.
+fn slots_after(tf: Timeframe, t: i64, n: usize) -> i64 {
+    match tf.fixed_ms() {
+        Some(ms) => t.saturating_add(ms.saturating_mul(n as i64)),
+        None => (0..n).fold(t, |t, _| tf.next(t)),
+    }
+}
+
+/// The open time of the first of the last `n` slots of `tf` opening before `end`.
+fn slots_before(tf: Timeframe, end: i64, n: usize) -> i64 {
+    let last = tf.floor(end - 1);
+    match tf.fixed_ms() {
+        Some(ms) => last.saturating_sub(ms.saturating_mul(n as i64 - 1)),
+        None => (1..n).fold(last, |t, _| tf.floor(t - 1)),
     }
 }

@@ -39,7 +39,7 @@ pub(crate) fn to_binance(e: Error) -> Error {
         Error::InvalidTimeframe(_) => binance(bad, -1120, "Invalid interval."),
         Error::InvalidFormat(m) | Error::InvalidTime(m) => binance(bad, -1100, m),
         Error::Upstream(m) => binance(StatusCode::BAD_GATEWAY, -1000, m),
-        Error::NotConfigured(m) => binance(StatusCode::NOT_IMPLEMENTED, -1000, m),
+        Error::NotConfigured(m) => binance(StatusCode::NOT_FOUND, -1000, m),
         Error::UpstreamTimeout(m) => binance(StatusCode::GATEWAY_TIMEOUT, -1007, m),
         Error::Busy(m) => binance(StatusCode::SERVICE_UNAVAILABLE, -1008, m),
         Error::Internal(ref detail) | Error::Config(ref detail) => {

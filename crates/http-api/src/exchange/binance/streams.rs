@@ -11,6 +11,7 @@ use market_cache::{Kind, Symbol, Timeframe};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::query::decode;
 use crate::streams::protocol::{Changes, Opening, Protocol, Stream};
 use crate::{Error, Result};
 
@@ -139,7 +140,9 @@ fn on_market(kind: Kind, s: Stream) -> std::result::Result<Stream, String> {
 
 /// The streams a path and query ask for, and whether frames are combined.
 fn target(path: &str, query: Option<&str>) -> Result<Target> {
-    let mut names: Vec<&str> = Vec::new();
+    let undecodable =
+        || Error::InvalidStream("a stream name is not valid UTF-8 after decoding".into());
+    let mut names: Vec<String> = Vec::new();
     let combined = if path == "/stream" || path == "/stream/" {
         for (k, v) in query
             .unwrap_or("")
@@ -147,7 +150,8 @@ fn target(path: &str, query: Option<&str>) -> Result<Target> {
             .filter_map(|p| p.split_once('='))
         {
             if k == "streams" {
-                names.extend(v.split('/').filter(|s| !s.is_empty()));
+                let v = decode(v).ok_or_else(undecodable)?;
+                names.extend(v.split('/').filter(|s| !s.is_empty()).map(str::to_owned));
             }
         }
         true
@@ -158,6 +162,8 @@ fn target(path: &str, query: Option<&str>) -> Result<Target> {
                 "`{path}`: one stream per /ws/<stream>; use /stream?streams=a/b for several"
             )));
         }
+        // Clients may escape the `@` (`%40`).
+        let rest = decode(rest).ok_or_else(undecodable)?;
         // ccxt pro connects to /ws/0, /ws/1, ...: not a stream name, so a plain /ws.
         if rest.contains('@') {
             names.push(rest);
@@ -165,7 +171,7 @@ fn target(path: &str, query: Option<&str>) -> Result<Target> {
         false
     };
     let mut streams = Vec::new();
-    for n in names {
+    for n in &names {
         let s = parse_stream(n).map_err(Error::InvalidStream)?;
         if !streams.iter().any(|c: &Stream| c.name == s.name) {
             streams.push(s);
