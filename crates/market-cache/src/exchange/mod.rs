@@ -38,6 +38,8 @@ pub(crate) trait RestApi: Send + Sync + std::fmt::Debug + 'static {
     /// The default derivatives base for a spot base, when the exchange keeps them apart
     /// (Binance: `fapi.binance.com` for its own hosts); `None`: the spot base serves both.
     fn futures_base(&self, spot_base: &str) -> Option<&'static str>;
+    /// The API path a user may leave on a base URL (`/api/v3`, `/fapi/v1`), taken off.
+    fn base_suffix(&self, base: Base) -> &'static str;
     /// Which base serves `kind`'s candles.
     fn base_of(&self, kind: Kind) -> Base;
     /// Which base a passed-through `path` goes to.

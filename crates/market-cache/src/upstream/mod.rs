@@ -41,7 +41,7 @@ impl Upstream {
     /// [`Error::Upstream`] if the URL is not http(s) or the client settings are invalid.
     pub fn new(base_url: &str, client: &ClientSettings) -> Result<Self> {
         let api: Arc<dyn RestApi> = Arc::new(BinanceRest);
-        let base = normalize(base_url, "/api/v3")?;
+        let base = normalize(base_url, api.base_suffix(Base::Spot))?;
         let host = base
             .split_once("://")
             .map_or("", |(_, h)| h)
@@ -70,7 +70,7 @@ impl Upstream {
     /// # Errors
     /// [`Error::Upstream`] if the URL is not http(s).
     pub fn with_futures(mut self, base_url: &str) -> Result<Self> {
-        self.futures = normalize(base_url, "/fapi/v1")?.into();
+        self.futures = normalize(base_url, self.api.base_suffix(Base::Futures))?.into();
         Ok(self)
     }
 

@@ -39,6 +39,13 @@ impl RestApi for BinanceRest {
         is_binance_host(host).then_some(BINANCE_FUTURES)
     }
 
+    fn base_suffix(&self, base: Base) -> &'static str {
+        match base {
+            Base::Spot => "/api/v3",
+            Base::Futures => "/fapi/v1",
+        }
+    }
+
     fn base_of(&self, kind: Kind) -> Base {
         if kind.is_futures() {
             Base::Futures
