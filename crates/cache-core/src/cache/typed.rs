@@ -13,7 +13,7 @@ impl NamespaceCache {
     /// Returns the typed value for `key`.
     ///
     /// # Errors
-    /// [`Error::Codec`] if the stored bytes are not a `T`.
+    /// [`Error::Codec`](crate::Error::Codec) if the stored bytes are not a `T`.
     pub fn get_typed<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
         self.get(key).map(|b| decode(&b)).transpose()
     }
@@ -21,7 +21,7 @@ impl NamespaceCache {
     /// Stores a typed value with the namespace's TTL.
     ///
     /// # Errors
-    /// [`Error::Codec`] if it cannot be encoded, else as [`NamespaceCache::insert`].
+    /// [`Error::Codec`](crate::Error::Codec) if it cannot be encoded, else as [`NamespaceCache::insert`].
     pub fn insert_typed<T: Serialize>(&self, key: &[u8], value: &T) -> Result<()> {
         self.insert(key, encode(value)?)
     }

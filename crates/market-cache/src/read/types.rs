@@ -57,7 +57,7 @@ pub enum Source {
 /// The candles of a request and what is known about them.
 #[derive(Debug, Clone)]
 pub struct Answer<B = Vec<Candle>> {
-    /// The candles, in time order: decoded, or as [`Rows`] in a caller's format.
+    /// The candles, in time order: decoded, or as [`Rows`](crate::Rows) in a caller's format.
     pub candles: B,
     /// Where they came from.
     pub source: Source,

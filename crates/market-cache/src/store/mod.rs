@@ -175,7 +175,7 @@ pub trait CandleStore {
         start: i64,
         end: i64,
     ) -> impl std::future::Future<Output = Result<Vec<Candle>>> + Send;
-    /// Returns the same range as an Arrow batch of [`candle_schema`].
+    /// Returns the same range as an Arrow batch of [`candle_schema`](crate::candle_schema).
     fn read_batch(
         &self,
         symbol: &Symbol,

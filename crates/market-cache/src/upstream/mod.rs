@@ -134,26 +134,15 @@ impl Upstream {
         start: i64,
         limit: usize,
     ) -> Result<Vec<Candle>> {
-        let base = self.base(self.api.base_of(symbol.kind()));
-        let url = format!("{base}{}", self.api.klines_path(symbol, tf, start, limit));
-        let api = &self.api;
-        let (resp, rows) = self
-            .client
-            .get_decoded(&url, |body| {
-                api.parse_klines(body, tf).map_err(|e| e.to_string())
-            })
-            .await?;
-        match rows {
-            // An upstream that ignored the page's start would make a short page look like
-            // the end of the history; refuse it rather than record a false coverage.
-            Some(rows) if rows.first().is_some_and(|c| c.open_time < start) => {
-                Err(Error::Upstream(format!(
-                    "the upstream answered a page from {start} with earlier candles"
-                )))
-            }
-            Some(rows) => Ok(rows),
-            None => Err(self.api.refusal(symbol, resp.status.as_u16(), &resp.body)),
-        }
+        let path = self.api.klines_path(symbol, tf, start, limit);
+        self.page(
+            symbol,
+            &path,
+            start,
+            |c: &Candle| c.open_time,
+            |body| self.api.parse_klines(body, tf),
+        )
+        .await
     }
 
     /// One page of funding events of a futures symbol from `start` on, in time order.
@@ -166,18 +155,38 @@ impl Upstream {
         start: i64,
         limit: usize,
     ) -> Result<Vec<Funding>> {
+        let path = self.api.funding_path(symbol, start, limit);
+        self.page(
+            symbol,
+            &path,
+            start,
+            |f: &Funding| f.time,
+            |body| self.api.parse_funding(body, symbol),
+        )
+        .await
+    }
+
+    /// GETs one page at `path` from the base serving `symbol`, read by `parse`.
+    async fn page<T>(
+        &self,
+        symbol: &Symbol,
+        path: &str,
+        start: i64,
+        time: impl Fn(&T) -> i64,
+        parse: impl Fn(&[u8]) -> Result<Vec<T>>,
+    ) -> Result<Vec<T>> {
         let base = self.base(self.api.base_of(symbol.kind()));
-        let url = format!("{base}{}", self.api.funding_path(symbol, start, limit));
-        let api = &self.api;
         let (resp, rows) = self
             .client
-            .get_decoded(&url, |body| {
-                api.parse_funding(body, symbol).map_err(|e| e.to_string())
+            .get_decoded(&format!("{base}{path}"), |body| {
+                parse(body).map_err(|e| e.to_string())
             })
             .await?;
         match rows {
-            Some(rows) if rows.first().is_some_and(|f| f.time < start) => Err(Error::Upstream(
-                format!("the upstream answered a page from {start} with earlier funding"),
+            // An upstream that ignored the page's start would make a short page look like
+            // the end of the history; refuse it rather than record a false coverage.
+            Some(rows) if rows.first().is_some_and(|r| time(r) < start) => Err(Error::Upstream(
+                format!("the upstream answered a page from {start} with earlier rows"),
             )),
             Some(rows) => Ok(rows),
             None => Err(self.api.refusal(symbol, resp.status.as_u16(), &resp.body)),
