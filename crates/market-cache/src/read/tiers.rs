@@ -312,7 +312,10 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 let key = chunk_key(&symbol, tf, s);
                 let cached = this.inner.history.get(key.as_bytes()).is_some()
                     || this.inner.recent.get(key.as_bytes()).is_some();
-                if !cached && this.chunk(&symbol, tf, s, e, false).await.is_ok() {
+                // Ahead of need only while requests have connections to spare: a prefetch
+                // holding the last one would make the next request wait, or be refused busy.
+                let spare = this.inner.store.has_spare_connection();
+                if !cached && spare && this.chunk(&symbol, tf, s, e, false).await.is_ok() {
                     this.inner
                         .counters
                         .prefetches

@@ -251,6 +251,12 @@ pub trait CandleStore {
     ) -> impl std::future::Future<Output = Result<WriteReport>> + Send;
     /// The bytes the stored data occupies (the space a delete frees counts as free).
     fn used_bytes(&self) -> impl std::future::Future<Output = Result<u64>> + Send;
+    /// Whether background work (a prefetch) may take a connection now without leaving a
+    /// request to wait for one: it never takes the last free connection.
+    fn has_spare_connection(&self) -> bool {
+        true
+    }
+
     /// Drops the candles of `[start, end)` and the record that the range is complete, in
     /// one transaction, for a range kept safe elsewhere (a later read fetches it back);
     /// returns how many candles were dropped.

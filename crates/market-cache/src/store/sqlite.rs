@@ -217,6 +217,11 @@ impl SqliteStore {
 }
 
 impl CandleStore for SqliteStore {
+    fn has_spare_connection(&self) -> bool {
+        let p = self.db.pool().stats();
+        p.waiting == 0 && p.max_size.saturating_sub(p.in_use) >= 2
+    }
+
     async fn write(
         &self,
         meta: &MarketMeta,
