@@ -131,11 +131,6 @@ impl App {
         query: Option<&str>,
         ttl: Duration,
     ) -> Result<Reply> {
-        if !self.read.has_upstream() {
-            return Err(Error::NotConfigured(format!(
-                "{path} is live exchange data passed through to an upstream, and none is configured here (--upstream)"
-            )));
-        }
         let path = match query {
             Some(q) if !q.is_empty() => format!("{path}?{q}"),
             _ => path.to_owned(),
@@ -144,7 +139,8 @@ impl App {
         self.answer(&key, false, || async {
             let Some((status, body)) = self.read.pass_through(&path).await? else {
                 return Err(Error::NotConfigured(format!(
-                    "{path}: no upstream is configured here"
+                    "{} is live exchange data passed through to an upstream, and none is configured here (--upstream)",
+                    path.split('?').next().unwrap_or_default()
                 )));
             };
             Ok(Made {

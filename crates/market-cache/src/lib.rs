@@ -61,7 +61,7 @@ pub use health::{
     SlowQuery,
 };
 pub use import::{ImportOptions, ImportReport, OnInvalid, Progress as ImportProgress, Reject};
-pub use live::edge::{keep_for, RESPONSE_TTL};
+pub use live::edge::{funding_settled, RESPONSE_TTL};
 pub use live::streams::config::StreamConfig;
 pub use live::streams::{StreamStats, Watch};
 pub use model::candle::Candle;

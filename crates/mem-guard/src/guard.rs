@@ -136,11 +136,19 @@ impl MemGuard {
     /// # Errors
     /// [`crate::Error::Config`] if `config` cannot work.
     pub fn new(config: Config, source: impl SampleSource) -> Result<Self> {
+        Self::with_clock(config, source, cache_core::wall_clock())
+    }
+
+    /// A guard reading `source`, its reclaim actions stamped by `now`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] if `config` cannot work.
+    fn with_clock(config: Config, source: impl SampleSource, now: cache_core::Now) -> Result<Self> {
         config.validate()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
-                now: cache_core::wall_clock(),
+                now,
                 source: Mutex::new(Box::new(source)),
                 state: Mutex::default(),
                 targets: RwLock::default(),
@@ -163,11 +171,7 @@ impl MemGuard {
     /// # Errors
     /// As [`MemGuard::for_process`].
     pub fn for_process_with_clock(config: Config, now: cache_core::Now) -> Result<Self> {
-        let mut guard = Self::new(config, ProcessSource::new()?.with_clock(now.clone()))?;
-        if let Some(inner) = Arc::get_mut(&mut guard.inner) {
-            inner.now = now;
-        }
-        Ok(guard)
+        Self::with_clock(config, ProcessSource::new()?.with_clock(now.clone()), now)
     }
 
     /// The settings.

@@ -108,9 +108,15 @@ pub(crate) fn stream_fresh(last_event: Option<i64>, now: i64, stale_ms: u64) -> 
     last_event.is_some_and(|t| now - t <= stale_ms as i64)
 }
 
+/// Whether funding events up to `end` are all published at `now`, so an answer reaching
+/// no further is closed history.
+pub fn funding_settled(end: i64, now: i64) -> bool {
+    end < now - FUNDING_GRACE_MS
+}
+
 /// How long an encoded answer with `max_age` may be kept: the smaller of its `max_age`
 /// and [`RESPONSE_TTL`].
-pub fn keep_for(max_age: Option<Duration>) -> Duration {
+pub(crate) fn keep_for(max_age: Option<Duration>) -> Duration {
     max_age.map_or(RESPONSE_TTL, |a| a.min(RESPONSE_TTL))
 }
 

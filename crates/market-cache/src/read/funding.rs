@@ -3,7 +3,7 @@
 
 use super::path::ReadPath;
 use super::tiers::load_error;
-use crate::live::edge::FUNDING_GRACE_MS;
+use crate::live::edge::funding_settled;
 use crate::store::CandleStore;
 use crate::{Funding, Kind, Result, Symbol};
 
@@ -30,7 +30,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             let now = (self.inner.now)();
             let to = end.min(now);
             if from < to {
-                let edge = to > now - FUNDING_GRACE_MS;
+                let edge = !funding_settled(to, now);
                 let key = if edge {
                     format!("{}/funding/{from}/now", symbol.key())
                 } else {

@@ -48,8 +48,6 @@ pub(super) struct Inner<S> {
     pub(super) prefetch_slots: tokio::sync::Semaphore,
     pub(super) upstream: Option<Upstream>,
     pub(super) live: LiveConfig,
-    /// The live edge's rules for this read path.
-    pub(super) rules: Rules,
     pub(super) streams: Option<Streams<S>>,
     pub(super) futures_streams: Option<Streams<S>>,
     /// The shared object store of closed months, between the store and the upstream.
@@ -82,10 +80,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             .map(Some),
             _ => Ok(None),
         };
-        let rules = Rules {
-            refresh: live.refresh,
-            upstream: upstream.is_some(),
-        };
+
         let streams = open(&live.stream)?;
         let futures_streams = open(&live.futures_stream)?;
         let ns = |name| {
@@ -103,7 +98,6 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 prefetch_slots: tokio::sync::Semaphore::new(2),
                 upstream,
                 live,
-                rules,
                 streams,
                 futures_streams,
                 objects: std::sync::OnceLock::new(),
@@ -184,6 +178,15 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             Kind::Spot => self.inner.streams.as_ref(),
             Kind::Futures => self.inner.futures_streams.as_ref(),
             Kind::Mark => None,
+        }
+    }
+
+    /// The live edge's rules for this read path (its refresh period, whether it has an
+    /// upstream).
+    pub(super) fn rules(&self) -> Rules {
+        Rules {
+            refresh: self.inner.live.refresh,
+            upstream: self.inner.upstream.is_some(),
         }
     }
 

@@ -189,7 +189,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Vec<Candle>>>,
     {
-        let ttl = self.inner.rules.chunk_ttl(tf, is_edge);
+        let ttl = self.rules().chunk_ttl(tf, is_edge);
         let (candles, hit) = self.cached(key, ttl, what, load).await?;
         let edge = if is_edge {
             Edge::Refreshed

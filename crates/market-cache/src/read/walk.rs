@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use super::path::ReadPath;
-use super::resample::{fill_between, fill_previous, gaps};
+use super::resample::{fill_between, gaps};
 use super::slices::Slices;
 use super::types::{Answer, Fill, Request, Source, MAX_LIMIT};
 use crate::codec::encoded::{RowFormat, Rows};
@@ -35,32 +35,28 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             let mut span_end = a.next_start.unwrap_or(req.end);
             // Filled slots count against `limit` like candles: a far `end` over a sparse
             // series must not become millions of flat candles.
-            match (req.start, a.candles.first().map(|c| c.open_time)) {
+            let lower = match (req.start, a.candles.first().map(|c| c.open_time)) {
+                // A page from a start: at most `limit` slots from its first candle; the
+                // rest is the next page.
                 (Some(_), Some(first)) => {
                     let cap = slots_after(tf, first, limit);
                     if cap < span_end {
                         span_end = cap;
                         a.next_start = Some(cap);
-                        let inside = a.candles.partition_point(|c| c.open_time < cap);
-                        a.candles.truncate(inside);
                     }
+                    first
                 }
-                (None, Some(_)) => {
-                    // The latest `limit` slots before the end: the last candle before them
-                    // is kept only to carry its close into the first.
-                    let lower = slots_before(tf, span_end, limit);
-                    let carry = a.candles.partition_point(|c| c.open_time < lower);
-                    a.candles.drain(..carry.saturating_sub(1));
-                    let filled = fill_between(&a.candles, tf, lower, span_end);
-                    let from = filled.partition_point(|c| c.open_time < lower);
-                    a.candles = filled;
-                    a.candles.drain(..from);
-                }
-                _ => {}
-            }
-            if req.start.is_some() {
-                a.candles = fill_previous(&a.candles, tf, span_end);
-            }
+                // The latest `limit` slots before the end; an earlier candle only carries
+                // its close into the first of them.
+                (None, Some(_)) => slots_before(tf, span_end, limit),
+                _ => span_end,
+            };
+            let carry = a.candles.partition_point(|c| c.open_time < lower);
+            a.candles = fill_between(&a.candles[carry.saturating_sub(1)..], tf, lower, span_end)
+                .into_iter()
+                .skip_while(|c| c.open_time < lower)
+                .take_while(|c| c.open_time < span_end)
+                .collect();
             // The gaps that remain reported are those of the span answered.
             let from = a.candles.first().map_or(span_end, |c| c.open_time);
             a.gaps.retain(|g| g.1 > from && g.0 < span_end);
@@ -280,7 +276,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         let gap_list = gaps(slices.times(), tf, start, span_end);
         let now = (self.inner.now)();
         let partial_last = slices.last_time().is_some_and(|t| tf.next(t) > now);
-        let max_age = self.inner.rules.max_age(tf, tally.edge);
+        let max_age = self.rules().max_age(tf, tally.edge);
         if tally.edge == Edge::Stream {
             self.inner
                 .counters

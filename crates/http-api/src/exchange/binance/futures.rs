@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hyper::Request;
-use market_cache::{funding_json, Kind, Symbol, RESPONSE_TTL};
+use market_cache::{funding_json, funding_settled, Kind, Symbol, RESPONSE_TTL};
 use serde_json::json;
 
 use super::errors::{illegal, range};
@@ -56,7 +56,7 @@ impl App {
         let end = end_incl.map_or(now + 1, |e| e.saturating_add(1));
         let key = format!("funding|{}|{start:?}|{end_incl:?}|{limit}", symbol.key());
         // An answer up to now may gain the next event; history does not change.
-        let keep_for = if end_incl.is_some_and(|e| e < now - 60_000) {
+        let keep_for = if end_incl.is_some_and(|e| funding_settled(e, now)) {
             RESPONSE_TTL
         } else {
             LIVE_TTL

@@ -68,7 +68,7 @@ impl StreamApi for BinanceStream {
             Some((s, d)) => (Some(s), d.get()),
             None => (None, text.trim()),
         };
-        let Ok(data) = serde_json::from_str::<Value>(event) else {
+        let Ok(mut data) = serde_json::from_str::<Value>(event) else {
             return bad("not JSON");
         };
         if stream.is_none() {
@@ -104,7 +104,7 @@ impl StreamApi for BinanceStream {
             topic,
             raw: event,
             klines: vec![Kline {
-                body: k.clone(),
+                body: data["k"].take(),
                 closed,
             }],
         }
