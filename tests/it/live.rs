@@ -294,11 +294,12 @@ fn malformed_foreign_and_late_frames_are_counted_never_stored() {
     assert!(st["out_of_order"].as_u64().unwrap() >= 1, "{st}");
     let metrics = String::from_utf8(get(srv.addr, "/metrics").body).unwrap();
     assert!(
-        metrics.contains("candlecache_stream_bad_frames_total{market=\"spot\"} "),
+        metrics
+            .contains("candlecache_stream_bad_frames_total{exchange=\"binance\",market=\"spot\"} "),
         "{metrics}"
     );
     assert!(metrics.contains(
-        "candlecache_stream_last_event_age_seconds{market=\"spot\",stream=\"btcusdt@kline_1s\"}"
+        "candlecache_stream_last_event_age_seconds{exchange=\"binance\",market=\"spot\",stream=\"btcusdt@kline_1s\"}"
     ));
     drop(srv);
     let (status, out, err) = run(&dir.path().join("c.db"), &["markets", "--json"]);

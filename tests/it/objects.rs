@@ -132,8 +132,8 @@ fn instances_share_closed_months_through_the_object_store() {
     assert_eq!(
         objects_under(shared.path()),
         [
-            "exchange=127.0.0.1/symbol=BTCUSDT/timeframe=1h/year=2024/month=02/BTCUSDT-1h-2024-02.parquet",
-            "exchange=127.0.0.1/symbol=BTCUSDT/timeframe=1h/year=2024/month=03/BTCUSDT-1h-2024-03.parquet",
+            "exchange=binance/symbol=BTCUSDT/timeframe=1h/year=2024/month=02/BTCUSDT-1h-2024-02.parquet",
+            "exchange=binance/symbol=BTCUSDT/timeframe=1h/year=2024/month=03/BTCUSDT-1h-2024-03.parquet",
         ]
     );
     // The second reads them: no exchange request, the same candles, the exchange's.
@@ -177,7 +177,7 @@ fn instances_share_closed_months_through_the_object_store() {
 
     // A damaged object is refused, and the exchange answers instead.
     let may_path = shared.path().join(
-        "exchange=127.0.0.1/symbol=BTCUSDT/timeframe=1h/year=2024/month=05/BTCUSDT-1h-2024-05.parquet",
+        "exchange=binance/symbol=BTCUSDT/timeframe=1h/year=2024/month=05/BTCUSDT-1h-2024-05.parquet",
     );
     std::fs::create_dir_all(may_path.parent().unwrap()).unwrap();
     std::fs::write(&may_path, b"PAR1 not really parquet").unwrap();

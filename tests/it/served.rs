@@ -732,7 +732,7 @@ fn futures_streams_are_relayed_on_market_ws_and_their_closes_stored_as_futures()
     assert_eq!(served(&srv)["streams"], 1);
     let metrics = String::from_utf8(get(srv.addr, "/metrics").body).unwrap();
     assert!(
-        metrics.contains("candlecache_stream_streams{market=\"futures\"} 1"),
+        metrics.contains("candlecache_stream_streams{exchange=\"binance\",market=\"futures\"} 1"),
         "{metrics}"
     );
     assert!(!metrics.contains("market=\"spot\""), "no spot streams here");

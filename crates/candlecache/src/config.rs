@@ -65,7 +65,23 @@ pub(crate) struct UpstreamSection {
     /// backoff_base_ms, backoff_max_ms, deadline_ms, max_idle_per_host, idle_timeout_ms,
     /// weight_limit, weight_share, weight_window_ms, user_agent.
     pub(crate) client: market_cache::ClientSettings,
+    /// `[upstream.bybit]`: rest, ws. Its presence asks for Bybit (`https://api.bybit.com`
+    /// when `rest` is not given).
+    pub(crate) bybit: Option<VenueSection>,
 }
+
+/// `[upstream.<exchange>]` of an exchange other than Binance.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct VenueSection {
+    /// The REST API's base URL.
+    pub(crate) rest: Option<String>,
+    /// The public streams' URL (both markets under it), or `off`.
+    pub(crate) ws: Option<String>,
+}
+
+/// Bybit's own REST host, the default when Bybit is asked for without a URL.
+pub(crate) const BYBIT_REST: &str = "https://api.bybit.com";
 
 impl Default for UpstreamSection {
     fn default() -> Self {
@@ -77,6 +93,7 @@ impl Default for UpstreamSection {
             refresh_ms: 1000,
             stream: market_cache::StreamConfig::default(),
             client: market_cache::ClientSettings::default(),
+            bybit: None,
         }
     }
 }
@@ -153,48 +170,64 @@ impl FileConfig {
         Ok(Some(up))
     }
 
-    /// How the live edge is kept fresh: the refresh period, and the upstream's streams
-    /// named by `flag` (which wins), the file's `ws`, or Binance's for Binance's hosts
-    /// (and the same for the futures streams with `futures_flag` and `futures_ws`);
-    /// `off` disables them.
-    pub(crate) fn live(
+    /// Bybit's upstream at `flag` (which wins; `Some(None)`: asked for without a URL),
+    /// else `[upstream.bybit] rest`, else Bybit's own host when either asks for Bybit;
+    /// `None` when nothing does.
+    pub(crate) fn bybit(
         &self,
-        upstream: Option<&market_cache::Upstream>,
-        flag: Option<&str>,
-        futures_flag: Option<&str>,
-    ) -> Result<market_cache::LiveConfig> {
-        let mut live = market_cache::LiveConfig {
+        flag: Option<Option<&str>>,
+    ) -> Result<Option<market_cache::Upstream>> {
+        let section = self.upstream.bybit.as_ref();
+        let url = match (flag, section) {
+            (Some(Some(url)), _) => url,
+            (
+                _,
+                Some(VenueSection {
+                    rest: Some(url), ..
+                }),
+            ) => url.as_str(),
+            (Some(None), _) | (None, Some(_)) => BYBIT_REST,
+            (None, None) => return Ok(None),
+        };
+        let up =
+            market_cache::Upstream::of(market_cache::Exchange::Bybit, url, &self.upstream.client)
+                .with_context(|| "the Bybit upstream (--upstream-bybit / [upstream.bybit] rest)")?;
+        Ok(Some(up))
+    }
+
+    /// The live edge's refresh period over REST, for series without a trusted stream.
+    pub(crate) fn live(&self) -> market_cache::LiveConfig {
+        market_cache::LiveConfig {
             refresh: std::time::Duration::from_millis(self.upstream.refresh_ms),
-            ..Default::default()
-        };
-        let Some(up) = upstream else {
-            return Ok(live);
-        };
-        let stream = |given: Option<&str>, default: Option<&str>, what: &'static str| {
+        }
+    }
+
+    /// `up` with the streams of its spot and derivatives markets: those named by `ws` and
+    /// `futures_ws` (`off` disables one), else the exchange's own for its own hosts, none
+    /// for any other host; `what` names the flags in errors.
+    pub(crate) fn with_streams(
+        &self,
+        up: market_cache::Upstream,
+        ws: Option<&str>,
+        futures_ws: Option<&str>,
+        what: &str,
+    ) -> Result<market_cache::Upstream> {
+        let stream = |given: Option<&str>, futures: bool| {
             let url = match given.map(str::trim) {
                 Some("off" | "none" | "") => return Ok(None),
-                Some(url) => url.to_owned(),
-                None => match default {
-                    Some(d) => d.to_owned(),
+                given => match up.stream_url(given, futures) {
+                    Some(url) => url,
                     None => return Ok(None),
                 },
             };
             let mut stream = self.upstream.stream.clone();
             stream.url = url;
-            stream.validate().with_context(|| what)?;
+            stream.validate().with_context(|| what.to_owned())?;
             Ok::<_, anyhow::Error>(Some(stream))
         };
-        live.stream = stream(
-            flag.or(self.upstream.ws.as_deref()),
-            market_cache::default_stream_url(up.base_url()),
-            "the upstream stream (--upstream-ws / [upstream] ws)",
-        )?;
-        live.futures_stream = stream(
-            futures_flag.or(self.upstream.futures_ws.as_deref()),
-            market_cache::default_futures_stream_url(up.futures_url()),
-            "the futures upstream stream (--upstream-futures-ws / [upstream] futures_ws)",
-        )?;
-        Ok(live)
+        let spot = stream(ws, false)?;
+        let futures = stream(futures_ws, true)?;
+        Ok(up.with_streams(spot, futures))
     }
 
     /// The object store named by `flag` (which wins) or the file's `[object_store] url`,
@@ -264,6 +297,7 @@ mod tests {
         "max_size",
         "wait_timeout_ms",
         "url",
+        "rest",
         "ws",
         "refresh_ms",
         "watchdog_ms",
@@ -279,6 +313,7 @@ mod tests {
         "nope",
     ];
     const SECTIONS: &[&str] = &[
+        "upstream.bybit",
         "server",
         "cache",
         "database",

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use market_cache::{format_time, wall_ms, FillProgress, Symbol, Timeframe};
+use market_cache::{format_time, wall_ms, Exchange, FillProgress, Symbol, Timeframe};
 
 use crate::config::FileConfig;
 use crate::store_cmds::{
@@ -28,8 +28,9 @@ pub(crate) struct Args {
     /// End of the range, exclusive (same forms); default: now.
     #[arg(long, value_parser = parse_when)]
     end: Option<i64>,
-    /// The Binance-compatible exchange, e.g. `https://api.binance.com`; default: the
-    /// configuration file's `[upstream] url`.
+    /// The exchange's API, e.g. `https://api.binance.com`; default: the configuration
+    /// file's `[upstream] url` (with `--exchange bybit`: `[upstream.bybit] rest`, else
+    /// `https://api.bybit.com`).
     #[arg(long, env = "CANDLECACHE_UPSTREAM")]
     upstream: Option<String>,
     /// The upstream's USD-M futures API for `--market futures` (default:
@@ -45,13 +46,18 @@ pub(crate) struct Args {
 
 pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
     let file = FileConfig::load(config)?;
-    let symbol = args.symbol.clone().with_kind(args.market.kind()?);
+    let symbol = args.market.series(&args.symbol)?;
     if symbol.kind().is_futures() && args.timeframe == Timeframe::S1 {
         bail!("--timeframe 1s: the futures market has no 1s candles (1m and up)");
     }
-    let Some(upstream) =
-        file.upstream(args.upstream.as_deref(), args.upstream_futures.as_deref())?
-    else {
+    let upstream = match symbol.exchange() {
+        Exchange::Binance => {
+            file.upstream(args.upstream.as_deref(), args.upstream_futures.as_deref())?
+        }
+        // Bybit's own host unless another is given: one host serves both markets.
+        _ => file.bybit(Some(args.upstream.as_deref()))?,
+    };
+    let Some(upstream) = upstream else {
         bail!("no upstream: pass --upstream URL (e.g. https://api.binance.com) or set [upstream] url in the configuration");
     };
     let end = args.end.unwrap_or_else(|| args.timeframe.next(wall_ms()));

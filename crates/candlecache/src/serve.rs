@@ -59,6 +59,15 @@ pub(crate) struct Args {
     /// hosts; none for other upstreams), or `off` to refresh the edge over REST only.
     #[arg(long, env = "CANDLECACHE_UPSTREAM_WS", value_name = "URL|off")]
     upstream_ws: Option<String>,
+    /// Serve Bybit v5 too, fetching what the store lacks from this Bybit-compatible API
+    /// (`https://api.bybit.com` when given without a URL; also `[upstream.bybit] rest`).
+    #[arg(long, env = "CANDLECACHE_UPSTREAM_BYBIT", value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    upstream_bybit: Option<String>,
+    /// Bybit's public streams, which keep Bybit candles as fresh as the exchange's
+    /// (`wss://stream.bybit.com/v5/public`, its `/spot` and `/linear` under it, by default
+    /// for Bybit's own host; none for other upstreams), or `off`.
+    #[arg(long, env = "CANDLECACHE_UPSTREAM_BYBIT_WS", value_name = "URL|off")]
+    upstream_bybit_ws: Option<String>,
     /// Client WebSocket connections (`/ws`, `/stream`) open at once at most (default
     /// 4096; also `[server.ws] max_connections`); beyond it the handshake gets 503.
     #[arg(long, env = "CANDLECACHE_MAX_WS_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -85,38 +94,77 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         }
         let cache = Cache::new(cache_config)?;
         let upstream = file.upstream(args.upstream.as_deref(), args.upstream_futures.as_deref())?;
-        if let Some(up) = &upstream {
+        let upstream = match upstream {
+            Some(up) => Some(file.with_streams(
+                up,
+                args.upstream_ws.as_deref().or(file.upstream.ws.as_deref()),
+                args.upstream_futures_ws
+                    .as_deref()
+                    .or(file.upstream.futures_ws.as_deref()),
+                "the upstream streams (--upstream-ws, --upstream-futures-ws / [upstream] ws, futures_ws)",
+            )?),
+            None => None,
+        };
+        let bybit_flag = args
+            .upstream_bybit
+            .as_deref()
+            .map(|u| Some(u).filter(|u| !u.is_empty()));
+        let bybit = match file.bybit(bybit_flag)? {
+            Some(up) => {
+                let ws = args
+                    .upstream_bybit_ws
+                    .as_deref()
+                    .or(file.upstream.bybit.as_ref().and_then(|b| b.ws.as_deref()));
+                Some(file.with_streams(
+                    up,
+                    ws,
+                    ws,
+                    "the Bybit streams (--upstream-bybit-ws / [upstream.bybit] ws)",
+                )?)
+            }
+            None => None,
+        };
+        for up in upstream.iter().chain(bybit.iter()) {
             eprintln!(
-                "candlecache: fetching missing candles from {} (futures: {})",
+                "candlecache: fetching missing {} candles from {}{}",
+                up.exchange(),
                 up.base_url(),
-                up.futures_url()
+                if up.futures_url() == up.base_url() {
+                    String::new()
+                } else {
+                    format!(" (futures: {})", up.futures_url())
+                }
             );
+            for (market, futures) in [("spot", false), ("futures", true)] {
+                match up.streams(futures) {
+                    Some(st) => eprintln!(
+                        "candlecache: {} {market} live edge from the streams at {}",
+                        up.exchange(),
+                        st.url
+                    ),
+                    None => eprintln!(
+                        "candlecache: {} {market} live edge refreshed over REST at most every {} ms",
+                        up.exchange(),
+                        file.upstream.refresh_ms
+                    ),
+                }
+            }
         }
-        let live = file.live(
-            upstream.as_ref(),
-            args.upstream_ws.as_deref(),
-            args.upstream_futures_ws.as_deref(),
-        )?;
-        if let Some(stream) = &live.futures_stream {
-            eprintln!("candlecache: futures live edge from the streams at {}", stream.url);
-        }
-        if let Some(stream) = &live.stream {
-            eprintln!("candlecache: live edge from the streams at {}", stream.url);
-        } else if upstream.is_some() {
-            eprintln!(
-                "candlecache: live edge refreshed over REST at most every {} ms",
-                live.refresh.as_millis()
-            );
-        }
+        let live = file.live();
+        let any_upstream = upstream.is_some() || bybit.is_some();
         let objects = file.objects(args.object_store.as_deref(), args.local_max_mb)?;
-        if objects.as_ref().is_some_and(|o| o.local_max_bytes().is_some()) && upstream.is_none() {
+        if objects.as_ref().is_some_and(|o| o.local_max_bytes().is_some()) && !any_upstream {
             anyhow::bail!("`local_max_mb` needs an upstream (--upstream): months dropped locally come back through it, from the object store first");
         }
         if let Some(objects) = &objects {
             eprintln!("candlecache: closed months shared through {}", objects.stats().url);
         }
         let service = open_service(file.db(db), false, |b| {
-            b.cache(&cache).upstream(upstream).live(live).objects(objects)
+            b.cache(&cache)
+                .upstream(upstream)
+                .upstream(bybit)
+                .live(live)
+                .objects(objects)
         })
         .await?;
         if args.demo && service.markets().await?.is_empty() {

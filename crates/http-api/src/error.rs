@@ -94,6 +94,15 @@ pub enum Error {
         /// Binance's message.
         msg: String,
     },
+    /// An error of an exchange's routes other than Binance's, in that exchange's own body
+    /// (Bybit's `{"retCode", "retMsg", ...}`), written by its facade.
+    #[error("{body}")]
+    Exchange {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The body, JSON.
+        body: String,
+    },
     /// A stream name (in a stream path or query) is malformed or not served.
     #[error("{0}")]
     InvalidStream(String),
@@ -134,7 +143,7 @@ impl Error {
             Self::Internal(_) | Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Binance { status, .. } => *status,
+            Self::Binance { status, .. } | Self::Exchange { status, .. } => *status,
             Self::MissingParameter(_)
             | Self::DuplicateParameter(_)
             | Self::InvalidSymbol(_)
@@ -174,6 +183,7 @@ impl Error {
             Self::Unauthorized => "unauthorized",
             Self::Upstream(_) | Self::UpstreamTimeout(_) => "upstream_unavailable",
             Self::Binance { .. } => "binance",
+            Self::Exchange { .. } => "exchange",
             Self::InvalidStream(_) => "invalid_stream",
             Self::UpgradeRequired(_) => "upgrade_required",
             Self::StreamsUnavailable(_) => "streams_unavailable",

@@ -41,14 +41,16 @@ impl Reply {
 /// The error envelope at `now` (the service's clock), with the status the error maps to.
 pub(crate) fn error_response(e: &Error, now: i64) -> Response<http_body_util::Full<Bytes>> {
     let body = match e {
-        Error::Binance { code, msg, .. } => json!({"code": code, "msg": msg}),
+        Error::Binance { code, msg, .. } => json!({"code": code, "msg": msg}).to_string(),
+        Error::Exchange { body, .. } => body.clone(),
         _ => json!({
             "success": false,
             "error": {"code": e.code(), "message": e.to_string()},
             "timestamp": format_time(now),
-        }),
+        })
+        .to_string(),
     };
-    let mut r = Response::new(http_body_util::Full::new(Bytes::from(body.to_string())));
+    let mut r = Response::new(http_body_util::Full::new(Bytes::from(body)));
     *r.status_mut() = e.status();
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -35,6 +35,14 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("/fapi/v1/ticker/24hr", "GET"),
     ("/fapi/v1/ticker/bookTicker", "GET"),
     ("/fapi/v1/ticker/price", "GET"),
+    ("/v5/market/kline", "GET"),
+    ("/v5/market/mark-price-kline", "GET"),
+    ("/v5/market/funding/history", "GET"),
+    ("/v5/market/instruments-info", "GET"),
+    ("/v5/market/risk-limit", "GET"),
+    ("/v5/market/tickers", "GET"),
+    ("/v5/market/orderbook", "GET"),
+    ("/v5/market/time", "GET"),
     ("/api/performance/stats", "GET"),
     ("/api/performance/cache", "GET"),
     ("/api/performance/memory", "GET"),
@@ -81,7 +89,7 @@ impl App {
         }
         match path {
             "/api/crypto/ohlc" => self.ohlc(req, &params).await,
-            "/api/crypto/markets" => self.markets().await,
+            "/api/crypto/markets" => self.markets(&params).await,
             "/api/performance/stats" => self.stats().await,
             "/api/performance/cache" => Ok(Reply::json(envelope(
                 self.read.now(),

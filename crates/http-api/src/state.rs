@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cache_core::{ns, Cache, NamespaceCache};
 use hyper::StatusCode;
-use market_cache::Service;
+use market_cache::{Exchange, Service};
 
 use crate::metrics::Metrics;
 use crate::reply::{gzip_bytes, join_cached, split_cached, Reply, GZIP_MIN_BYTES};
@@ -127,6 +127,7 @@ impl App {
     /// [`Error::NotConfigured`] without an upstream; the upstream's failures.
     pub(crate) async fn pass_through(
         &self,
+        exchange: Exchange,
         path: &str,
         query: Option<&str>,
         ttl: Duration,
@@ -135,11 +136,11 @@ impl App {
             Some(q) if !q.is_empty() => format!("{path}?{q}"),
             _ => path.to_owned(),
         };
-        let key = format!("raw|{path}");
+        let key = format!("raw|{exchange}|{path}");
         self.answer(&key, false, || async {
-            let Some((status, body)) = self.read.pass_through(&path).await? else {
+            let Some((status, body)) = self.read.pass_through(exchange, &path).await? else {
                 return Err(Error::NotConfigured(format!(
-                    "{} is live exchange data passed through to an upstream, and none is configured here (--upstream)",
+                    "{} is live exchange data passed through to an upstream, and none is configured here for {exchange} (serve --help: --upstream, --upstream-bybit)",
                     path.split('?').next().unwrap_or_default()
                 )));
             };

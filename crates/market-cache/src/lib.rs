@@ -48,13 +48,17 @@ mod settings;
 mod store;
 mod upstream;
 
+/// Bybit's names of things, for its served facade.
+pub mod bybit {
+    pub use crate::exchange::bybit::{interval, timeframe};
+}
+
 pub use codec::encoded::{RowFormat, Rows};
 pub use codec::schema::candle_schema;
 pub use codec::wire::arrow_ipc;
 pub use error::{Error, Result};
 pub use exchange::binance::rest::{parse_funding, parse_klines, PAGE};
 pub use exchange::binance::rows::{funding_json, KlineRows};
-pub use exchange::binance::stream::{default_futures_stream_url, default_stream_url};
 pub use export::{ExportFormat, ExportReport, ExportTo};
 pub use health::{
     DatabaseStats, HostStats, OptimizeReport, Optimized, PatternStats, PoolStats, Recommendation,
@@ -67,7 +71,7 @@ pub use live::streams::{StreamStats, Watch};
 pub use model::candle::Candle;
 pub use model::decimal::{Decimal, MAX_SCALE};
 pub use model::funding::Funding;
-pub use model::symbol::{Kind, Symbol};
+pub use model::symbol::{Exchange, Kind, Symbol};
 pub use model::time::{epoch_to_ms, format_time, parse_time, wall_ms, Now};
 pub use model::timeframe::Timeframe;
 pub use objects::{ObjectConfig, ObjectStats, Objects};

@@ -19,7 +19,7 @@ use crate::model::time::Now;
 use crate::objects::{local_months, ObjectStats, Objects, Published};
 use crate::read::{Answer, LiveConfig, ReadPath, ReadStats, Request};
 use crate::upstream::{FillProgress, FillReport, Upstream};
-use crate::{Error, Funding, Kind, Market, Result, SqliteStore, Symbol, Timeframe};
+use crate::{Error, Exchange, Funding, Kind, Market, Result, SqliteStore, Symbol, Timeframe};
 
 /// The cache a one-shot command's service reads through when it is given none: small,
 /// since such a command reads each chunk once.
@@ -34,7 +34,14 @@ pub struct Service {
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service")
-            .field("upstream", &self.read.upstream().map(Upstream::base_url))
+            .field(
+                "upstreams",
+                &self
+                    .read
+                    .upstreams()
+                    .map(Upstream::base_url)
+                    .collect::<Vec<_>>(),
+            )
             .field("objects", &self.read.objects().map(|o| o.stats().url))
             .finish_non_exhaustive()
     }
@@ -46,7 +53,7 @@ impl std::fmt::Debug for Service {
 pub struct ServiceBuilder {
     db: DbSettings,
     cache: Option<Cache>,
-    upstream: Option<Upstream>,
+    upstreams: Vec<Upstream>,
     live: LiveConfig,
     objects: Option<Objects>,
     now: Now,
@@ -55,6 +62,8 @@ pub struct ServiceBuilder {
 /// The upstream as the figures show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct UpstreamStats {
+    /// The exchange whose API it is.
+    pub exchange: Exchange,
     /// The spot API's base URL.
     pub base_url: String,
     /// The USD-M futures API's base URL.
@@ -82,7 +91,7 @@ impl Service {
         ServiceBuilder {
             db,
             cache: None,
-            upstream: None,
+            upstreams: Vec::new(),
             live: LiveConfig::default(),
             objects: None,
             now: cache_core::wall_clock(),
@@ -145,9 +154,9 @@ impl Service {
         self.read.watch(symbol, tf)
     }
 
-    /// True when the upstream's streams of `kind`'s market are configured.
-    pub fn has_streams(&self, kind: Kind) -> bool {
-        self.read.has_streams(kind)
+    /// True when `exchange`'s streams of `kind`'s market are configured.
+    pub fn has_streams(&self, exchange: Exchange, kind: Kind) -> bool {
+        self.read.has_streams(exchange, kind)
     }
 
     /// The service's clock, epoch ms.
@@ -166,18 +175,22 @@ impl Service {
         self.read.stats()
     }
 
-    /// Figures of the upstream streams of `kind`'s market, when they are configured.
-    pub fn stream_stats(&self, kind: Kind) -> Option<StreamStats> {
-        self.read.stream_stats(kind)
+    /// Figures of `exchange`'s streams of `kind`'s market, when they are configured.
+    pub fn stream_stats(&self, exchange: Exchange, kind: Kind) -> Option<StreamStats> {
+        self.read.stream_stats(exchange, kind)
     }
 
-    /// The upstream and its HTTP client's figures, when there is one.
-    pub fn upstream_stats(&self) -> Option<UpstreamStats> {
-        self.read.upstream().map(|u| UpstreamStats {
-            base_url: u.base_url().to_owned(),
-            futures_url: u.futures_url().to_owned(),
-            hosts: u.stats(),
-        })
+    /// Each upstream and its HTTP client's figures.
+    pub fn upstream_stats(&self) -> Vec<UpstreamStats> {
+        self.read
+            .upstreams()
+            .map(|u| UpstreamStats {
+                exchange: u.exchange(),
+                base_url: u.base_url().to_owned(),
+                futures_url: u.futures_url().to_owned(),
+                hosts: u.stats(),
+            })
+            .collect()
     }
 
     /// The object store's figures, when there is one.
@@ -198,21 +211,26 @@ impl Service {
         self.read.store().optimize().await
     }
 
-    /// `path_and_query` as the upstream answers it (status and body; the spot or futures
-    /// API by its path): live data candlecache does not store. `None` without an upstream.
+    /// `path_and_query` as `exchange`'s upstream answers it (status and body; the spot or
+    /// futures API by its path): live data candlecache does not store. `None` without an
+    /// upstream for it.
     ///
     /// # Errors
     /// Upstream errors (unreachable, timeouts).
-    pub async fn pass_through(&self, path_and_query: &str) -> Result<Option<(u16, Bytes)>> {
-        match self.read.upstream() {
+    pub async fn pass_through(
+        &self,
+        exchange: Exchange,
+        path_and_query: &str,
+    ) -> Result<Option<(u16, Bytes)>> {
+        match self.read.upstream_of(exchange) {
             Some(up) => up.get_raw(path_and_query).await.map(Some),
             None => Ok(None),
         }
     }
 
-    /// True when an upstream is configured.
-    pub fn has_upstream(&self) -> bool {
-        self.read.upstream().is_some()
+    /// True when an upstream for `exchange` is configured.
+    pub fn has_upstream(&self, exchange: Exchange) -> bool {
+        self.read.upstream_of(exchange).is_some()
     }
 
     /// Imports one file (a zip: each entry).
@@ -284,16 +302,17 @@ impl Service {
         range: (i64, i64),
         progress: &(dyn Fn(FillProgress) + Send + Sync),
     ) -> Result<FillReport> {
-        let Some(up) = self.read.upstream() else {
-            return Err(Error::Config("a backfill needs an upstream".into()));
+        let Some(up) = self.read.upstream_for(symbol) else {
+            return Err(Error::Config(format!(
+                "a backfill of {} needs an upstream for it",
+                symbol.exchange()
+            )));
         };
         let store = self.read.store();
         let now = self.read.clock();
         let mut from_months = FillReport::default();
         if let Some(obj) = self.read.objects() {
-            (from_months, _) = obj
-                .fill(store, up.exchange(), symbol, tf, range, Some(up), now)
-                .await?;
+            (from_months, _) = obj.fill(store, symbol, tf, range, Some(up), now).await?;
         }
         let mut report = up.fill(store, symbol, tf, range, now, progress).await?;
         report.pages += from_months.pages;
@@ -317,8 +336,8 @@ impl Service {
             months: months.len() as u64,
             ..SyncReport::default()
         };
-        for (i, (exchange, symbol, tf, month)) in months.iter().enumerate() {
-            match obj.publish(store, exchange, symbol, *tf, *month).await? {
+        for (i, (symbol, tf, month)) in months.iter().enumerate() {
+            match obj.publish(store, symbol, *tf, *month).await? {
                 Some(Published::Created) => report.created += 1,
                 Some(Published::Existed) => report.existed += 1,
                 None => report.incomplete += 1,
@@ -362,9 +381,14 @@ impl ServiceBuilder {
         self
     }
 
-    /// The exchange to backfill from and to keep the live edge fresh with.
+    /// An exchange to backfill its series from and keep their live edge fresh with (its
+    /// streams as [`Upstream::with_streams`] says); one per exchange, a later one for the
+    /// same exchange replaces the earlier.
     pub fn upstream(mut self, upstream: Option<Upstream>) -> Self {
-        self.upstream = upstream;
+        if let Some(up) = upstream {
+            self.upstreams.retain(|u| u.exchange() != up.exchange());
+            self.upstreams.push(up);
+        }
         self
     }
 
@@ -398,7 +422,7 @@ impl ServiceBuilder {
             .objects
             .as_ref()
             .is_some_and(|o| o.local_max_bytes().is_some());
-        if bounded && self.upstream.is_none() {
+        if bounded && self.upstreams.is_empty() {
             return Err(Error::Config(
                 "a bounded local store (local_max_mb) needs an upstream: dropped months come back through it, from the object store first".into(),
             ));
@@ -418,7 +442,7 @@ impl ServiceBuilder {
             }
         };
         let store = SqliteStore::open_with(self.db, results).await?;
-        let read = ReadPath::new(store, &cache, self.now, self.upstream, self.live)?;
+        let read = ReadPath::new(store, &cache, self.now, self.upstreams, self.live)?;
         if let Some(objects) = self.objects {
             read.set_objects(objects);
         }

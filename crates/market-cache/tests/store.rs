@@ -668,7 +668,7 @@ async fn forgetting_a_range_drops_its_candles_and_its_coverage_only() {
     let all = s.read(&x, Timeframe::M5, 0, i64::MAX).await.unwrap();
     let (first, last) = (all[0].open_time, all[all.len() - 1].open_time);
     let end = last + 300_000;
-    let meta = market_cache::MarketMeta::new(x.clone(), "binance");
+    let meta = market_cache::MarketMeta::new(x.clone());
     s.write_covered(&meta, Timeframe::M5, Vec::new(), (first, end))
         .await
         .unwrap();
@@ -736,7 +736,7 @@ async fn large_holed_ranges_read_into_arrow_as_the_rows_are() {
             }
         })
         .collect();
-    let meta = market_cache::MarketMeta::new(x.clone(), "binance");
+    let meta = market_cache::MarketMeta::new(x.clone());
     s.write(&meta, Timeframe::M1, candles.clone())
         .await
         .unwrap();
@@ -768,4 +768,59 @@ async fn large_holed_ranges_read_into_arrow_as_the_rows_are() {
         }
         assert_eq!(taker_base.null_count(), rows.len());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binance_and_a_bybit_series_of_one_name_never_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    import(&s, &fixture("XRPETH-5m.csv"), &ImportOptions::default())
+        .await
+        .unwrap();
+    let binance = sym("XRPETH");
+    let bybit = binance.clone().with_exchange(market_cache::Exchange::Bybit);
+    let all = s.read(&binance, Timeframe::M5, 0, i64::MAX).await.unwrap();
+    assert!(matches!(
+        s.read(&bybit, Timeframe::M5, 0, i64::MAX).await,
+        Err(market_cache::Error::UnknownSymbol(_))
+    ));
+    // The same times on Bybit at other prices: a second series, covered on its own.
+    let mut other = all[..10].to_vec();
+    for c in &mut other {
+        c.close = c.open;
+        c.high = c.high.max(c.open);
+        c.low = c.low.min(c.open);
+    }
+    let (a, b) = (all[0].open_time, all[10].open_time);
+    let meta = market_cache::MarketMeta::new(bybit.clone());
+    s.write_covered(&meta, Timeframe::M5, other.clone(), (a, b))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.read(&bybit, Timeframe::M5, 0, i64::MAX).await.unwrap(),
+        other
+    );
+    assert_eq!(
+        s.read(&binance, Timeframe::M5, 0, i64::MAX).await.unwrap(),
+        all
+    );
+    assert!(s
+        .missing(&bybit, Timeframe::M5, a, b)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.missing(&binance, Timeframe::M5, a, b).await.unwrap(),
+        [(a, b)]
+    );
+    let markets = s.markets().await.unwrap();
+    let exchanges: Vec<_> = markets.iter().map(|m| (m.exchange, m.count)).collect();
+    assert_eq!(
+        exchanges,
+        [
+            (market_cache::Exchange::Binance, all.len() as u64),
+            (market_cache::Exchange::Bybit, 10)
+        ]
+    );
+    assert_eq!(markets[1].series(), Some(bybit));
 }

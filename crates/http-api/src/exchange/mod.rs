@@ -5,6 +5,7 @@
 //! change.
 
 pub(crate) mod binance;
+pub(crate) mod bybit;
 
 use hyper::Request;
 
@@ -14,5 +15,8 @@ use crate::Result;
 
 /// Answers `path` if an exchange's facade serves it.
 pub(crate) async fn route<B>(app: &App, path: &str, req: &Request<B>) -> Option<Result<Reply>> {
-    binance::route(app, path, req).await
+    match binance::route(app, path, req).await {
+        Some(reply) => Some(reply),
+        None => bybit::route(app, path, req).await,
+    }
 }

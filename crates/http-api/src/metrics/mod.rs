@@ -93,7 +93,7 @@ impl Metrics {
         upstream: &[HostStats],
         live: (
             &market_cache::ReadStats,
-            &[(&str, &market_cache::StreamStats)],
+            &[(&str, &str, &market_cache::StreamStats)],
         ),
         served: &crate::streams::WsStats,
         memory: &mem_guard::Report,

@@ -67,12 +67,12 @@ pub(super) fn render_served(s: &mut String, w: &crate::streams::WsStats) {
     }
 }
 
-/// The live edge: REST refreshes, and the upstream streams of each market (`market`
-/// label: spot, futures) when configured.
+/// The live edge: REST refreshes, and the upstream streams of each exchange and market
+/// (`exchange` label: binance, bybit; `market`: spot, futures) when configured.
 pub(super) fn render_live(
     s: &mut String,
     read: &market_cache::ReadStats,
-    markets: &[(&str, &market_cache::StreamStats)],
+    markets: &[(&str, &str, &market_cache::StreamStats)],
 ) {
     for (name, help, kind, v) in [
         (
@@ -182,10 +182,10 @@ pub(super) fn render_live(
             s,
             "# HELP candlecache_{name} {help}\n# TYPE candlecache_{name} {kind}"
         );
-        for (market, st) in markets {
+        for (exchange, market, st) in markets {
             let _ = writeln!(
                 s,
-                "candlecache_{name}{{market=\"{market}\"}} {}",
+                "candlecache_{name}{{exchange=\"{exchange}\",market=\"{market}\"}} {}",
                 figure(st)
             );
         }
@@ -194,12 +194,12 @@ pub(super) fn render_live(
         s,
         "# HELP candlecache_stream_last_event_age_seconds Age of the last event per upstream stream.\n# TYPE candlecache_stream_last_event_age_seconds gauge"
     );
-    for (market, st) in markets {
+    for (exchange, market, st) in markets {
         for p in &st.per_stream {
             if let Some(age) = p.last_event_age_ms {
                 let _ = writeln!(
                     s,
-                    "candlecache_stream_last_event_age_seconds{{market=\"{market}\",stream=\"{}\"}} {}",
+                    "candlecache_stream_last_event_age_seconds{{exchange=\"{exchange}\",market=\"{market}\",stream=\"{}\"}} {}",
                     p.stream,
                     age as f64 / 1000.0
                 );

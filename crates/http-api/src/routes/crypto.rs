@@ -5,7 +5,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use hyper::header::ACCEPT;
 use hyper::{Request, StatusCode};
-use market_cache::{parse_time, Fill, Request as ReadRequest, Symbol, Timeframe, DEFAULT_LIMIT};
+use market_cache::{
+    parse_time, Exchange, Fill, Request as ReadRequest, Symbol, Timeframe, DEFAULT_LIMIT,
+};
 use serde_json::json;
 
 use crate::encode::{CsvRows, JsonRows};
@@ -25,7 +27,12 @@ impl App {
                 clip(price)
             ))
         })?;
-        let symbol = p.require("symbol")?.parse::<Symbol>()?.with_kind(kind);
+        let exchange = exchange(p)?.unwrap_or_default();
+        let symbol = p
+            .require("symbol")?
+            .parse::<Symbol>()?
+            .with_kind(kind)
+            .with_exchange(exchange);
         let timeframe: Timeframe = p.require("timeframe")?.parse()?;
         if kind.is_futures() && timeframe == Timeframe::S1 {
             return Err(Error::InvalidTimeframe(
@@ -145,10 +152,25 @@ impl App {
         .await
     }
 
-    pub(crate) async fn markets(&self) -> Result<Reply> {
-        let markets = self.read.markets().await?;
+    pub(crate) async fn markets(&self, p: &Params) -> Result<Reply> {
+        let mut markets = self.read.markets().await?;
+        if let Some(e) = exchange(p)? {
+            markets.retain(|m| m.exchange == e);
+        }
         Ok(Reply::json(envelope(self.read.now(), json!(markets), None)))
     }
+}
+
+/// The `exchange` parameter (`binance`, `bybit`), if given.
+fn exchange(p: &Params) -> Result<Option<Exchange>> {
+    p.get("exchange")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            e.parse::<Exchange>().map_err(|_| {
+                Error::InvalidFormat(format!("exchange `{}` is not binance or bybit", clip(e)))
+            })
+        })
+        .transpose()
 }
 
 fn clip(s: &str) -> String {

@@ -4,24 +4,40 @@ use bytes::Bytes;
 use cache_core::{Reclaim, Scope};
 use serde_json::json;
 
+use market_cache::{Exchange, Kind};
+
 use crate::query::Params;
 use crate::reply::{envelope, Reply};
 use crate::state::App;
 use crate::{Error, Result};
 
 impl App {
-    /// The upstream streams' figures by market, for `/metrics`.
-    fn stream_markets(&self) -> Vec<(&'static str, market_cache::StreamStats)> {
-        [
-            ("spot", self.read.stream_stats(market_cache::Kind::Spot)),
-            (
-                "futures",
-                self.read.stream_stats(market_cache::Kind::Futures),
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(m, st)| Some((m, st?)))
-        .collect()
+    /// The upstream streams' figures by exchange and market, for `/metrics`.
+    fn stream_markets(&self) -> Vec<(Exchange, &'static str, market_cache::StreamStats)> {
+        let mut out = Vec::new();
+        for e in Exchange::ALL {
+            for (market, kind) in [("spot", Kind::Spot), ("futures", Kind::Futures)] {
+                if let Some(st) = self.read.stream_stats(e, kind) {
+                    out.push((e, market, st));
+                }
+            }
+        }
+        out
+    }
+
+    /// One upstream's block of `/api/performance/stats`.
+    fn upstream_block(&self, u: market_cache::UpstreamStats) -> serde_json::Value {
+        let read_stats = self.read.read_stats();
+        json!({
+            "exchange": u.exchange,
+            "base_url": u.base_url,
+            "hosts": u.hosts,
+            "edge_refreshes": read_stats.edge_refreshes,
+            "edge_from_stream": read_stats.edge_from_stream,
+            "streams": self.read.stream_stats(u.exchange, Kind::Spot),
+            "futures_streams": self.read.stream_stats(u.exchange, Kind::Futures),
+            "objects": self.read.object_stats(),
+        })
     }
 
     pub(crate) async fn stats(&self) -> Result<Reply> {
@@ -47,17 +63,18 @@ impl App {
             },
             "pools": {
                 "sqlite": db.pool,
-                "http": upstream.as_ref().map(|u| u.hosts.clone()).unwrap_or_default(),
+                "http": upstream.iter().flat_map(|u| u.hosts.clone()).collect::<Vec<_>>(),
             },
-            "upstream": upstream.map(|u| json!({
-                "base_url": u.base_url,
-                "hosts": u.hosts,
-                "edge_refreshes": read_stats.edge_refreshes,
-                "edge_from_stream": read_stats.edge_from_stream,
-                "streams": self.read.stream_stats(market_cache::Kind::Spot),
-                "futures_streams": self.read.stream_stats(market_cache::Kind::Futures),
-                "objects": self.read.object_stats(),
-            })),
+            // Binance's (else the first) as before; every exchange's in `upstreams`.
+            "upstream": upstream
+                .iter()
+                .find(|u| u.exchange == Exchange::Binance)
+                .or(upstream.first())
+                .map(|u| self.upstream_block(u.clone())),
+            "upstreams": upstream
+                .iter()
+                .map(|u| self.upstream_block(u.clone()))
+                .collect::<Vec<_>>(),
             "served_streams": self.ws.stats(),
             "queries": {"patterns": db.patterns, "slow": db.slow},
             "read_path": read_stats,
@@ -128,11 +145,15 @@ impl App {
                     &self
                         .read
                         .upstream_stats()
-                        .map(|u| u.hosts)
-                        .unwrap_or_default(),
+                        .into_iter()
+                        .flat_map(|u| u.hosts)
+                        .collect::<Vec<_>>(),
                     (
                         &self.read.read_stats(),
-                        &streams.iter().map(|(m, st)| (*m, st)).collect::<Vec<_>>(),
+                        &streams
+                            .iter()
+                            .map(|(e, m, st)| (e.as_str(), *m, st))
+                            .collect::<Vec<_>>(),
                     ),
                     &self.ws.stats(),
                     &self.guard.report(),

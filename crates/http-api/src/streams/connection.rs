@@ -78,7 +78,7 @@ impl Hub {
                 self.config.max_streams_per_connection
             )));
         }
-        if !self.read.has_streams(kind) {
+        if !self.read.has_streams(protocol.exchange(), kind) {
             return Err(Error::StreamsUnavailable(format!(
                 "no {kind} upstream stream is configured ({}); served streams relay the upstream's events",
                 protocol.upstream_hint(kind)
@@ -160,6 +160,7 @@ impl Hub {
             self.subscribe(&client, stream);
             subscribed.push(stream.name.clone());
         }
+        let max_rate = protocol.max_messages_per_sec(self.config.max_messages_per_sec);
         let mut closing = client.close.subscribe();
         let mut stop = self.stop.subscribe();
         let mut recent: std::collections::VecDeque<tokio::time::Instant> =
@@ -176,9 +177,9 @@ impl Hub {
                         frame,
                         Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_)))
                     );
-                    if counted && !self.within_rate(&mut recent) {
+                    if counted && !self.within_rate(&mut recent, max_rate) {
                         self.counters.closed_rate.fetch_add(1, Ordering::Relaxed);
-                        client.close(1008, "too many messages: at most 5 a second");
+                        client.close(1008, "too many messages a second");
                         break;
                     }
                     match frame {
@@ -254,7 +255,11 @@ impl Hub {
     }
 
     /// True while the client stays within its messages a second.
-    fn within_rate(&self, recent: &mut std::collections::VecDeque<tokio::time::Instant>) -> bool {
+    fn within_rate(
+        &self,
+        recent: &mut std::collections::VecDeque<tokio::time::Instant>,
+        max: usize,
+    ) -> bool {
         let now = tokio::time::Instant::now();
         while recent
             .front()
@@ -263,7 +268,7 @@ impl Hub {
             recent.pop_front();
         }
         recent.push_back(now);
-        recent.len() <= self.config.max_messages_per_sec
+        recent.len() <= max
     }
 }
 

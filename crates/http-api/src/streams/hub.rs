@@ -141,11 +141,15 @@ impl Hub {
     /// Adds a client to a stream (starting the stream's pump if it is the first) and
     /// queues the latest event for it.
     pub(super) fn subscribe(&self, client: &Arc<Client>, stream: &Stream) {
-        let key = topic_key(client.kind, &stream.name);
+        let key = topic_key(client, &stream.name);
         let topic = match self.topics.entry(key) {
             Entry::Occupied(e) => e.get().clone(),
             Entry::Vacant(e) => {
-                let symbol = stream.symbol.clone().with_kind(client.kind);
+                let symbol = stream
+                    .symbol
+                    .clone()
+                    .with_kind(client.kind)
+                    .with_exchange(client.protocol.exchange());
                 let Some(w) = self.read.watch(&symbol, stream.tf) else {
                     return;
                 };
@@ -177,7 +181,7 @@ impl Hub {
     /// Removes a client from a stream; the last one out stops the pump, so the upstream
     /// subscription can go idle.
     pub(super) fn unsubscribe(&self, client: &Client, name: &str) {
-        let key = topic_key(client.kind, name);
+        let key = topic_key(client, name);
         let Entry::Occupied(entry) = self.topics.entry(key) else {
             return;
         };
@@ -194,9 +198,10 @@ impl Hub {
     }
 }
 
-/// A topic per market and stream: `btcusdt@kline_1m` is another series on each market.
-fn topic_key(kind: Kind, name: &str) -> String {
-    format!("{kind}|{name}")
+/// A topic per exchange, market and stream: `btcusdt@kline_1m` is another series on each
+/// market, `kline.1.BTCUSDT` on each of Bybit's.
+fn topic_key(client: &Client, name: &str) -> String {
+    format!("{}|{}|{name}", client.protocol.exchange(), client.kind)
 }
 
 /// Hands each event of a stream to its subscribers, encoded once per form.

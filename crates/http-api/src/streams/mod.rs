@@ -22,10 +22,11 @@ pub(crate) use config::WsStats;
 pub(crate) use hub::Hub;
 
 use crate::exchange::binance::streams::BinanceStreams;
+use crate::exchange::bybit::streams::BybitStreams;
 use protocol::Protocol;
 
 /// The served stream protocols, tried in order by path.
-static PROTOCOLS: [&dyn Protocol; 1] = [&BinanceStreams];
+static PROTOCOLS: [&dyn Protocol; 2] = [&BinanceStreams, &BybitStreams];
 
 /// The protocol serving `path` as streams, if one does.
 pub(crate) fn protocol_for(path: &str) -> Option<&'static dyn Protocol> {

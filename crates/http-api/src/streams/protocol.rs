@@ -5,7 +5,7 @@
 use std::sync::atomic::AtomicBool;
 
 use bytes::Bytes;
-use market_cache::{Kind, Symbol, Timeframe};
+use market_cache::{Exchange, Kind, Symbol, Timeframe};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::Result;
@@ -45,6 +45,8 @@ pub(crate) struct Changes {
 
 /// An exchange's served stream protocol.
 pub(crate) trait Protocol: Send + Sync + 'static {
+    /// The exchange whose streams these are.
+    fn exchange(&self) -> Exchange;
     /// The metrics name of `path` if this protocol serves it.
     fn route_name(&self, path: &str) -> Option<&'static str>;
     /// What a handshake on `path?query` asks for.
@@ -59,6 +61,11 @@ pub(crate) trait Protocol: Send + Sync + 'static {
         text: &str,
         max_streams: usize,
     ) -> Changes;
+    /// The messages a second a client may send, given the configured limit (Binance's
+    /// 5, which its clients pace themselves to).
+    fn max_messages_per_sec(&self, configured: usize) -> usize {
+        configured
+    }
     /// An event of stream `name` as a frame, combined or raw.
     fn frame(&self, name: &str, event: &Bytes, combined: bool) -> Option<Message>;
     /// How to configure the upstream streams `kind`'s served streams need.

@@ -13,12 +13,13 @@
 //!   flag (Binance's `x`, Bybit's and OKX's `confirm`).
 
 pub(crate) mod binance;
+pub(crate) mod bybit;
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{Candle, Error, Funding, Kind, Result, Symbol, Timeframe};
+use crate::{Candle, Error, Exchange, Funding, Kind, Result, Symbol, Timeframe};
 
 /// Which of an upstream's two bases serves a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,10 +32,39 @@ pub(crate) enum Base {
 
 /// An exchange's REST market-data protocol, as the backfill uses it.
 pub(crate) trait RestApi: Send + Sync + std::fmt::Debug + 'static {
-    /// The exchange's name as stored with its series (`binance`).
-    fn name(&self) -> &'static str;
-    /// The most candles (and funding events) one page may ask for.
+    /// The exchange whose protocol this is (stored with its series).
+    fn exchange(&self) -> Exchange;
+    /// The most candles one page may ask for.
     fn page(&self) -> usize;
+    /// The most funding events one page may ask for.
+    fn funding_page(&self) -> usize {
+        self.page()
+    }
+    /// The requests the exchange allows per window (count, window ms), for exchanges
+    /// that do not report a used weight the client can follow (Binance does).
+    fn budget(&self) -> Option<(u32, u64)> {
+        None
+    }
+    /// Whether the exchange has candles of `tf` (Bybit has no 1s, 8h or 3d).
+    fn supports(&self, _tf: Timeframe) -> bool {
+        true
+    }
+    /// For an exchange that pages funding events back from an end (Bybit refuses a start
+    /// alone), path and query of the up to `limit` latest events before `end`; `None`
+    /// when pages go forward ([`RestApi::funding_path`]).
+    fn funding_before_path(&self, _symbol: &Symbol, _end: i64, _limit: usize) -> Option<String> {
+        None
+    }
+    /// A refusal written into a 2xx body (Bybit's `retCode`), which is not a body cut
+    /// short and must not be fetched again; `None` for a page.
+    fn envelope_error(&self, _symbol: &Symbol, _body: &[u8]) -> Option<Error> {
+        None
+    }
+    /// How long to stay away after an answer that says the exchange is banning us
+    /// (Bybit's 403 or `retCode` 10006/10018); `None` for any other answer.
+    fn ban(&self, _status: u16, _body: &[u8]) -> Option<Duration> {
+        None
+    }
     /// The default derivatives base for a spot base, when the exchange keeps them apart
     /// (Binance: `fapi.binance.com` for its own hosts); `None`: the spot base serves both.
     fn futures_base(&self, spot_base: &str) -> Option<&'static str>;
@@ -86,8 +116,18 @@ pub(crate) struct Kline {
 
 /// An exchange's upstream stream protocol.
 pub(crate) trait StreamApi: Send + Sync + std::fmt::Debug + 'static {
-    /// The URL to connect to on the stream host `base`.
-    fn endpoint(&self, base: &str) -> String;
+    /// The URL to connect to for the configured stream URL `url` (Binance's host with or
+    /// without `/stream`; Bybit's `/v5/public/<category>` as it is); `None` when `url`
+    /// cannot be one.
+    fn endpoint(&self, url: &str) -> Option<String>;
+    /// The stream URL of the spot (or with `futures` the derivatives) market for a stream
+    /// URL a user gave: as it is where each market has its own (Binance's).
+    fn market_url(&self, ws: &str, _futures: bool) -> String {
+        ws.trim().to_owned()
+    }
+    /// The exchange's own stream URL for its REST host `rest_base`; `None` for any other
+    /// host (another candlecache, a test server: their streams are given, not guessed).
+    fn default_url(&self, rest_base: &str, futures: bool) -> Option<String>;
     /// The topic that carries `symbol`'s candles of `tf`.
     fn topic(&self, symbol: &Symbol, tf: Timeframe) -> String;
     /// The message that subscribes (or unsubscribes) `topics`; `id` numbers it.

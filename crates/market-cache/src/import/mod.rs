@@ -18,7 +18,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::store::{CandleStore, MarketMeta};
-use crate::{Candle, Error, Kind, Result, Symbol, Timeframe};
+use crate::{Candle, Error, Exchange, Kind, Result, Symbol, Timeframe};
 
 /// What to do with rows that fail validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +39,8 @@ pub struct ImportOptions {
     /// What the candles are (spot, futures, mark price); `None` takes it from freqtrade's
     /// file names (`-futures`, `-mark`), else spot.
     pub kind: Option<Kind>,
-    /// The exchange recorded for a new symbol.
-    pub exchange: String,
+    /// The exchange the candles come from (part of the series' identity).
+    pub exchange: Exchange,
     /// What to do with invalid rows.
     pub on_invalid: OnInvalid,
     /// Rows parsed and written at a time. With [`OnInvalid::Fail`] all batches are one
@@ -55,7 +55,7 @@ impl Default for ImportOptions {
             symbol: None,
             timeframe: None,
             kind: None,
-            exchange: "binance".into(),
+            exchange: Exchange::Binance,
             on_invalid: OnInvalid::Fail,
             batch_rows: 50_000,
         }
@@ -188,12 +188,12 @@ async fn import_source<S: CandleStore>(
         (Some(k), _) | (None, parse::NamedAs::Kind(k)) => k,
         (None, parse::NamedAs::Unsaid) => Kind::Spot,
     };
-    let symbol = symbol.with_kind(kind);
+    let symbol = symbol.with_kind(kind).with_exchange(opts.exchange);
     let tf = opts.timeframe.or(name_tf).ok_or_else(|| Error::Unnamed {
         file: source.name.clone(),
         what: "timeframe",
     })?;
-    let meta = MarketMeta::new(symbol.clone(), &opts.exchange);
+    let meta = MarketMeta::new(symbol.clone());
     let source = Arc::new(source);
     let format = source.format;
     let mut report = ImportReport {

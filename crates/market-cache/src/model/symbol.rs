@@ -80,13 +80,82 @@ impl fmt::Display for Kind {
     }
 }
 
-/// A market symbol such as `BTCUSDT` (1 to 32 of A-Z and 0-9, upper case) of one [`Kind`].
+/// The exchange a series comes from: part of every series' identity (Binance and Bybit both
+/// list `BTCUSDT`, at different prices).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Exchange {
+    /// Binance (spot `api`, USD-M `fapi`).
+    #[default]
+    Binance,
+    /// Bybit v5 (spot and linear perpetuals).
+    Bybit,
+    /// OKX v5 (spot and perpetual swaps).
+    Okx,
+}
+
+impl Exchange {
+    /// Every exchange, in storage order.
+    pub const ALL: [Exchange; 3] = [Exchange::Binance, Exchange::Bybit, Exchange::Okx];
+
+    /// The stored name: `binance`, `bybit` or `okx`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exchange::Binance => "binance",
+            Exchange::Bybit => "bybit",
+            Exchange::Okx => "okx",
+        }
+    }
+
+    /// The exchange's own name for its perpetual market, which names the object-store
+    /// partitions of derivatives series (`binance_usdm`, `bybit_linear`, `okx_swap`).
+    pub fn derivatives(self) -> &'static str {
+        match self {
+            Exchange::Binance => "usdm",
+            Exchange::Bybit => "linear",
+            Exchange::Okx => "swap",
+        }
+    }
+
+    /// A small index, for tables kept per exchange.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl FromStr for Exchange {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Exchange::ALL
+            .into_iter()
+            .find(|e| e.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown exchange `{}` (binance, bybit, okx)",
+                    s.chars().take(32).collect::<String>()
+                ))
+            })
+    }
+}
+
+impl fmt::Display for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A market symbol such as `BTCUSDT` (1 to 32 of A-Z and 0-9, upper case) of one [`Kind`]
+/// on one [`Exchange`].
 ///
-/// Displays and serializes as the bare name, as exchanges write it; a parsed symbol is
-/// spot until [`Symbol::with_kind`] says otherwise. Cache keys use [`Symbol::key`].
+/// Displays and serializes as the bare name, as exchanges write it; a parsed symbol is a
+/// Binance spot one until [`Symbol::with_kind`] and [`Symbol::with_exchange`] say
+/// otherwise. Cache keys use [`Symbol::key`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Symbol {
+    exchange: Exchange,
     name: String,
     kind: Kind,
 }
@@ -109,13 +178,30 @@ impl Symbol {
         self
     }
 
-    /// A key naming the series' symbol uniquely across kinds: the name for spot (so keys of
-    /// spot series read as before), `F:NAME` for futures and `M:NAME` for mark price.
+    /// The exchange the series comes from.
+    pub fn exchange(&self) -> Exchange {
+        self.exchange
+    }
+
+    /// The same name and kind on `exchange`.
+    #[must_use]
+    pub fn with_exchange(mut self, exchange: Exchange) -> Self {
+        self.exchange = exchange;
+        self
+    }
+
+    /// A key naming the series' symbol uniquely across kinds and exchanges: the name for
+    /// Binance spot (so keys of the first series read as before), `F:NAME` for futures and
+    /// `M:NAME` for mark price, prefixed `bybit:` or `okx:` on those exchanges.
     pub fn key(&self) -> String {
-        match self.kind {
+        let name = match self.kind {
             Kind::Spot => self.name.clone(),
             Kind::Futures => format!("F:{}", self.name),
             Kind::Mark => format!("M:{}", self.name),
+        };
+        match self.exchange {
+            Exchange::Binance => name,
+            e => format!("{e}:{name}"),
         }
     }
 
@@ -142,6 +228,7 @@ impl FromStr for Symbol {
             return Err(Error::InvalidSymbol(s.chars().take(64).collect()));
         }
         Ok(Self {
+            exchange: Exchange::Binance,
             name: s.to_ascii_uppercase(),
             kind: Kind::Spot,
         })
@@ -212,6 +299,14 @@ mod tests {
         assert_eq!(keys, ["BTCUSDT", "F:BTCUSDT", "M:BTCUSDT"]);
         assert_eq!(Kind::of("futures", "mark"), Some(Kind::Mark));
         assert_eq!(Kind::of("spot", "mark"), None);
+        let bybit = fut.clone().with_exchange(Exchange::Bybit);
+        assert_ne!(bybit, fut);
+        assert_eq!(bybit.key(), "bybit:F:BTCUSDT");
+        assert_eq!(bybit.to_string(), "BTCUSDT");
+        for e in Exchange::ALL {
+            assert_eq!(e.as_str().parse::<Exchange>().unwrap(), e);
+        }
+        assert!("kraken".parse::<Exchange>().is_err());
         for k in Kind::ALL {
             assert_eq!(k.as_str().parse::<Kind>().unwrap(), k);
             let (m, p) = k.market_and_price();

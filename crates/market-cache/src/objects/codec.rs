@@ -14,39 +14,36 @@ use crate::codec::wire::candles_batch;
 use crate::store::Scales;
 use crate::{Candle, Decimal, Error, Kind, Result, Symbol, Timeframe};
 
-/// The partition name of the exchange and market: the exchange for spot, with `_usdm`
-/// (and `_mark`) for the futures market's series, so the layout stays the design's five
-/// levels and spot and futures of one name never share an object.
-pub(super) fn exchange_key(exchange: &str, kind: Kind) -> String {
-    match kind {
-        Kind::Spot => exchange.to_owned(),
-        Kind::Futures => format!("{exchange}_usdm"),
-        Kind::Mark => format!("{exchange}_usdm_mark"),
+/// The partition name of the exchange and market: the exchange for spot, with its
+/// perpetual market's name (`_usdm`, `_linear`, `_swap`; and `_mark`) for derivatives, so
+/// the layout stays the design's five levels and no two series share an object.
+pub(super) fn exchange_key(symbol: &Symbol) -> String {
+    let e = symbol.exchange();
+    match symbol.kind() {
+        Kind::Spot => e.to_string(),
+        Kind::Futures => format!("{e}_{}", e.derivatives()),
+        Kind::Mark => format!("{e}_{}_mark", e.derivatives()),
     }
 }
 
 /// The object of a month: `exchange=<e>/symbol=<S>/timeframe=<tf>/year=<YYYY>/month=<MM>/...`.
-pub(crate) fn month_path(exchange: &str, symbol: &Symbol, tf: Timeframe, month: i64) -> ObjectPath {
+pub(crate) fn month_path(symbol: &Symbol, tf: Timeframe, month: i64) -> ObjectPath {
     let t = crate::format_time(month);
     let (year, mon) = (&t[..4], &t[5..7]);
     ObjectPath::from(format!(
         "exchange={}/symbol={symbol}/timeframe={tf}/year={year}/month={mon}/{symbol}-{tf}-{year}-{mon}.parquet",
-        exchange_key(exchange, symbol.kind())
+        exchange_key(symbol)
     ))
 }
 
 const META_SERIES: &str = "candlecache.series";
 const META_SCALES: &str = "candlecache.scales";
 
-fn series_tag(exchange: &str, symbol: &Symbol, tf: Timeframe, month: i64) -> String {
-    format!(
-        "{}/{symbol}/{tf}/{month}",
-        exchange_key(exchange, symbol.kind())
-    )
+fn series_tag(symbol: &Symbol, tf: Timeframe, month: i64) -> String {
+    format!("{}/{symbol}/{tf}/{month}", exchange_key(symbol))
 }
 
 pub(super) fn encode(
-    exchange: &str,
     symbol: &Symbol,
     tf: Timeframe,
     month: i64,
@@ -64,10 +61,7 @@ pub(super) fn encode(
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_key_value_metadata(Some(vec![
-            KeyValue::new(
-                META_SERIES.to_owned(),
-                series_tag(exchange, symbol, tf, month),
-            ),
+            KeyValue::new(META_SERIES.to_owned(), series_tag(symbol, tf, month)),
             KeyValue::new(META_SCALES.to_owned(), scales),
         ]))
         .build();
@@ -81,7 +75,6 @@ pub(super) fn encode(
 /// The month's candles from an object, or why it is not this series' month.
 pub(super) fn decode(
     bytes: bytes::Bytes,
-    exchange: &str,
     symbol: &Symbol,
     tf: Timeframe,
     month: i64,
@@ -94,7 +87,7 @@ pub(super) fn decode(
         .cloned()
         .unwrap_or_default();
     let meta = |k: &str| kv.iter().find(|e| e.key == k).and_then(|e| e.value.clone());
-    let want = series_tag(exchange, symbol, tf, month);
+    let want = series_tag(symbol, tf, month);
     if meta(META_SERIES).as_deref() != Some(want.as_str()) {
         return Err(format!("it is not {want}"));
     }
@@ -198,20 +191,20 @@ mod tests {
             candle(month, "42000.01", "12.34567"),
             candle(month + 3_600_000, "0.00000123", "987654321.12345"),
         ];
-        let bytes = encode("binance", &sym, Timeframe::H1, month, &candles).unwrap();
-        let back = decode(bytes.clone().into(), "binance", &sym, Timeframe::H1, month).unwrap();
+        let bytes = encode(&sym, Timeframe::H1, month, &candles).unwrap();
+        let back = decode(bytes.clone().into(), &sym, Timeframe::H1, month).unwrap();
         assert_eq!(back, candles);
         // Another series, another month, the futures market or damage: refused.
         let eth: Symbol = "ETHUSDT".parse().unwrap();
         let fut = sym.clone().with_kind(Kind::Futures);
-        assert!(decode(bytes.clone().into(), "binance", &eth, Timeframe::H1, month).is_err());
-        assert!(decode(bytes.clone().into(), "binance", &sym, Timeframe::M1, month).is_err());
-        assert!(decode(bytes.clone().into(), "binance", &fut, Timeframe::H1, month).is_err());
+        assert!(decode(bytes.clone().into(), &eth, Timeframe::H1, month).is_err());
+        assert!(decode(bytes.clone().into(), &sym, Timeframe::M1, month).is_err());
+        assert!(decode(bytes.clone().into(), &fut, Timeframe::H1, month).is_err());
         let mut cut = bytes.clone();
         cut.truncate(bytes.len() / 2);
-        assert!(decode(cut.into(), "binance", &sym, Timeframe::H1, month).is_err());
+        assert!(decode(cut.into(), &sym, Timeframe::H1, month).is_err());
         assert_eq!(
-            month_path("binance", &fut, Timeframe::H1, month).as_ref(),
+            month_path(&fut, Timeframe::H1, month).as_ref(),
             "exchange=binance_usdm/symbol=BTCUSDT/timeframe=1h/year=2024/month=02/BTCUSDT-1h-2024-02.parquet"
         );
     }

@@ -27,7 +27,6 @@ impl Objects {
     pub(crate) async fn fill<S: CandleStore + Sync>(
         &self,
         store: &S,
-        exchange: &str,
         symbol: &Symbol,
         tf: Timeframe,
         (start, end): (i64, i64),
@@ -46,7 +45,7 @@ impl Objects {
             if next > closed {
                 break;
             }
-            let key = month_path(exchange, symbol, tf, month).to_string();
+            let key = month_path(symbol, tf, month).to_string();
             if self.local_max_bytes.is_some() {
                 // Recency matters only to a trim.
                 let tick = self.counters.tick.fetch_add(1, Ordering::Relaxed) + 1;
@@ -59,8 +58,8 @@ impl Objects {
             held.0.push(self.turn(&key).lock_owned().await);
             // Looked at after waiting: whoever went first may have filled it.
             if !store.missing(symbol, tf, month, next).await?.is_empty() {
-                let meta = MarketMeta::new(symbol.clone(), exchange);
-                match self.get_month(exchange, symbol, tf, month).await {
+                let meta = MarketMeta::new(symbol.clone());
+                match self.get_month(symbol, tf, month).await {
                     Some(candles) => {
                         store
                             .write_covered(&meta, tf, candles, (month, next))
@@ -76,7 +75,7 @@ impl Objects {
                             report.fetched += r.fetched;
                             report.inserted += r.inserted;
                             // Sharing is best effort: the candles are stored either way.
-                            let _ = self.publish(store, exchange, symbol, tf, month).await;
+                            let _ = self.publish(store, symbol, tf, month).await;
                         }
                     }
                 }

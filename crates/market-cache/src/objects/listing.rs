@@ -62,11 +62,10 @@ impl Objects {
     /// a listing at most 30 s old). A store that cannot be listed leaves them unsaid.
     pub(crate) async fn annotate(&self, markets: &mut [crate::Market]) {
         for m in markets.iter_mut() {
-            let Ok(symbol) = m.symbol.parse::<Symbol>() else {
+            let Some(symbol) = m.series() else {
                 continue;
             };
-            let symbol = symbol.with_kind(m.kind);
-            match self.months_of(&m.exchange, &symbol, &m.timeframe).await {
+            match self.months_of(&symbol, &m.timeframe).await {
                 Ok(months) => m.object_store = Some(months),
                 Err(e) => {
                     eprintln!("candlecache: object store {}: cannot list: {e}", self.url);
@@ -80,18 +79,9 @@ impl Objects {
     ///
     /// # Errors
     /// [`Error::Upstream`] when the object store cannot be listed.
-    pub(crate) async fn months_of(
-        &self,
-        exchange: &str,
-        symbol: &Symbol,
-        tf: &str,
-    ) -> Result<ObjectMonths> {
+    pub(crate) async fn months_of(&self, symbol: &Symbol, tf: &str) -> Result<ObjectMonths> {
         let listing = self.listing().await?;
-        let key = (
-            exchange_key(exchange, symbol.kind()),
-            symbol.to_string(),
-            tf.to_owned(),
-        );
+        let key = (exchange_key(symbol), symbol.to_string(), tf.to_owned());
         let months = listing.get(&key).map(Vec::as_slice).unwrap_or_default();
         let mut ranges: Vec<((u16, u8), (u16, u8))> = Vec::new();
         for &m in months {

@@ -19,7 +19,6 @@ impl Objects {
     pub(crate) async fn publish<S: CandleStore + Sync>(
         &self,
         store: &S,
-        exchange: &str,
         symbol: &Symbol,
         tf: Timeframe,
         month: i64,
@@ -29,8 +28,8 @@ impl Objects {
             return Ok(None);
         }
         let candles = store.read(symbol, tf, month, next).await?;
-        let body = encode(exchange, symbol, tf, month, &candles)?;
-        let path = month_path(exchange, symbol, tf, month);
+        let body = encode(symbol, tf, month, &candles)?;
+        let path = month_path(symbol, tf, month);
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -59,12 +58,11 @@ impl Objects {
     /// object, it cannot be read, or it is not this series' month (counted as rejected).
     pub(super) async fn get_month(
         &self,
-        exchange: &str,
         symbol: &Symbol,
         tf: Timeframe,
         month: i64,
     ) -> Option<Vec<Candle>> {
-        let path = month_path(exchange, symbol, tf, month);
+        let path = month_path(symbol, tf, month);
         let got = match self.store.get_opts(&path, GetOptions::default()).await {
             Ok(g) => g.bytes().await,
             Err(e) => Err(e),
@@ -78,7 +76,7 @@ impl Objects {
                 return None;
             }
         };
-        match decode(bytes, exchange, symbol, tf, month) {
+        match decode(bytes, symbol, tf, month) {
             Ok(c) => Some(c),
             Err(why) => {
                 self.counters.rejected.fetch_add(1, Ordering::Relaxed);
@@ -101,7 +99,7 @@ impl Objects {
 pub(crate) async fn local_months<S: CandleStore + Sync>(
     store: &S,
     now: i64,
-) -> Result<Vec<(String, Symbol, Timeframe, i64)>> {
+) -> Result<Vec<(Symbol, Timeframe, i64)>> {
     let closed = now - CLOSE_GRACE_MS;
     let mut months = Vec::new();
     for m in store.markets().await? {
@@ -110,16 +108,15 @@ pub(crate) async fn local_months<S: CandleStore + Sync>(
         else {
             continue;
         };
-        let Ok(symbol) = m.symbol.parse::<Symbol>() else {
+        let Some(symbol) = m.series() else {
             continue;
         };
         if !Objects::keeps(tf) {
             continue;
         }
-        let symbol = symbol.with_kind(m.kind);
         let mut month = Timeframe::Mo1.floor(first);
         while month <= last && Timeframe::Mo1.next(month) <= closed {
-            months.push((m.exchange.clone(), symbol.clone(), tf, month));
+            months.push((symbol.clone(), tf, month));
             month = Timeframe::Mo1.next(month);
         }
     }

@@ -32,17 +32,17 @@ impl Objects {
                 .used
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            months.sort_by_cached_key(|(e, s, tf, m)| {
-                let last = used.get(month_path(e, s, *tf, *m).as_ref()).copied();
+            months.sort_by_cached_key(|(s, tf, m)| {
+                let last = used.get(month_path(s, *tf, *m).as_ref()).copied();
                 (last.unwrap_or(0), *m)
             });
         }
         let mut dropped = 0;
-        for (exchange, symbol, tf, month) in months {
+        for (symbol, tf, month) in months {
             if store.used_bytes().await? <= max {
                 break;
             }
-            let path = month_path(&exchange, &symbol, tf, month);
+            let path = month_path(&symbol, tf, month);
             let turn = self.turn(path.as_ref());
             let Ok(_turn) = turn.try_lock_owned() else {
                 continue;
@@ -54,7 +54,7 @@ impl Objects {
             let safe = match self.store.head(&path).await {
                 Ok(_) => true,
                 Err(object_store::Error::NotFound { .. }) => self
-                    .publish(store, &exchange, &symbol, tf, month)
+                    .publish(store, &symbol, tf, month)
                     .await
                     .is_ok_and(|p| p.is_some()),
                 Err(e) => {

@@ -26,7 +26,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         let symbol = symbol.clone().with_kind(Kind::Futures);
         let store = &self.inner.store;
         let from = start.unwrap_or(0);
-        if let Some(up) = &self.inner.upstream {
+        if let Some(up) = self.upstream_for(&symbol) {
             let now = (self.inner.now)();
             let to = end.min(now);
             if from < to {

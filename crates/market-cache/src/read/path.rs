@@ -14,7 +14,7 @@ use crate::model::time::Now;
 use crate::objects::Objects;
 use crate::store::CandleStore;
 use crate::upstream::Upstream;
-use crate::{Error, Kind, Result, Symbol, Timeframe};
+use crate::{Error, Exchange, Kind, Result, Symbol, Timeframe};
 
 #[derive(Default)]
 pub(super) struct Counters {
@@ -46,43 +46,54 @@ pub(super) struct Inner<S> {
     pub(super) counters: Counters,
     /// Prefetches running at once are bounded so they never crowd out requests.
     pub(super) prefetch_slots: tokio::sync::Semaphore,
-    pub(super) upstream: Option<Upstream>,
+    /// One per configured exchange: a series is fetched from its own exchange's.
+    pub(super) venues: Vec<Venue<S>>,
     pub(super) live: LiveConfig,
-    pub(super) streams: Option<Streams<S>>,
-    pub(super) futures_streams: Option<Streams<S>>,
     /// The shared object store of closed months, between the store and the upstream.
     pub(super) objects: std::sync::OnceLock<Objects>,
+}
+
+/// One exchange's upstream and its streams (spot and derivatives markets').
+pub(super) struct Venue<S> {
+    pub(super) upstream: Upstream,
+    streams: [Option<Streams<S>>; 2],
 }
 
 impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     /// A read path over `store`, caching closed chunks in `historical_data` and chunks
     /// that hold the forming candle in `market_data_ohlcv`, backfilling what the store
-    /// lacks from `upstream` and keeping the live edge fresh as `live` says. With a stream
-    /// configured it must be called inside a Tokio runtime.
+    /// lacks from each series' exchange among `upstreams` and keeping the live edge fresh
+    /// as `live` and the upstreams' streams say. With a stream configured it must be
+    /// called inside a Tokio runtime.
     ///
     /// # Errors
-    /// If `cache` lacks either namespace, or the stream configuration is invalid.
+    /// If `cache` lacks either namespace, or a stream configuration is invalid.
     pub(crate) fn new(
         store: S,
         cache: &Cache,
         now: Now,
-        upstream: Option<Upstream>,
+        upstreams: Vec<Upstream>,
         live: LiveConfig,
     ) -> Result<Self> {
-        let open = |cfg: &Option<StreamConfig>| match (&upstream, cfg) {
-            (Some(up), Some(cfg)) => Streams::new(
-                cfg.clone(),
-                up.stream_api(),
-                store.clone(),
-                up.clone(),
-                now.clone(),
-            )
-            .map(Some),
-            _ => Ok(None),
-        };
-
-        let streams = open(&live.stream)?;
-        let futures_streams = open(&live.futures_stream)?;
+        let mut venues = Vec::with_capacity(upstreams.len());
+        for up in upstreams {
+            let open = |cfg: Option<&StreamConfig>| match cfg {
+                Some(cfg) => Streams::new(
+                    cfg.clone(),
+                    up.stream_api(),
+                    store.clone(),
+                    up.clone(),
+                    now.clone(),
+                )
+                .map(Some),
+                None => Ok(None),
+            };
+            let streams = [open(up.streams(false))?, open(up.streams(true))?];
+            venues.push(Venue {
+                upstream: up,
+                streams,
+            });
+        }
         let ns = |name| {
             cache
                 .namespace(name)
@@ -96,10 +107,8 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                 now,
                 counters: Counters::default(),
                 prefetch_slots: tokio::sync::Semaphore::new(2),
-                upstream,
+                venues,
                 live,
-                streams,
-                futures_streams,
                 objects: std::sync::OnceLock::new(),
             }),
         })
@@ -146,19 +155,38 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         &self.inner.store
     }
 
-    /// Returns the upstream, if one is configured.
-    pub(crate) fn upstream(&self) -> Option<&Upstream> {
-        self.inner.upstream.as_ref()
+    /// The upstream of `exchange`, if one is configured.
+    pub(crate) fn upstream_of(&self, exchange: Exchange) -> Option<&Upstream> {
+        self.venue(exchange).map(|v| &v.upstream)
     }
 
-    /// Figures of the upstream streams of `kind`'s market, when they are configured.
-    pub(crate) fn stream_stats(&self, kind: Kind) -> Option<StreamStats> {
-        self.streams_of(kind).map(Streams::stats)
+    /// The upstream `symbol`'s candles come from, if its exchange has one.
+    pub(crate) fn upstream_for(&self, symbol: &Symbol) -> Option<&Upstream> {
+        self.upstream_of(symbol.exchange())
     }
 
-    /// True when streams of `kind`'s market are configured (served streams need them).
-    pub(crate) fn has_streams(&self, kind: Kind) -> bool {
-        self.streams_of(kind).is_some()
+    /// Every configured upstream.
+    pub(crate) fn upstreams(&self) -> impl Iterator<Item = &Upstream> {
+        self.inner.venues.iter().map(|v| &v.upstream)
+    }
+
+    fn venue(&self, exchange: Exchange) -> Option<&Venue<S>> {
+        self.inner
+            .venues
+            .iter()
+            .find(|v| v.upstream.exchange() == exchange)
+    }
+
+    /// Figures of the upstream streams of `kind`'s market on `exchange`, when they are
+    /// configured.
+    pub(crate) fn stream_stats(&self, exchange: Exchange, kind: Kind) -> Option<StreamStats> {
+        self.streams_of(exchange, kind).map(Streams::stats)
+    }
+
+    /// True when streams of `kind`'s market on `exchange` are configured (served streams
+    /// need them).
+    pub(crate) fn has_streams(&self, exchange: Exchange, kind: Kind) -> bool {
+        self.streams_of(exchange, kind).is_some()
     }
 
     /// The upstream's events of a series for a served stream; `None` without upstream
@@ -167,26 +195,27 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         self.streams_for(symbol).map(|s| s.watch(symbol, tf))
     }
 
-    /// The streams that carry `symbol`'s events: the spot or the futures market's. Mark
-    /// prices have no kline stream; their edge is refreshed over REST.
+    /// The streams that carry `symbol`'s events: its exchange's spot or derivatives
+    /// market's. Mark prices have no kline stream; their edge is refreshed over REST.
     pub(super) fn streams_for(&self, symbol: &Symbol) -> Option<&Streams<S>> {
-        self.streams_of(symbol.kind())
+        self.streams_of(symbol.exchange(), symbol.kind())
     }
 
-    fn streams_of(&self, kind: Kind) -> Option<&Streams<S>> {
-        match kind {
-            Kind::Spot => self.inner.streams.as_ref(),
-            Kind::Futures => self.inner.futures_streams.as_ref(),
-            Kind::Mark => None,
-        }
+    fn streams_of(&self, exchange: Exchange, kind: Kind) -> Option<&Streams<S>> {
+        let market = match kind {
+            Kind::Spot => 0,
+            Kind::Futures => 1,
+            Kind::Mark => return None,
+        };
+        self.venue(exchange)?.streams[market].as_ref()
     }
 
-    /// The live edge's rules for this read path (its refresh period, whether it has an
-    /// upstream).
-    pub(super) fn rules(&self) -> Rules {
+    /// The live edge's rules for `symbol`'s series (the refresh period, whether its
+    /// exchange has an upstream).
+    pub(super) fn rules(&self, symbol: &Symbol) -> Rules {
         Rules {
             refresh: self.inner.live.refresh,
-            upstream: self.inner.upstream.is_some(),
+            upstream: self.upstream_for(symbol).is_some(),
         }
     }
 

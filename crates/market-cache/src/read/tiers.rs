@@ -24,7 +24,6 @@ use crate::codec::wire::{decode_chunk, encode_chunk};
 use crate::live::edge::{Edge, Rules, STREAM_CHUNK_TTL};
 use crate::model::grid::{chunk_end, chunk_start};
 use crate::store::CandleStore;
-use crate::upstream::Upstream;
 use crate::{Candle, Error, Result, Symbol, Timeframe};
 
 impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
@@ -137,25 +136,19 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             // Held until the store is read: a trim must not drop the months under it.
             let mut _held = None;
             if let (Some(obj), true) = (self.inner.objects.get(), backfill) {
-                let exchange = self
-                    .inner
-                    .upstream
-                    .as_ref()
-                    .map_or("binance", Upstream::exchange);
                 let (_, held) = obj
                     .fill(
                         store,
-                        exchange,
                         symbol,
                         tf,
                         (start, end),
-                        self.inner.upstream.as_ref(),
+                        self.upstream_for(symbol),
                         &self.inner.now,
                     )
                     .await?;
                 _held = Some(held);
             }
-            let forming = match &self.inner.upstream {
+            let forming = match self.upstream_for(symbol) {
                 Some(up) if backfill => {
                     up.fill(store, symbol, tf, (start, end), &self.inner.now, &|_| {})
                         .await?
@@ -168,7 +161,9 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             candles.extend(forming.into_iter().filter(|c| Some(c.open_time) > last));
             Ok::<_, Error>(candles)
         };
-        let got = self.cached_part(&key, tf, is_edge, "chunk", load).await?;
+        let got = self
+            .cached_part(&key, symbol, tf, is_edge, "chunk", load)
+            .await?;
         if got.1 {
             counters.chunk_hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -180,6 +175,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
     async fn cached_part<F, Fut>(
         &self,
         key: &str,
+        symbol: &Symbol,
         tf: Timeframe,
         is_edge: bool,
         what: &'static str,
@@ -189,7 +185,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Vec<Candle>>>,
     {
-        let ttl = self.rules().chunk_ttl(tf, is_edge);
+        let ttl = self.rules(symbol).chunk_ttl(tf, is_edge);
         let (candles, hit) = self.cached(key, ttl, what, load).await?;
         let edge = if is_edge {
             Edge::Refreshed
@@ -285,7 +281,8 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             out.extend(resample(&pending, tf));
             Ok::<_, Error>(out)
         };
-        self.cached_part(&key, tf, self.is_edge(end), "resampled chunk", load)
+        let is_edge = self.is_edge(end);
+        self.cached_part(&key, symbol, tf, is_edge, "resampled chunk", load)
             .await
     }
 

@@ -5,7 +5,6 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::live::edge::keep_for;
-use crate::live::streams::config::StreamConfig;
 use crate::{Candle, Symbol, Timeframe};
 
 /// Default and largest number of candles one answer holds.
@@ -116,18 +115,12 @@ pub struct LiveConfig {
     /// With an upstream and no trusted stream, the edge of a series is re-read from the
     /// upstream at most once per this period (single-flight across all clients).
     pub refresh: Duration,
-    /// The upstream's WebSocket streams, if any.
-    pub stream: Option<StreamConfig>,
-    /// The futures upstream's WebSocket streams (USD-M klines), if any.
-    pub futures_stream: Option<StreamConfig>,
 }
 
 impl Default for LiveConfig {
     fn default() -> Self {
         Self {
             refresh: Duration::from_secs(1),
-            stream: None,
-            futures_stream: None,
         }
     }
 }

@@ -98,12 +98,17 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         let markets = self.inner.store.markets().await?;
         let stored: Vec<Timeframe> = markets
             .iter()
-            .filter(|m| m.symbol == req.symbol.as_str() && m.kind == req.symbol.kind())
+            .filter(|m| {
+                m.symbol == req.symbol.as_str()
+                    && m.kind == req.symbol.kind()
+                    && m.exchange == req.symbol.exchange()
+            })
             .filter_map(|m| m.timeframe.parse().ok())
             .collect();
         // The finest stored timeframe finer than the one asked, to resample from.
         let finer = stored.iter().copied().filter(|s| *s < tf).min();
-        if stored.contains(&tf) || self.inner.upstream.is_none() {
+        let upstream = self.upstream_for(&req.symbol).is_some();
+        if stored.contains(&tf) || !upstream {
             // The stored timeframe itself, else resampled from a finer one.
             let source_tf = if stored.contains(&tf) {
                 tf
@@ -114,8 +119,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                     Error::UnknownSymbol(format!("{} has no timeframe finer than {tf}", req.symbol))
                 })?
             };
-            let backfill = self.inner.upstream.is_some();
-            return self.collect(req, source_tf, backfill, format).await;
+            return self.collect(req, source_tf, upstream, format).await;
         }
         // With an upstream, a timeframe not stored is fetched as it is; resampling is the
         // fallback for series the upstream does not know (imported from files).
@@ -276,7 +280,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         let gap_list = gaps(slices.times(), tf, start, span_end);
         let now = (self.inner.now)();
         let partial_last = slices.last_time().is_some_and(|t| tf.next(t) > now);
-        let max_age = self.rules().max_age(tf, tally.edge);
+        let max_age = self.rules(&req.symbol).max_age(tf, tally.edge);
         if tally.edge == Edge::Stream {
             self.inner
                 .counters
@@ -309,7 +313,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
         backfill: bool,
     ) -> Result<Option<i64>> {
         let stored = self.inner.store.next_open(symbol, tf, from).await?;
-        let uncovered = match &self.inner.upstream {
+        let uncovered = match self.upstream_for(symbol) {
             Some(_) if backfill => {
                 let closed_end = closed_end(tf, (self.inner.now)());
                 let gap = self

@@ -8,7 +8,7 @@ pub(crate) mod sqlite;
 use arrow_array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::{Candle, Decimal, Funding, Kind, Result, Symbol, Timeframe};
+use crate::{Candle, Decimal, Exchange, Funding, Kind, Result, Symbol, Timeframe};
 
 /// Decimal places a symbol stores for each column: the exchange's precision. Set by the
 /// first write and raised (rescaling stored rows) when a later value needs more.
@@ -90,10 +90,8 @@ pub(crate) const VALUE_COLUMNS: [&str; 9] = [
 /// Market metadata kept with a symbol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MarketMeta {
-    /// The symbol.
+    /// The symbol (its exchange and kind included).
     pub symbol: Symbol,
-    /// Where the candles come from, e.g. `binance`.
-    pub exchange: String,
     /// Base asset, when known.
     pub base: Option<String>,
     /// Quote asset, when known.
@@ -101,15 +99,14 @@ pub struct MarketMeta {
 }
 
 impl MarketMeta {
-    /// Metadata for `symbol` on `exchange`, with base and quote split off when the quote
-    /// asset is a well-known one.
-    pub fn new(symbol: Symbol, exchange: &str) -> Self {
+    /// Metadata for `symbol`, with base and quote split off when the quote asset is a
+    /// well-known one.
+    pub fn new(symbol: Symbol) -> Self {
         let (base, quote) = symbol.split().map_or((None, None), |(b, q)| {
             (Some(b.to_owned()), Some(q.to_owned()))
         });
         Self {
             symbol,
-            exchange: exchange.to_owned(),
             base,
             quote,
         }
@@ -122,7 +119,7 @@ pub struct Market {
     /// The symbol.
     pub symbol: String,
     /// The exchange.
-    pub exchange: String,
+    pub exchange: Exchange,
     /// Base asset, when known.
     pub base: Option<String>,
     /// Quote asset, when known.
@@ -143,6 +140,14 @@ pub struct Market {
     /// describe the local store). Always serialized: the cache's codec is not
     /// self-describing, so a skipped field would not read back.
     pub object_store: Option<ObjectMonths>,
+}
+
+impl Market {
+    /// The series' symbol, with its exchange and kind; `None` for a name that is not one.
+    pub fn series(&self) -> Option<Symbol> {
+        let symbol: Symbol = self.symbol.parse().ok()?;
+        Some(symbol.with_kind(self.kind).with_exchange(self.exchange))
+    }
 }
 
 /// What one write did.

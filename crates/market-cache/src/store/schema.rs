@@ -2,8 +2,8 @@
 
 use query_opt::Schema;
 
-/// The store's schema: version 2.
-pub(crate) static SCHEMA: Schema = Schema::new(&[V1, V2]);
+/// The store's schema: version 3.
+pub(crate) static SCHEMA: Schema = Schema::new(&[V1, V2, V3]);
 
 /// Version 1.
 ///
@@ -96,6 +96,36 @@ CREATE TABLE funding (
 ) WITHOUT ROWID;
 ";
 
+/// Version 3: the exchange in every series' identity.
+///
+/// Binance and Bybit both list `BTCUSDT` (spot and perpetual) at different prices, so a
+/// symbol row is one name of one kind on one exchange. Until now `exchange` held the
+/// upstream's host when it was not Binance's own (a test server, another candlecache):
+/// every such series spoke Binance's protocol, so every existing row becomes `binance`,
+/// ids unchanged (candles, series, coverage and funding stay keyed by them).
+const V3: &str = "
+CREATE TABLE symbols_v3 (
+    id          INTEGER PRIMARY KEY,
+    symbol      TEXT NOT NULL,
+    kind        TEXT NOT NULL DEFAULT 'spot',
+    exchange    TEXT NOT NULL DEFAULT 'binance',
+    base        TEXT,
+    quote       TEXT,
+    price_scale        INTEGER NOT NULL,
+    volume_scale       INTEGER NOT NULL,
+    quote_volume_scale INTEGER NOT NULL,
+    taker_base_scale   INTEGER NOT NULL,
+    taker_quote_scale  INTEGER NOT NULL,
+    UNIQUE (exchange, symbol, kind)
+);
+INSERT INTO symbols_v3 (id, symbol, kind, exchange, base, quote, price_scale, volume_scale,
+    quote_volume_scale, taker_base_scale, taker_quote_scale)
+    SELECT id, symbol, kind, 'binance', base, quote, price_scale, volume_scale,
+    quote_volume_scale, taker_base_scale, taker_quote_scale FROM symbols;
+DROP TABLE symbols;
+ALTER TABLE symbols_v3 RENAME TO symbols;
+";
+
 #[cfg(test)]
 mod tests {
     use rusqlite::Connection;
@@ -138,6 +168,54 @@ mod tests {
         let v: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, 3);
+    }
+
+    #[test]
+    fn a_version_2_file_becomes_binance_with_its_ids_and_bybit_lists_the_same_names() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(V1).unwrap();
+        c.execute_batch(V2).unwrap();
+        c.execute_batch(
+            "INSERT INTO symbols VALUES (3, 'BTCUSDT', 'spot', '127.0.0.1', 'BTC', 'USDT', 2, 5, 5, 5, 5);
+             INSERT INTO symbols VALUES (4, 'BTCUSDT', 'futures', 'binance', 'BTC', 'USDT', 1, 3, 3, 3, 3);
+             INSERT INTO candles VALUES (4, '1h', 3600000, 1, 2, 0, 1, 9, NULL, NULL, NULL, NULL);
+             INSERT INTO funding VALUES (4, 28800000, '0.0001', '1');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        SCHEMA.migrate(&mut c).unwrap();
+        let rows: Vec<(i64, String, String)> = c
+            .prepare("SELECT id, kind, exchange FROM symbols ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (3, "spot".into(), "binance".into()),
+                (4, "futures".into(), "binance".into())
+            ]
+        );
+        c.execute(
+            "INSERT INTO symbols (symbol, kind, exchange, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES ('BTCUSDT', 'futures', 'bybit', 1, 3, 3, 3, 3)",
+            [],
+        )
+        .unwrap();
+        let again = c.execute(
+            "INSERT INTO symbols (symbol, kind, exchange, price_scale, volume_scale, quote_volume_scale, taker_base_scale, taker_quote_scale) VALUES ('BTCUSDT', 'futures', 'binance', 1, 3, 3, 3, 3)",
+            [],
+        );
+        assert!(again.is_err(), "one row per exchange, name and kind");
+        let (candles, funding): (i64, i64) = c
+            .query_row(
+                "SELECT (SELECT count(*) FROM candles WHERE symbol_id = 4), (SELECT count(*) FROM funding WHERE symbol_id = 4)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((candles, funding), (1, 1));
     }
 }

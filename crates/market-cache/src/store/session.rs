@@ -200,7 +200,7 @@ pub(super) fn symbol_row(
             NEW_SYMBOL_SQL,
             params![
                 meta.symbol.as_str(),
-                meta.exchange,
+                meta.symbol.exchange().as_str(),
                 meta.base,
                 meta.quote,
                 need.price,
@@ -220,7 +220,12 @@ pub(super) fn lookup(
     symbol: &Symbol,
 ) -> query_opt::Result<Option<(i64, Scales)>> {
     s.time(SYMBOL_SQL, 1, |c| {
-        c.query_row(SYMBOL_SQL, [symbol.as_str(), symbol.kind().as_str()], |r| {
+        let key = [
+            symbol.as_str(),
+            symbol.kind().as_str(),
+            symbol.exchange().as_str(),
+        ];
+        c.query_row(SYMBOL_SQL, key, |r| {
             Ok((
                 r.get(0)?,
                 Scales {

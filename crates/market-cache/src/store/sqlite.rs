@@ -492,7 +492,7 @@ impl CandleStore for SqliteStore {
                         let rows = stmt.query_map([], |r| {
                             Ok(Market {
                                 symbol: r.get(0)?,
-                                exchange: r.get(1)?,
+                                exchange: r.get::<_, String>(1)?.parse().unwrap_or_default(),
                                 base: r.get(2)?,
                                 quote: r.get(3)?,
                                 timeframe: r.get(4)?,

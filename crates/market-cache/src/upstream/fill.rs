@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::Upstream;
 use crate::live::edge::{closed_end, FUNDING_GRACE_MS};
 use crate::model::time::Now;
-use crate::store::CandleStore;
+use crate::store::{CandleStore, MarketMeta};
 use crate::{Candle, Kind, Result, Symbol, Timeframe};
 
 /// What a backfill did.
@@ -136,13 +136,17 @@ impl Upstream {
         let published = now() - FUNDING_GRACE_MS;
         let meta = self.meta(&symbol);
         let mut pages = 0;
-        let page_size = self.api.page();
+        let page_size = self.api.funding_page();
         for (a, b) in store
             .missing_funding(&symbol, start, end.min(now()))
             .await?
         {
             let mut cursor = a;
             while cursor < b {
+                if self.api.funding_before_path(&symbol, b, 1).is_some() {
+                    pages += self.funding_back(store, &meta, (a, b), page_size).await?;
+                    break;
+                }
                 let page = self.funding(&symbol, cursor, page_size).await?;
                 pages += 1;
                 let full = page.len() >= page_size;
@@ -159,6 +163,35 @@ impl Upstream {
                 }
                 cursor = covered_to;
             }
+        }
+        Ok(pages)
+    }
+
+    /// [`Upstream::fill_funding`] of `[a, b)` for an exchange that pages back from an end:
+    /// a full page proves its span complete, a short one everything back to `a`.
+    async fn funding_back<S: CandleStore + Sync>(
+        &self,
+        store: &S,
+        meta: &MarketMeta,
+        (a, b): (i64, i64),
+        page_size: usize,
+    ) -> Result<u64> {
+        let mut pages = 0;
+        let mut end = b;
+        while end > a {
+            let page = self.funding_before(&meta.symbol, end, page_size).await?;
+            pages += 1;
+            let full = page.len() >= page_size;
+            let from = match page.first() {
+                Some(f) if full => f.time.max(a),
+                _ => a,
+            };
+            let rows = page.into_iter().filter(|f| f.time >= a).collect();
+            store.write_funding(meta, rows, (from, end)).await?;
+            if !full || from >= end {
+                break;
+            }
+            end = from;
         }
         Ok(pages)
     }

@@ -3,6 +3,7 @@
 
 mod fill;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,14 +11,18 @@ use conn_pool::{HostStats, HttpClient};
 
 pub use fill::{FillProgress, FillReport};
 
-use crate::exchange::binance::rest::{is_binance_host, BinanceRest};
+use crate::exchange::binance::rest::BinanceRest;
 use crate::exchange::binance::stream::BinanceStream;
+use crate::exchange::bybit::rest::BybitRest;
+use crate::exchange::bybit::stream::BybitStream;
 use crate::exchange::{Base, RestApi, StreamApi};
+use crate::live::streams::config::StreamConfig;
 use crate::settings::ClientSettings;
 use crate::store::MarketMeta;
-use crate::{Candle, Error, Funding, Result, Symbol, Timeframe};
+use crate::{Candle, Error, Exchange, Funding, Result, Symbol, Timeframe};
 
-/// An exchange's market-data API (Binance's, or another candlecache speaking it).
+/// An exchange's market-data API (Binance's, Bybit's, or another candlecache speaking
+/// one of them), with its streams when they are configured.
 #[derive(Clone, Debug)]
 pub struct Upstream {
     client: HttpClient,
@@ -28,9 +33,10 @@ pub struct Upstream {
     /// Where the derivatives API is: Binance's futures host when `base` is Binance's,
     /// else `base`.
     futures: Arc<str>,
-    /// The name stored with the series: the exchange's, or for a host that is not one of
-    /// its own (another candlecache, a test server) the host.
-    exchange: Arc<str>,
+    /// The spot and the derivatives market's streams, when configured.
+    streams: [Option<StreamConfig>; 2],
+    /// Wall-clock ms before which the exchange is not asked (it said it bans us).
+    banned_until: Arc<AtomicI64>,
 }
 
 impl Upstream {
@@ -40,27 +46,40 @@ impl Upstream {
     /// # Errors
     /// [`Error::Upstream`] if the URL is not http(s) or the client settings are invalid.
     pub fn new(base_url: &str, client: &ClientSettings) -> Result<Self> {
-        let api: Arc<dyn RestApi> = Arc::new(BinanceRest);
-        let base = normalize(base_url, api.base_suffix(Base::Spot))?;
-        let host = base
-            .split_once("://")
-            .map_or("", |(_, h)| h)
-            .split(['/', ':'])
-            .next()
-            .unwrap_or("");
-        let exchange = if is_binance_host(host) {
-            api.name()
-        } else {
-            host
+        Self::of(Exchange::Binance, base_url, client)
+    }
+
+    /// `exchange`'s market-data API at `base_url` (its own host, another candlecache or a
+    /// test server speaking its protocol). Exchanges that publish a fixed request limit
+    /// instead of a used-weight header (Bybit) are paced under it whatever `client` says.
+    ///
+    /// # Errors
+    /// [`Error::Upstream`] if the URL is not http(s) or the client settings are invalid.
+    pub fn of(exchange: Exchange, base_url: &str, client: &ClientSettings) -> Result<Self> {
+        let (api, stream): (Arc<dyn RestApi>, Arc<dyn StreamApi>) = match exchange {
+            Exchange::Binance => (Arc::new(BinanceRest), Arc::new(BinanceStream)),
+            Exchange::Bybit => (Arc::new(BybitRest), Arc::new(BybitStream)),
+            Exchange::Okx => {
+                return Err(Error::Config(
+                    "OKX is not supported yet (binance, bybit)".into(),
+                ))
+            }
         };
+        let base = normalize(base_url, api.base_suffix(Base::Spot))?;
         let futures = api.futures_base(base).unwrap_or(base);
+        let mut config = client.http_config();
+        if let Some((limit, window_ms)) = api.budget() {
+            config.weight_limit = limit;
+            config.weight_window_ms = window_ms;
+        }
         Ok(Self {
-            client: HttpClient::new(client.http_config())?,
+            client: HttpClient::new(config)?,
             futures: futures.into(),
             base: base.into(),
-            exchange: exchange.into(),
             api,
-            stream: Arc::new(BinanceStream),
+            stream,
+            streams: [None, None],
+            banned_until: Arc::new(AtomicI64::new(0)),
         })
     }
 
@@ -74,6 +93,37 @@ impl Upstream {
         Ok(self)
     }
 
+    /// The stream URL of the spot (or with `futures` the derivatives) market for the
+    /// stream URL `ws` a user gave (Bybit's `wss://stream.bybit.com/v5/public` serves both
+    /// markets under `/spot` and `/linear`); without one, the exchange's own streams for
+    /// its own hosts, none for any other.
+    pub fn stream_url(&self, ws: Option<&str>, futures: bool) -> Option<String> {
+        match ws {
+            Some(ws) => Some(self.stream.market_url(ws, futures)),
+            None => {
+                let base = if futures { &self.futures } else { &self.base };
+                self.stream.default_url(base, futures)
+            }
+        }
+    }
+
+    /// The same upstream keeping the live edge of its spot and derivatives series fresh
+    /// from these streams.
+    #[must_use]
+    pub fn with_streams(
+        mut self,
+        spot: Option<StreamConfig>,
+        futures: Option<StreamConfig>,
+    ) -> Self {
+        self.streams = [spot, futures];
+        self
+    }
+
+    /// The streams of the spot (or with `futures` the derivatives) market, if configured.
+    pub fn streams(&self, futures: bool) -> Option<&StreamConfig> {
+        self.streams[usize::from(futures)].as_ref()
+    }
+
     /// The futures API's base URL, without a trailing slash.
     pub fn futures_url(&self) -> &str {
         &self.futures
@@ -84,9 +134,9 @@ impl Upstream {
         &self.base
     }
 
-    /// The exchange's name as stored with its symbols (`binance`, else the host).
-    pub(crate) fn exchange(&self) -> &str {
-        &self.exchange
+    /// The exchange whose protocol the upstream speaks (stored with its series).
+    pub fn exchange(&self) -> Exchange {
+        self.api.exchange()
     }
 
     /// The exchange's stream protocol.
@@ -107,7 +157,7 @@ impl Upstream {
     }
 
     fn meta(&self, symbol: &Symbol) -> MarketMeta {
-        MarketMeta::new(symbol.clone(), &self.exchange)
+        MarketMeta::new(symbol.clone())
     }
 
     /// GETs `path_and_query` (starting with `/`) from the upstream as it is; returns the
@@ -134,6 +184,12 @@ impl Upstream {
         start: i64,
         limit: usize,
     ) -> Result<Vec<Candle>> {
+        if !self.api.supports(tf) {
+            return Err(Error::UnknownSymbol(format!(
+                "{symbol}: {} has no {tf} candles",
+                self.exchange()
+            )));
+        }
         let path = self.api.klines_path(symbol, tf, start, limit);
         self.page(
             symbol,
@@ -166,6 +222,31 @@ impl Upstream {
         .await
     }
 
+    /// One page of the latest funding events before `end`, in time order, for an exchange
+    /// that pages back ([`RestApi::funding_before_path`]).
+    ///
+    /// # Errors
+    /// As [`Upstream::klines`].
+    pub(crate) async fn funding_before(
+        &self,
+        symbol: &Symbol,
+        end: i64,
+        limit: usize,
+    ) -> Result<Vec<Funding>> {
+        let path = self
+            .api
+            .funding_before_path(symbol, end, limit)
+            .ok_or_else(|| Error::Upstream("funding pages go forward here".into()))?;
+        self.page(
+            symbol,
+            &path,
+            i64::MIN,
+            |f: &Funding| f.time,
+            |body| self.api.parse_funding(body, symbol),
+        )
+        .await
+    }
+
     /// GETs one page at `path` from the base serving `symbol`, read by `parse`.
     async fn page<T>(
         &self,
@@ -175,14 +256,37 @@ impl Upstream {
         time: impl Fn(&T) -> i64,
         parse: impl Fn(&[u8]) -> Result<Vec<T>>,
     ) -> Result<Vec<T>> {
+        let until = self.banned_until.load(Ordering::Relaxed);
+        let now = cache_core::wall_ms();
+        if now < until {
+            return Err(Error::Upstream(format!(
+                "{} rate-limits this address; not asking it for another {} s",
+                self.exchange(),
+                (until - now + 999) / 1000
+            )));
+        }
         let base = self.base(self.api.base_of(symbol.kind()));
+        // A refusal in a 2xx body is decoded as such, not fetched again as if cut short.
         let (resp, rows) = self
             .client
             .get_decoded(&format!("{base}{path}"), |body| {
-                parse(body).map_err(|e| e.to_string())
+                match self.api.envelope_error(symbol, body) {
+                    Some(e) => Ok(Err(e)),
+                    None => parse(body).map(Ok).map_err(|e| e.to_string()),
+                }
             })
             .await?;
-        match rows {
+        if let Some(wait) = self.api.ban(resp.status.as_u16(), &resp.body) {
+            let until = cache_core::wall_ms() + wait.as_millis() as i64;
+            self.banned_until.fetch_max(until, Ordering::Relaxed);
+            return Err(Error::Upstream(format!(
+                "{} answered {} (rate limit); backing off {} s",
+                self.exchange(),
+                resp.status.as_u16(),
+                wait.as_secs()
+            )));
+        }
+        match rows.transpose()? {
             // An upstream that ignored the page's start would make a short page look like
             // the end of the history; refuse it rather than record a false coverage.
             Some(rows) if rows.first().is_some_and(|r| time(r) < start) => Err(Error::Upstream(
@@ -228,7 +332,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(u.base_url(), "https://api.binance.com");
-        assert_eq!(&*u.exchange, "binance");
+        assert_eq!(u.exchange(), Exchange::Binance);
         // Binance's futures live on their own host; anything else serves both.
         assert_eq!(
             u.futures_url(),

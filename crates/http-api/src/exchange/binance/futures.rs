@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hyper::Request;
-use market_cache::{funding_json, funding_settled, Kind, Symbol, RESPONSE_TTL};
+use market_cache::{funding_json, funding_settled, Exchange, Kind, Symbol, RESPONSE_TTL};
 use serde_json::json;
 
 use super::errors::{illegal, range};
@@ -33,8 +33,13 @@ impl App {
             "ping" => Ok(Reply::json(json!({}))),
             "exchangeInfo" => self.exchange_info(query, &p, true).await,
             live => {
-                self.pass_through(&format!("/fapi/v1/{live}"), query, LIVE_TTL)
-                    .await
+                self.pass_through(
+                    Exchange::Binance,
+                    &format!("/fapi/v1/{live}"),
+                    query,
+                    LIVE_TTL,
+                )
+                .await
             }
         }
     }
@@ -44,7 +49,12 @@ impl App {
     async fn funding_rate<B>(&self, req: &Request<B>, p: &Params) -> Result<Reply> {
         let Some(raw) = p.get("symbol").filter(|s| !s.is_empty()) else {
             return self
-                .pass_through("/fapi/v1/fundingRate", req.uri().query(), LIVE_TTL)
+                .pass_through(
+                    Exchange::Binance,
+                    "/fapi/v1/fundingRate",
+                    req.uri().query(),
+                    LIVE_TTL,
+                )
                 .await;
         };
         if raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_alphanumeric()) {

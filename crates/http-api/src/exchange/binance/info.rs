@@ -1,7 +1,7 @@
 //! `exchangeInfo` built from the store when there is no upstream: the fields ccxt's
 //! `binance` and `binanceusdm` read.
 
-use market_cache::Kind;
+use market_cache::{Exchange, Kind};
 use serde_json::{json, Value};
 
 use super::errors::illegal;
@@ -32,7 +32,10 @@ pub(crate) async fn local_exchange_info(app: &App, p: &Params, futures: bool) ->
     let mut seen: Vec<&str> = Vec::new();
     // Futures are listed by their trade series (a mark-price series alone is no market).
     let listed = if futures { Kind::Futures } else { Kind::Spot };
-    for m in markets.iter().filter(|m| m.kind == listed) {
+    for m in markets
+        .iter()
+        .filter(|m| m.kind == listed && m.exchange == Exchange::Binance)
+    {
         if seen.contains(&m.symbol.as_str()) {
             continue;
         }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use hyper::{Request, StatusCode};
 use market_cache::{
-    Fill, Kind, KlineRows, Request as ReadRequest, Symbol, Timeframe, PAGE, RESPONSE_TTL,
+    Exchange, Fill, Kind, KlineRows, Request as ReadRequest, Symbol, Timeframe, PAGE, RESPONSE_TTL,
 };
 use serde_json::{json, Value};
 
@@ -108,13 +108,15 @@ impl App {
         p: &Params,
         futures: bool,
     ) -> Result<Reply> {
-        if self.read.has_upstream() {
+        if self.read.has_upstream(Exchange::Binance) {
             let path = if futures {
                 "/fapi/v1/exchangeInfo"
             } else {
                 "/api/v3/exchangeInfo"
             };
-            return self.pass_through(path, query, RESPONSE_TTL).await;
+            return self
+                .pass_through(Exchange::Binance, path, query, RESPONSE_TTL)
+                .await;
         }
         Ok(Reply {
             body: Bytes::from(local_exchange_info(self, p, futures).await?.to_string()),

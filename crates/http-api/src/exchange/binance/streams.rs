@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use market_cache::{Kind, Symbol, Timeframe};
+use market_cache::{Exchange, Kind, Symbol, Timeframe};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
@@ -19,6 +19,9 @@ use crate::{Error, Result};
 pub(crate) struct BinanceStreams;
 
 impl Protocol for BinanceStreams {
+    fn exchange(&self) -> Exchange {
+        Exchange::Binance
+    }
     fn route_name(&self, path: &str) -> Option<&'static str> {
         let (kind, rest) = market(path);
         let ws = rest == "/ws" || rest.starts_with("/ws/");

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::exchange::{Base, RestApi};
-use crate::{Candle, Decimal, Error, Funding, Kind, Result, Symbol, Timeframe};
+use crate::{Candle, Decimal, Error, Exchange, Funding, Kind, Result, Symbol, Timeframe};
 
 /// Candles one upstream page holds at most (Binance's `limit` maximum).
 pub const PAGE: usize = 1000;
@@ -21,8 +21,8 @@ pub(crate) fn is_binance_host(host: &str) -> bool {
 }
 
 impl RestApi for BinanceRest {
-    fn name(&self) -> &'static str {
-        "binance"
+    fn exchange(&self) -> Exchange {
+        Exchange::Binance
     }
 
     fn page(&self) -> usize {

@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::exchange::{Frame, Kline, StreamApi};
+use crate::live::streams::config::ws_url;
 use crate::{Candle, Decimal, Error, Symbol, Timeframe};
 
 /// Topics one SUBSCRIBE carries, to keep each message small.
@@ -19,8 +20,22 @@ const PER_MESSAGE: usize = 100;
 pub(crate) struct BinanceStream;
 
 impl StreamApi for BinanceStream {
-    fn endpoint(&self, base: &str) -> String {
-        format!("{base}/stream")
+    fn endpoint(&self, url: &str) -> Option<String> {
+        let u = ws_url(url)?;
+        let base = u
+            .strip_suffix("/stream")
+            .or_else(|| u.strip_suffix("/ws"))
+            .unwrap_or(u);
+        Some(format!("{base}/stream"))
+    }
+
+    fn default_url(&self, rest_base: &str, futures: bool) -> Option<String> {
+        let url = if futures {
+            default_futures_stream_url(rest_base)
+        } else {
+            default_stream_url(rest_base)
+        };
+        url.map(str::to_owned)
     }
 
     fn topic(&self, symbol: &Symbol, tf: Timeframe) -> String {
@@ -117,7 +132,7 @@ impl StreamApi for BinanceStream {
 
 /// The default stream host for an upstream REST base URL: Binance's for Binance's spot
 /// hosts, none for anything else (another candlecache, a test server).
-pub fn default_stream_url(rest_base: &str) -> Option<&'static str> {
+pub(crate) fn default_stream_url(rest_base: &str) -> Option<&'static str> {
     let host = rest_base
         .trim()
         .trim_start_matches("https://")
@@ -138,7 +153,7 @@ pub fn default_stream_url(rest_base: &str) -> Option<&'static str> {
 
 /// The default stream host for a futures REST base URL: Binance's USD-M market streams for
 /// `fapi.binance.com`, none for anything else.
-pub fn default_futures_stream_url(futures_base: &str) -> Option<&'static str> {
+pub(crate) fn default_futures_stream_url(futures_base: &str) -> Option<&'static str> {
     let host = futures_base
         .trim()
         .trim_start_matches("https://")

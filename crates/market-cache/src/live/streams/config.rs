@@ -8,8 +8,9 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StreamConfig {
-    /// The stream host, `wss://stream.binance.com:9443`; the combined endpoint `/stream`
-    /// is used on it. (In the binary's file it is `[upstream] ws`.)
+    /// The stream URL as configured (`wss://stream.binance.com:9443`, on which Binance's
+    /// combined endpoint `/stream` is used; `wss://stream.bybit.com/v5/public/spot`); the
+    /// exchange's [`StreamApi`](crate::exchange::StreamApi) says what to connect to.
     #[serde(skip)]
     pub url: String,
     /// Streams one connection carries at most (Binance: 1024).
@@ -64,7 +65,7 @@ impl StreamConfig {
     /// [`Error::Upstream`] naming what is wrong.
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, why: &str| Err(Error::Upstream(format!("`{key}` {why}")));
-        if stream_base(&self.url).is_none() {
+        if ws_url(&self.url).is_none() {
             return bad("ws", "must start with ws:// or wss:// and name a host");
         }
         if !(1..=1024).contains(&self.max_streams_per_connection) {
@@ -91,17 +92,13 @@ impl StreamConfig {
     }
 }
 
-/// `ws(s)://host[:port]` without a trailing `/ws`, `/stream` or slash.
-pub(crate) fn stream_base(url: &str) -> Option<String> {
+/// `url` trimmed of trailing slashes when it is `ws(s)://` with a host; `None` otherwise.
+pub(crate) fn ws_url(url: &str) -> Option<&str> {
     let u = url.trim().trim_end_matches('/');
-    let u = u
-        .strip_suffix("/stream")
-        .or_else(|| u.strip_suffix("/ws"))
-        .unwrap_or(u);
     let host = u
         .strip_prefix("wss://")
         .or_else(|| u.strip_prefix("ws://"))?;
-    (!host.is_empty() && !host.contains(['?', '#', ' '])).then(|| u.to_owned())
+    (!host.is_empty() && !host.starts_with('/') && !host.contains(['?', '#', ' '])).then_some(u)
 }
 
 #[cfg(test)]
@@ -109,21 +106,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stream_urls_are_checked_and_normalized() {
+    fn stream_urls_are_checked() {
         assert_eq!(
-            stream_base("wss://stream.binance.com:9443/stream").as_deref(),
-            Some("wss://stream.binance.com:9443")
+            ws_url("wss://stream.bybit.com/v5/public/spot/"),
+            Some("wss://stream.bybit.com/v5/public/spot")
         );
-        assert_eq!(
-            stream_base("ws://127.0.0.1:9/ws/").as_deref(),
-            Some("ws://127.0.0.1:9")
-        );
-        for bad in ["", "http://x", "wss://", "ws://a b"] {
-            assert!(stream_base(bad).is_none(), "{bad}");
+        for bad in ["", "http://x", "wss://", "ws://a b", "wss:///x"] {
+            assert!(ws_url(bad).is_none(), "{bad}");
         }
-        assert_eq!(
-            stream_base("wss://fstream.binance.com/market/stream").as_deref(),
-            Some("wss://fstream.binance.com/market")
-        );
     }
 }

@@ -75,7 +75,7 @@ pub(super) async fn run_connection<S: CandleStore + Clone + Send + Sync + 'stati
         }
         first = false;
         let config = sh.config.clone();
-        let url = sh.api.endpoint(&sh.base);
+        let url = sh.endpoint.clone();
         drop(sh);
         let connected = tokio::time::timeout(Duration::from_secs(10), connect(&url)).await;
         let ws = match connected {
@@ -141,7 +141,7 @@ async fn failed<S>(
         if *failures == 0 {
             eprintln!(
                 "candlecache: upstream stream {}: {why}; serving the edge over REST until it connects",
-                sh.base
+                sh.endpoint
             );
         }
     }

@@ -32,7 +32,7 @@ use crate::model::time::Now;
 use crate::store::CandleStore;
 use crate::upstream::Upstream;
 use crate::{Result, Symbol, Timeframe};
-use config::{stream_base, StreamConfig};
+use config::StreamConfig;
 use connection::run_connection;
 pub(crate) use state::View;
 pub use state::Watch;
@@ -117,11 +117,16 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> Streams<S> {
         now: Now,
     ) -> Result<Self> {
         config.validate()?;
-        let base = stream_base(&config.url).unwrap_or_default();
+        let endpoint = api.endpoint(&config.url).ok_or_else(|| {
+            crate::Error::Upstream(format!(
+                "`ws` {} is not a stream URL of this exchange",
+                config.url
+            ))
+        })?;
         let (writer, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             config,
-            base,
+            endpoint,
             store,
             api,
             upstream,
@@ -262,7 +267,7 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> Streams<S> {
             .map(|(_, n)| n)
             .sum();
         StreamStats {
-            url: sh.base.clone(),
+            url: sh.endpoint.clone(),
             connections,
             streams: per_stream.len() as u64,
             live_streams: live,

@@ -91,7 +91,8 @@ pub(super) struct Conn {
 
 pub(super) struct Shared<S> {
     pub(super) config: StreamConfig,
-    pub(super) base: String,
+    /// The URL connected to.
+    pub(super) endpoint: String,
     pub(super) store: S,
     /// The exchange's stream protocol.
     pub(super) api: Arc<dyn StreamApi>,

@@ -20,7 +20,7 @@ pub(super) async fn write_closed<S: CandleStore + Clone + Send + Sync + 'static>
             Some(s) => (s.symbol.clone(), s.tf),
             None => continue,
         };
-        let meta = MarketMeta::new(symbol.clone(), sh.upstream.exchange());
+        let meta = MarketMeta::new(symbol.clone());
         let open_time = candle.open_time;
         let written = sh
             .store
