@@ -9,6 +9,9 @@
 //! `"x":true` and its final values as it closes; with faults: a dropped connection, a
 //! stall (socket open, nothing sent), refused connections and malformed frames.
 
+#[path = "fake_bybit.rs"]
+pub(crate) mod bybit;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -70,6 +73,10 @@ struct State {
     ws_period_ms: AtomicU64,
     ws_subscribes: Mutex<Vec<String>>,
     ws_unsubscribes: Mutex<Vec<String>>,
+    /// Bybit `{"op":"ping"}` messages received.
+    ws_pings: AtomicU64,
+    /// Answer the next Bybit requests with `retCode` 10006 (too many visits).
+    bybit_busy: AtomicU64,
 }
 
 /// The symbol the exchange lists.
@@ -550,6 +557,18 @@ impl FakeExchange {
         self.state.ws_unsubscribes.lock().unwrap().clone()
     }
 
+    /// Bybit pings received on the stream side.
+    #[allow(dead_code)] // read by the Bybit tests only
+    pub(crate) fn ws_pings(&self) -> u64 {
+        self.state.ws_pings.load(Ordering::SeqCst)
+    }
+
+    /// Answers the next `n` Bybit REST requests with `retCode` 10006, as Bybit does over
+    /// its limit.
+    pub(crate) fn bybit_busy(&self, n: u64) {
+        self.state.bybit_busy.store(n, Ordering::SeqCst);
+    }
+
     /// Every stream name subscribed so far, in order, repeats included.
     pub(crate) fn ws_subscribes(&self) -> Vec<String> {
         self.state.ws_subscribes.lock().unwrap().clone()
@@ -622,6 +641,31 @@ fn serve(conn: TcpStream, s: &State) {
             "/api/v3/exchangeInfo" => {
                 s.other.lock().unwrap().push(target.clone());
                 ("200 OK", exchange_info(), None)
+            }
+            p if p.starts_with("/v5/market/") => {
+                s.other.lock().unwrap().push(target.clone());
+                let q = parse_query(query);
+                if p.ends_with("kline") || p.ends_with("funding/history") {
+                    s.klines.lock().unwrap().push(Seen {
+                        path: p.to_owned(),
+                        query: q.clone(),
+                        at: now,
+                    });
+                }
+                let busy = s
+                    .bybit_busy
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if busy {
+                    (
+                        "200 OK",
+                        bybit::refusal(10006, "Too many visits!", now),
+                        None,
+                    )
+                } else {
+                    let (status, body) = bybit::answer(p, &q, now);
+                    (status, body, None)
+                }
             }
             p if p.starts_with("/fapi/v1/") => {
                 s.other.lock().unwrap().push(target.clone());
@@ -754,19 +798,24 @@ fn serve_ws(conn: TcpStream, s: &State) {
         return;
     }
     let _ = conn.set_nodelay(true);
-    // `/market/...` is the futures market's streams (Binance's `fstream.../market`).
-    let mut futures = false;
+    // `/market/...` is the futures market's streams (Binance's `fstream.../market`);
+    // `/v5/public/...` Bybit's.
+    let mut path = String::new();
     // tungstenite's callback type fixes the error type, a whole HTTP response.
     #[allow(clippy::result_large_err)]
     let seen_path = |req: &tungstenite::handshake::server::Request,
                      resp: tungstenite::handshake::server::Response| {
-        futures = req.uri().path().starts_with("/market");
+        path = req.uri().path().to_owned();
         Ok(resp)
     };
     let Ok(mut ws) = tungstenite::accept_hdr(conn, seen_path) else {
         return;
     };
     s.ws_connections.fetch_add(1, Ordering::SeqCst);
+    if let Some(category) = path.strip_prefix("/v5/public/") {
+        return bybit::serve_ws(ws, s, category == "linear");
+    }
+    let futures = path.starts_with("/market");
     let period = match s.ws_period_ms.load(Ordering::SeqCst) {
         0 => 250,
         ms => ms,

@@ -1,6 +1,7 @@
 //! End-to-end tests: they run the real `candlecache` binary.
 #![allow(clippy::unwrap_used)]
 
+mod bybit;
 mod demo;
 mod fake_exchange;
 mod futures;
