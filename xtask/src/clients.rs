@@ -154,6 +154,58 @@ pub(crate) fn ccxt_usdm() -> Result<()> {
     Ok(())
 }
 
+/// ccxt's `bybit` with only `urls.api` changed (markets restricted to spot and linear),
+/// against candlecache whose Bybit upstream is the fake exchange: markets, three pages of
+/// spot and linear 1h klines, mark-price klines and funding history equal to the same
+/// calls made against the exchange itself; then ccxt pro's `watch_ohlcv` on the served
+/// `/v5/public/spot` and `/v5/public/linear` streams.
+pub(crate) fn ccxt_bybit() -> Result<()> {
+    let dir = root().join("target/clients");
+    std::fs::create_dir_all(&dir)?;
+    let python = python_env(&dir.join("venv"), "ccxt", &["ccxt"])?;
+    let bin = crate::process::candlecache_binary(true)?;
+    let ex = crate::fake_exchange::FakeExchange::start();
+    let db = fresh_db(&dir.join("ccxt-bybit.db"))?;
+    let ws = format!("{}/v5/public", ex.ws_url());
+    let (server, base) = serve(
+        &bin,
+        &db,
+        &["--upstream-bybit", &ex.url(), "--upstream-bybit-ws", &ws],
+    )?;
+    let ws_base = base.replacen("http://", "ws://", 1);
+    let since = crate::fake_exchange::LISTED + 10 * 86_400_000;
+    eprintln!("xtask: ccxt bybit against {base}/v5/market");
+    let out = Command::new("timeout")
+        .arg("300")
+        .arg(&python)
+        .arg(root().join("xtask/scripts/ccxt_bybit_check.py"))
+        .args([
+            base.as_str(),
+            &ex.url(),
+            "BTCUSDT",
+            &since.to_string(),
+            &ws_base,
+            "8",
+        ])
+        .output()?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        bail!(
+            "the ccxt bybit check failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let stats = get_json(&base, "/api/performance/stats").unwrap_or_default();
+    drop(server);
+    let requests = ex.klines_seen().len();
+    println!(
+        "xtask: ccxt bybit read spot, linear, mark-price and funding history and watched spot and linear candles through candlecache ({} frames served); history requests to the exchange: {requests}; upstream stream connections: {}",
+        stats["data"]["served_streams"]["frames_sent"],
+        ex.ws_connections()
+    );
+    Ok(())
+}
+
 /// GETs `path` from a server at `base` (`http://host:port`) and parses the JSON body.
 pub(crate) fn get_json(base: &str, path: &str) -> Result<serde_json::Value> {
     request_json(base, "GET", path)

@@ -67,6 +67,11 @@ tasks:
                           candlecache's /fapi/v1 with the fake exchange upstream: markets,
                           paged 1h klines, mark-price klines and funding history equal to
                           the same calls against the exchange
+  check-ccxt-bybit        ccxt's bybit (only urls.api changed, spot and linear markets)
+                          against candlecache's /v5/market with the fake exchange speaking
+                          Bybit: markets, three pages of spot and linear 1h klines, mark
+                          price, funding history equal to the exchange's; ccxt pro's
+                          watch_ohlcv on /v5/public/spot and /v5/public/linear
   check-object-store      three instances, a bounded one, DuckDB (httpfs) and polars on a moto S3
                           server on loopback (part of `ci`, there with the debug binary)
                           (from PyPI, into target/clients): exchange requests of one vs
@@ -129,6 +134,7 @@ fn run() -> Result<()> {
         ["check-ccxt"] => clients::ccxt(),
         ["check-ccxt-pro"] => clients::ccxt_pro(),
         ["check-ccxt-usdm"] => clients::ccxt_usdm(),
+        ["check-ccxt-bybit"] => clients::ccxt_bybit(),
         ["check-object-store"] => objects::check(true),
         ["check-freqtrade-live", rest @ ..] => freqtrade::live(rest),
         ["check-freqtrade", rest @ ..] => freqtrade::check(rest),
