@@ -32,7 +32,8 @@ pub(crate) const DOCUMENT: &str = r##"{
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 10000}},
         {"name": "format", "in": "query", "schema": {"enum": ["json", "csv", "arrow"], "default": "json"}},
         {"name": "fill", "in": "query", "schema": {"enum": ["none", "previous"], "default": "none"}},
-        {"name": "market", "in": "query", "schema": {"enum": ["spot", "futures"], "default": "spot", "description": "futures: Binance USD-M (/fapi/v1)"}},
+        {"name": "exchange", "in": "query", "schema": {"enum": ["binance", "bybit"], "default": "binance", "description": "part of the series' identity: a Binance and a Bybit BTCUSDT are two series"}},
+        {"name": "market", "in": "query", "schema": {"enum": ["spot", "futures"], "default": "spot", "description": "futures: Binance USD-M (/fapi/v1), Bybit linear perpetuals"}},
         {"name": "price", "in": "query", "schema": {"enum": ["trade", "mark"], "default": "trade", "description": "mark: the futures mark price (only with market=futures)"}}
       ],
       "responses": {
@@ -44,7 +45,7 @@ pub(crate) const DOCUMENT: &str = r##"{
         "414": {"$ref": "#/components/responses/UriTooLong"},
         "431": {"$ref": "#/components/responses/HeadersTooLarge"}
       }}},
-    "/api/crypto/markets": {"get": {"summary": "Stored series", "responses": {"200": {"description": "Markets"}, "405": {"$ref": "#/components/responses/MethodNotAllowed"}}}},
+    "/api/crypto/markets": {"get": {"summary": "Stored series, each with its exchange", "parameters": [{"name": "exchange", "in": "query", "schema": {"enum": ["binance", "bybit"]}, "description": "only this exchange's series"}], "responses": {"200": {"description": "Markets"}, "400": {"description": "Unknown exchange"}, "405": {"$ref": "#/components/responses/MethodNotAllowed"}}}},
     "/api/v3/klines": {"get": {"summary": "Binance-compatible candles: 12-field rows, decimal strings, startTime <= openTime <= endTime",
       "parameters": [
         {"name": "symbol", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9-_.]{1,20}$"}},

@@ -70,9 +70,10 @@ async function loadVisible() {
   if (state.data.key === key && from >= state.data.from && to <= state.data.to) return;
   const seq = ++state.seq;
   const limit = Math.min(100000, Math.ceil((to - from) / tf) + 1);
-  const { name, kind } = seriesOf(state.symbol);
+  const { name, kind, exchange } = seriesOf(state.symbol);
   const kindParams = { spot: "", futures: "&market=futures", mark: "&market=futures&price=mark" }[kind] || "";
-  const url = `/api/crypto/ohlc?symbol=${encodeURIComponent(name)}&timeframe=${state.tf}${kindParams}` +
+  const exchangeParam = exchange === "binance" ? "" : `&exchange=${exchange}`;
+  const url = `/api/crypto/ohlc?symbol=${encodeURIComponent(name)}&timeframe=${state.tf}${kindParams}${exchangeParam}` +
     `&start=${Math.max(0, from)}&end=${to}&limit=${limit}&format=json`;
   setStatus("loading…");
   try {
@@ -267,15 +268,19 @@ canvas.addEventListener("wheel", (e) => {
 canvas.addEventListener("dblclick", () => { resetView(); draw(); scheduleFetch(); });
 window.addEventListener("resize", draw);
 
-/// A series' select value: the symbol for spot (as before), `SYMBOL:futures` or
-/// `SYMBOL:mark` for the futures market's trade and mark prices.
+/// A series' select value: the symbol for Binance spot (as before), `SYMBOL:futures` or
+/// `SYMBOL:mark` for the futures market's trade and mark prices, with `@exchange` after
+/// it on another exchange (`BTCUSDT:futures@bybit`; the page's hash keeps `/` for the
+/// timeframe).
 function seriesValue(m) {
-  return !m.kind || m.kind === "spot" ? m.symbol : `${m.symbol}:${m.kind}`;
+  const name = !m.kind || m.kind === "spot" ? m.symbol : `${m.symbol}:${m.kind}`;
+  return !m.exchange || m.exchange === "binance" ? name : `${name}@${m.exchange}`;
 }
 
 function seriesOf(value) {
-  const [name, kind] = (value || "").split(":");
-  return { name, kind: kind || "spot" };
+  const [rest, exchange] = (value || "").split("@");
+  const [name, kind] = rest.split(":");
+  return { name, kind: kind || "spot", exchange: exchange || "binance" };
 }
 
 function market() {
@@ -342,9 +347,10 @@ async function init() {
   }
   for (const s of symbols) {
     const o = document.createElement("option");
-    const { name, kind } = seriesOf(s);
+    const { name, kind, exchange } = seriesOf(s);
     o.value = s;
-    o.textContent = kind === "spot" ? name : `${name} (${kind === "mark" ? "futures mark" : "futures"})`;
+    const label = kind === "spot" ? name : `${name} (${kind === "mark" ? "futures mark" : "futures"})`;
+    o.textContent = exchange === "binance" ? label : `${exchange}: ${label}`;
     $("symbol").appendChild(o);
   }
   const [hs, htf] = decodeURIComponent(location.hash.slice(1)).split("/");

@@ -10,7 +10,7 @@ use crate::{Error, Result};
 pub struct StreamConfig {
     /// The stream URL as configured (`wss://stream.binance.com:9443`, on which Binance's
     /// combined endpoint `/stream` is used; `wss://stream.bybit.com/v5/public/spot`); the
-    /// exchange's [`StreamApi`](crate::exchange::StreamApi) says what to connect to.
+    /// exchange's stream protocol says what to connect to.
     #[serde(skip)]
     pub url: String,
     /// Streams one connection carries at most (Binance: 1024).
