@@ -471,3 +471,114 @@ fn bybit_streams_are_fanned_out_and_their_closed_candles_stored_as_the_exchange_
     // Other categories are refused by name, and the Binance paths still answer Binance's.
     assert!(tungstenite::connect(format!("ws://{a}/v5/public/inverse")).is_err());
 }
+
+/// One answer of the Bybit kline route to a poll: when it was asked and answered, rows.
+struct Polled {
+    asked: i64,
+    answered: i64,
+    rows: Vec<Value>,
+}
+
+fn pct(v: &[i64], p: f64) -> i64 {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// The figures of docs/BENCHMARKS.md for Bybit: `cargo test --release -p
+/// candlecache-tests --test it bybit::freshness_figures -- --ignored --nocapture`
+/// (BYBIT_LIVE_SECS a mode, default 180: Bybit's finest candle is a minute). A client
+/// polls `/v5/market/kline?category=spot&symbol=BTCUSDT&interval=1&limit=3` every 100 ms.
+/// "Close visible": from a candle's close to the first answer with the exchange's final
+/// values; "forming age": how old the forming candle's values were (the fake writes the
+/// moment into its volume, to 10 ms).
+#[test]
+#[ignore = "minutes of polling; run by hand for docs/BENCHMARKS.md"]
+fn freshness_figures() {
+    let secs: u64 = std::env::var("BYBIT_LIVE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(180);
+    let ex = FakeExchange::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = ex.url();
+    let ws = format!("{}/v5/public", ex.ws_url());
+    let q = format!("/v5/market/kline?category=spot&symbol={SYMBOL}&interval=1&limit=3");
+    println!("| Bybit edge from | close visible p50 / p99 / max (ms) | candles | forming age p50 / p99 / max (ms) | closed served wrong past the bound | exchange kline requests a minute |\n|---|---|---|---|---|---|");
+    for (what, ws_arg, bound) in [
+        ("REST only (refresh 1 s)", "off", 3_000),
+        ("upstream stream", ws.as_str(), 1_000),
+    ] {
+        let srv = spawn(
+            &dir.path().join(format!("{}.db", ws_arg.len())),
+            &[
+                "serve",
+                "--upstream-bybit",
+                &url,
+                "--upstream-bybit-ws",
+                ws_arg,
+            ],
+        );
+        let _ = get(srv.addr, &q);
+        std::thread::sleep(Duration::from_secs(3));
+        let before = history_seen(&ex, "/v5/market/kline");
+        let until = Instant::now() + Duration::from_secs(secs);
+        let mut seen = Vec::new();
+        while Instant::now() < until {
+            let asked = fake::now_ms();
+            let r = get(srv.addr, &q).json();
+            seen.push(Polled {
+                asked,
+                answered: fake::now_ms(),
+                rows: result_list(&r),
+            });
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let requests = history_seen(&ex, "/v5/market/kline") - before;
+        let (mut visible, mut age, mut wrong) = (Vec::new(), Vec::new(), 0);
+        let mut first_final: std::collections::BTreeMap<i64, i64> = Default::default();
+        for p in &seen {
+            for r in &p.rows {
+                let t: i64 = r[0].as_str().unwrap().parse().unwrap();
+                let close = t + 60_000;
+                if close <= p.asked {
+                    let want =
+                        serde_json::json!(bybit::row(SYMBOL, false, false, "1", t, i64::MAX));
+                    if *r == want {
+                        first_final.entry(t).or_insert(p.answered);
+                    } else if p.asked - close > bound {
+                        wrong += 1;
+                    }
+                } else {
+                    let vol: f64 = r[5].as_str().unwrap().parse().unwrap();
+                    let as_of = t + ((vol * 1000.0).round() as i64 - 1) * 10;
+                    age.push(p.asked - as_of);
+                }
+            }
+        }
+        let start = seen.first().map_or(0, |s| s.asked);
+        for (t, at) in first_final {
+            if t + 60_000 > start {
+                visible.push(at - (t + 60_000));
+            }
+        }
+        let r = |v: &[i64]| format!("{} / {} / {}", pct(v, 0.5), pct(v, 0.99), pct(v, 1.0));
+        println!(
+            "| {what} | {} | {} | {} | {wrong} | {:.1} |",
+            r(&visible),
+            visible.len(),
+            r(&age),
+            requests as f64 * 60.0 / secs as f64
+        );
+        assert!(
+            !visible.is_empty() && !age.is_empty(),
+            "{what}: nothing measured"
+        );
+        assert_eq!(
+            wrong, 0,
+            "{what}: closed candles served wrong past the bound"
+        );
+    }
+}

@@ -24,6 +24,8 @@ const MINUTE: i64 = 60_000;
 const MAX_DELAY_MS: i64 = 15_000;
 
 struct Options {
+    /// `binance` or `bybit`: whose API the bots and candlecache speak.
+    exchange: &'static str,
     ws: bool,
     /// USD-M futures (`/fapi/v1`, pairs `BASE/USDT:USDT`) instead of spot.
     futures: bool,
@@ -34,6 +36,7 @@ struct Options {
 
 fn options(args: &[&str]) -> Result<Options> {
     let mut o = Options {
+        exchange: "binance",
         ws: false,
         futures: false,
         bots: 3,
@@ -53,11 +56,18 @@ fn options(args: &[&str]) -> Result<Options> {
         };
         match *a {
             "--ws" => o.ws = true,
+            "--exchange" => {
+                o.exchange = match it.next().copied() {
+                    Some("binance") => "binance",
+                    Some("bybit") => "bybit",
+                    other => bail!("--exchange `{}`: binance or bybit", other.unwrap_or("")),
+                }
+            }
             "--futures" => o.futures = true,
             "--bots" => o.bots = num("--bots")? as usize,
             "--minutes" => o.minutes = num("--minutes")?,
             "--pairs" => o.pairs = (num("--pairs")? as usize).min(fake::SYMBOLS.len()),
-            other => bail!("check-freqtrade-live: unknown argument `{other}` (--ws, --futures, --bots N, --minutes N, --pairs N)"),
+            other => bail!("check-freqtrade-live: unknown argument `{other}` (--exchange binance|bybit, --ws, --futures, --bots N, --minutes N, --pairs N)"),
         }
     }
     Ok(o)
@@ -66,7 +76,18 @@ fn options(args: &[&str]) -> Result<Options> {
 /// `check-freqtrade --futures`: `download-data --trading-mode futures` through candlecache
 /// (every row equal to the exchange's), then the futures fleet of [`live`].
 pub(crate) fn check(args: &[&str]) -> Result<()> {
-    let o = options(args)?;
+    let mut o = options(args)?;
+    if o.exchange == "bybit" {
+        // Bybit: spot 1h and futures with mark and funding downloaded, then a spot fleet
+        // with websockets on (freqtrade's Bybit support has `ws_enabled`).
+        for futures in [false, true] {
+            o.futures = futures;
+            download(&o)?;
+        }
+        o.futures = false;
+        o.ws = true;
+        return run_live(&o);
+    }
     if !o.futures || o.ws {
         bail!(
             "check-freqtrade: only --futures is checked here (spot: check-freqtrade-live [--ws])"
@@ -82,15 +103,14 @@ pub(crate) fn check(args: &[&str]) -> Result<()> {
 fn download(o: &Options) -> Result<()> {
     let (dir, python, freqtrade, bin) = tools()?;
     let ex = FakeExchange::start();
-    let work = dir.join("freqtrade-download-futures");
+    let mode = if o.futures { "futures" } else { "spot" };
+    let work = dir.join(format!("freqtrade-download-{}-{mode}", o.exchange));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let (server, base) = crate::clients::serve(
-        &bin,
-        &work.join("candlecache.db"),
-        &["--upstream", &ex.url(), "--upstream-ws", "off"],
-    )?;
-    let pairs = pairs(2, true);
+    let args = upstream_args(o, &ex, false);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (server, base) = crate::clients::serve(&bin, &work.join("candlecache.db"), &args)?;
+    let pairs = pairs(2, o.futures);
     let user = work.join("user_data");
     sh(Command::new(&freqtrade)
         .args(["create-userdir", "--userdir"])
@@ -101,15 +121,16 @@ fn download(o: &Options) -> Result<()> {
         serde_json::to_string_pretty(&config_json(&base, o, &pairs, &work))?,
     )?;
     eprintln!(
-        "xtask: freqtrade {} download-data --trading-mode futures through candlecache ({base})",
-        freqtrade_version(&python)
+        "xtask: freqtrade {} download-data --exchange {} --trading-mode {mode} through candlecache ({base})",
+        freqtrade_version(&python),
+        o.exchange
     );
     let out = Command::new(&freqtrade)
         .args(["download-data", "-c"])
         .arg(&config)
         .arg("--userdir")
         .arg(&user)
-        .args(["--trading-mode", "futures", "--timeframes", "1h"])
+        .args(["--trading-mode", mode, "--timeframes", "1h"])
         .args([
             "--timerange",
             "20240301-20240315",
@@ -129,7 +150,11 @@ fn download(o: &Options) -> Result<()> {
         .filter(|l| l.contains(" - ERROR - "))
         .map(str::to_owned)
         .collect();
-    let data = user.join("data/binance/futures");
+    let data = if o.futures {
+        user.join(format!("data/{}/futures", o.exchange))
+    } else {
+        user.join(format!("data/{}", o.exchange))
+    };
     let mut checked = serde_json::Map::new();
     for pair in &pairs {
         let id = market_id(pair);
@@ -139,14 +164,13 @@ fn download(o: &Options) -> Result<()> {
             let Some(rest) = name.strip_prefix(&format!("{stem}-")) else {
                 continue;
             };
-            let Some((tf, kind)) = rest.trim_end_matches(".json").split_once('-') else {
-                continue;
-            };
+            let rest = rest.trim_end_matches(".json");
+            let (tf, kind) = rest.split_once('-').unwrap_or((rest, "spot"));
             let rows: Vec<Vec<Value>> =
                 serde_json::from_str(&std::fs::read_to_string(data.join(&name))?)?;
             let wrong = rows
                 .iter()
-                .filter(|r| !downloaded_row_is_right(&id, tf, kind, r))
+                .filter(|r| !downloaded_row_is_right(o.exchange, &id, tf, kind, r))
                 .count();
             if rows.is_empty() || wrong > 0 {
                 problems.push(format!(
@@ -157,7 +181,12 @@ fn download(o: &Options) -> Result<()> {
             checked.insert(name, json!(rows.len()));
         }
     }
-    for kind in ["futures", "mark", "funding_rate"] {
+    let kinds: &[&str] = if o.futures {
+        &["futures", "mark", "funding_rate"]
+    } else {
+        &["1h"]
+    };
+    for kind in kinds {
         if !checked
             .keys()
             .any(|k| k.ends_with(&format!("-{kind}.json")))
@@ -179,9 +208,9 @@ fn download(o: &Options) -> Result<()> {
 }
 
 /// Whether a row freqtrade stored (`[ms, open, high, low, close, volume]`) equals the
-/// fake exchange's: futures and mark candles value for value, funding rates as freqtrade
-/// keeps them (the rate in `open`, at the hour of the event).
-fn downloaded_row_is_right(id: &str, tf: &str, kind: &str, r: &[Value]) -> bool {
+/// fake exchange's: candles value for value, funding rates as freqtrade keeps them (the
+/// rate in `open`, at the hour of the event).
+fn downloaded_row_is_right(exchange: &str, id: &str, tf: &str, kind: &str, r: &[Value]) -> bool {
     let num = |v: &Value| {
         v.as_f64()
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
@@ -190,6 +219,25 @@ fn downloaded_row_is_right(id: &str, tf: &str, kind: &str, r: &[Value]) -> bool 
         return false;
     };
     let got: Vec<Option<f64>> = r.iter().skip(1).take(5).map(num).collect();
+    if exchange == "bybit" {
+        let want: Vec<Option<f64>> = match kind {
+            "spot" | "futures" | "mark" => {
+                let row = fake::bybit::row(id, kind != "spot", kind == "mark", "60", t, i64::MAX);
+                let mut v: Vec<Option<f64>> =
+                    row.iter().skip(1).take(5).map(|s| s.parse().ok()).collect();
+                // Mark candles have no volume: ccxt reads none and freqtrade keeps null.
+                v.resize(5, None);
+                v
+            }
+            "funding_rate" => {
+                let k = (t - fake::LISTED) / fake::bybit::FUNDING_EVERY;
+                let (time, rate) = fake::bybit::funding_event(id, k);
+                return time == t && got.first() == Some(&rate.parse().ok());
+            }
+            _ => return false,
+        };
+        return got == want;
+    }
     let want: Vec<Option<f64>> = match kind {
         "futures" | "mark" => {
             let Ok(iv) = tf
@@ -231,23 +279,21 @@ fn run_live(o: &Options) -> Result<()> {
     let (dir, python, freqtrade, bin) = tools()?;
     let ex = FakeExchange::start();
     let work = dir.join(match (o.ws, o.futures) {
-        (true, _) => "freqtrade-live-ws",
-        (false, true) => "freqtrade-live-futures",
-        (false, false) => "freqtrade-live",
+        (true, _) => format!("freqtrade-live-{}-ws", o.exchange),
+        (false, true) => format!("freqtrade-live-{}-futures", o.exchange),
+        (false, false) => format!("freqtrade-live-{}", o.exchange),
     });
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let db = work.join("candlecache.db");
-    let upstream_ws = if o.ws { ex.ws_url() } else { "off".to_owned() };
-    let (server, base) = crate::clients::serve(
-        &bin,
-        &db,
-        &["--upstream", &ex.url(), "--upstream-ws", &upstream_ws],
-    )?;
+    let args = upstream_args(o, &ex, o.ws);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (server, base) = crate::clients::serve(&bin, &db, &args)?;
     let pairs = pairs(o.pairs, o.futures);
     eprintln!(
-        "xtask: freqtrade {} {} dry-run through candlecache ({base}), {} pairs, websockets {}; candlecache's upstream {}",
+        "xtask: freqtrade {} {} {} dry-run through candlecache ({base}), {} pairs, websockets {}; candlecache's upstream {}",
         freqtrade_version(&python),
+        o.exchange,
         if o.futures { "futures" } else { "spot" },
         pairs.len(),
         if o.ws { "on" } else { "off" },
@@ -289,6 +335,7 @@ fn run_live(o: &Options) -> Result<()> {
         ));
     }
     let summary = json!({
+        "exchange": o.exchange,
         "market": if o.futures { "futures" } else { "spot" },
         "websockets": o.ws,
         "pairs": pairs.len(),
@@ -445,10 +492,10 @@ fn fleet(
     // SIGTERM, then a wait: freqtrade shuts down cleanly.
     drop(running);
     let steady = started_ms + MINUTE;
-    let klines_path = if o.futures {
-        "/fapi/v1/klines"
-    } else {
-        "/api/v3/klines"
+    let klines_path = match (o.exchange, o.futures) {
+        ("bybit", _) => "/v5/market/kline",
+        (_, true) => "/fapi/v1/klines",
+        _ => "/api/v3/klines",
     };
     let klines = ex
         .klines_seen()
@@ -466,7 +513,7 @@ fn fleet(
     };
     for (i, (log, candles)) in logs.iter().enumerate() {
         judge_log(&mut run, i, log, steady)?;
-        judge_candles(&mut run, i, candles, o.futures)?;
+        judge_candles(&mut run, i, candles, o)?;
     }
     Ok(run)
 }
@@ -487,6 +534,21 @@ fn config_json(base: &str, o: &Options, pairs: &[String], bot: &Path) -> Value {
             "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": false},
         })
     };
+    let ccxt = if o.exchange == "bybit" {
+        // The only change a Bybit user makes: where the public API and streams live.
+        json!({
+            "urls": {"api": {
+                "public": base, "spot": base, "futures": base, "v2": base,
+                "ws": {"public": {
+                    "spot": format!("{ws_base}/v5/public/spot"),
+                    "linear": format!("{ws_base}/v5/public/linear"),
+                }},
+            }},
+            "options": {"fetchMarkets": {"types": ["spot", "linear"]}, "fetchCurrencies": false},
+        })
+    } else {
+        ccxt
+    };
     let ws = o.ws;
     let mut config = json!({
         "max_open_trades": 1,
@@ -497,7 +559,7 @@ fn config_json(base: &str, o: &Options, pairs: &[String], bot: &Path) -> Value {
         "timeframe": "1m",
         "trading_mode": "spot",
         "exchange": {
-            "name": "binance",
+            "name": o.exchange,
             "key": "",
             "secret": "",
             "enable_ws": ws,
@@ -525,6 +587,26 @@ fn config_json(base: &str, o: &Options, pairs: &[String], bot: &Path) -> Value {
             json!({"price_side": "same", "use_order_book": true, "order_book_top": 1});
     }
     config
+}
+
+/// candlecache's upstream flags for `o`'s exchange, streams on with `ws`.
+fn upstream_args(o: &Options, ex: &FakeExchange, ws: bool) -> Vec<String> {
+    let url = ex.url();
+    if o.exchange == "bybit" {
+        let ws = if ws {
+            format!("{}/v5/public", ex.ws_url())
+        } else {
+            "off".to_owned()
+        };
+        return vec![
+            "--upstream-bybit".into(),
+            url,
+            "--upstream-bybit-ws".into(),
+            ws,
+        ];
+    }
+    let ws = if ws { ex.ws_url() } else { "off".to_owned() };
+    vec!["--upstream".into(), url, "--upstream-ws".into(), ws]
 }
 
 /// Counts ERROR lines, and "Outdated history" warnings logged after `steady`.
@@ -557,7 +639,8 @@ fn log_time(line: &str) -> Option<i64> {
 
 /// Every candle the strategy was given against the exchange's final candle; the delay
 /// from a candle's close until the strategy first had it as its newest.
-fn judge_candles(run: &mut Run, bot: usize, path: &Path, futures: bool) -> Result<()> {
+fn judge_candles(run: &mut Run, bot: usize, path: &Path, o: &Options) -> Result<()> {
+    let futures = o.futures;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("bot {bot}'s strategy logged no candle ({})", path.display()))?;
     let mut by_pair: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -578,7 +661,14 @@ fn judge_candles(run: &mut Run, bot: usize, path: &Path, futures: bool) -> Resul
                 .iter()
                 .map(|k| r[*k].as_f64().unwrap_or(f64::NAN))
                 .collect();
-            let want = if fake::exists(MINUTE, t, i64::MAX) {
+            let want = if fake::exists(MINUTE, t, i64::MAX) && o.exchange == "bybit" {
+                fake::bybit::row(&symbol, futures, false, "1", t, i64::MAX)
+                    .iter()
+                    .skip(1)
+                    .take(5)
+                    .map(|s| s.parse().unwrap_or(f64::NAN))
+                    .collect::<Vec<f64>>()
+            } else if fake::exists(MINUTE, t, i64::MAX) {
                 let row = if futures {
                     fake::futures::row(&symbol, false, MINUTE, t, i64::MAX)
                 } else {
