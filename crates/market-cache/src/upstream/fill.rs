@@ -137,16 +137,17 @@ impl Upstream {
         let meta = self.meta(&symbol);
         let mut pages = 0;
         let page_size = self.api.funding_page();
+        let backward = self.api.funding_before_path(&symbol, end, 1).is_some();
         for (a, b) in store
             .missing_funding(&symbol, start, end.min(now()))
             .await?
         {
+            if backward {
+                pages += self.funding_back(store, &meta, (a, b), page_size).await?;
+                continue;
+            }
             let mut cursor = a;
             while cursor < b {
-                if self.api.funding_before_path(&symbol, b, 1).is_some() {
-                    pages += self.funding_back(store, &meta, (a, b), page_size).await?;
-                    break;
-                }
                 let page = self.funding(&symbol, cursor, page_size).await?;
                 pages += 1;
                 let full = page.len() >= page_size;

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::errors::params;
 use crate::query::Params;
-use crate::reply::Reply;
+use crate::reply::{accepts_gzip, Reply};
 use crate::state::{App, Made};
 use crate::{Error, Result};
 
@@ -36,8 +36,8 @@ impl App {
         let query = req.uri().query();
         let path = format!("/v5/market/{call}");
         match call {
-            "kline" => self.bybit_kline(&p, false).await,
-            "mark-price-kline" => self.bybit_kline(&p, true).await,
+            "kline" => self.bybit_kline(&p, false, accepts_gzip(req)).await,
+            "mark-price-kline" => self.bybit_kline(&p, true, accepts_gzip(req)).await,
             "funding/history" => self.bybit_funding(&p).await,
             "time" => {
                 let now = self.read.now();
@@ -65,8 +65,9 @@ impl App {
         }
     }
 
-    /// `kline` (or with `mark` `mark-price-kline`) as Bybit answers it.
-    async fn bybit_kline(&self, p: &Params, mark: bool) -> Result<Reply> {
+    /// `kline` (or with `mark` `mark-price-kline`) as Bybit answers it, gzipped for a
+    /// client that takes it.
+    async fn bybit_kline(&self, p: &Params, mark: bool, gzip: bool) -> Result<Reply> {
         let mut kind = category(p)?;
         if mark {
             if kind != Kind::Futures {
@@ -88,10 +89,10 @@ impl App {
         }
         let now = self.read.now();
         let key = format!(
-            "bybit-kline|{}|{tf}|{start:?}|{end:?}|{limit}",
+            "bybit-kline|{}|{tf}|{start:?}|{end:?}|{limit}|{gzip}",
             symbol.key()
         );
-        self.answer(&key, false, || async {
+        self.answer(&key, gzip, || async {
             let from = start.map(|s| tf.floor(s));
             // With `start` alone: forward from it; with `end`: the latest up to it.
             let request = ReadRequest {

@@ -136,7 +136,8 @@ fn parse_topic(topic: &str) -> std::result::Result<Stream, String> {
     let symbol: Symbol = sym.parse().map_err(|_| bad())?;
     Ok(Stream {
         name: topic.to_owned(),
-        symbol: symbol.with_exchange(Exchange::Bybit),
+        // The hub puts it on the protocol's exchange.
+        symbol,
         tf,
     })
 }
