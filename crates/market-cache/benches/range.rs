@@ -33,7 +33,7 @@ async fn main() {
     let m = store.markets().await.unwrap();
     let series = m
         .iter()
-        .find(|x| x.symbol == symbol.as_str() && x.timeframe == tf.as_str())
+        .find(|x| x.symbol == symbol.as_str() && x.timeframe == tf.name())
         .expect("the series is in the file");
     let len = tf.fixed_ms().unwrap();
     // A range in the middle of the series.

@@ -172,7 +172,7 @@ pub(crate) async fn export<S: CandleStore>(
     // Only the stored range is walked: an open end (i64::MAX) would be billions of steps.
     let markets = store.markets().await?;
     let Some(series) = markets.iter().find(|m| {
-        m.symbol == symbol.as_str() && m.kind == symbol.kind() && m.timeframe == tf.as_str()
+        m.symbol == symbol.as_str() && m.kind == symbol.kind() && m.timeframe == tf.name()
     }) else {
         return Err(Error::UnknownSymbol(format!("{symbol} {tf}")));
     };

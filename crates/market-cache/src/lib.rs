@@ -48,6 +48,11 @@ mod settings;
 mod store;
 mod upstream;
 
+/// Binance's interval names.
+pub mod binance {
+    pub use crate::exchange::binance::timeframe;
+}
+
 /// Bybit's names of things, for its served facade.
 pub mod bybit {
     pub use crate::exchange::bybit::{interval, timeframe};
@@ -73,7 +78,7 @@ pub use model::decimal::{Decimal, MAX_SCALE};
 pub use model::funding::Funding;
 pub use model::symbol::{Exchange, Kind, Symbol};
 pub use model::time::{epoch_to_ms, format_time, parse_time, wall_ms, Now};
-pub use model::timeframe::Timeframe;
+pub use model::timeframe::{parse_offset, Timeframe};
 pub use objects::{ObjectConfig, ObjectStats, Objects};
 pub use read::resample::{fill_previous, gaps, resample, resample_batch};
 pub use read::{Answer, Fill, LiveConfig, ReadStats, Request, Source, DEFAULT_LIMIT, MAX_LIMIT};

@@ -272,9 +272,16 @@ async fn rows_in_a_format_equal_the_format_applied_to_the_candles() {
         x ^= x << 17;
         (x % n as u64) as usize
     };
-    use Timeframe::*;
+    let hk_day = Timeframe::D1.with_offset(8 * 60).unwrap();
     for _ in 0..150 {
-        let tf = [M1, M1, M5, H1, D1, W1][rand(6)];
+        let tf = [
+            Timeframe::M1,
+            Timeframe::M5,
+            Timeframe::H1,
+            Timeframe::D1,
+            Timeframe::W1,
+            hk_day,
+        ][rand(6)];
         let start =
             FIRST - 100 * 60_000 + rand(4_000) as i64 * 60_000 + [0, 1, 59_999][rand(3)] as i64;
         let r = Request {

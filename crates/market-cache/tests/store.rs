@@ -733,6 +733,7 @@ async fn large_holed_ranges_read_into_arrow_as_the_rows_are() {
                 trades: Some(i as u64),
                 taker_base: None,
                 taker_quote: Some(d(i % 13)),
+                volume_ccy: (i % 3 == 0).then(|| d(i % 11)),
             }
         })
         .collect();

@@ -34,6 +34,22 @@ impl App {
             .with_kind(kind)
             .with_exchange(exchange);
         let timeframe: Timeframe = p.require("timeframe")?.parse()?;
+        // `tz=+08:00`: the candles of that span opening on that clock (OKX's Hong Kong
+        // bars), the same as `timeframe=1d+08:00`.
+        let timeframe = match p.get("tz").filter(|s| !s.is_empty()) {
+            None => timeframe,
+            Some(tz) => {
+                let minutes = market_cache::parse_offset(tz).ok_or_else(|| {
+                    Error::InvalidTimeframe(format!(
+                        "tz `{}` is not an offset from UTC like +08:00 or -05:00",
+                        clip(tz)
+                    ))
+                })?;
+                timeframe
+                    .on_utc()
+                    .with_offset(timeframe.offset_minutes() + minutes)?
+            }
+        };
         if kind.is_futures() && timeframe == Timeframe::S1 {
             return Err(Error::InvalidTimeframe(
                 "the futures market has no 1s candles (1m and up)".into(),

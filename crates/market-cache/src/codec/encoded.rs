@@ -174,6 +174,7 @@ mod tests {
             trades: None,
             taker_base: None,
             taker_quote: None,
+            volume_ccy: None,
         }
     }
 

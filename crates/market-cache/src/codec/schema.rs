@@ -19,6 +19,7 @@ pub fn candle_schema() -> SchemaRef {
         Field::new("trades", DataType::UInt64, true),
         Field::new("taker_buy_base", DataType::Float64, true),
         Field::new("taker_buy_quote", DataType::Float64, true),
+        Field::new("volume_ccy", DataType::Float64, true),
     ]))
 }
 

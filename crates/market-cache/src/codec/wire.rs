@@ -60,6 +60,7 @@ pub(crate) fn candles_batch(candles: &[Candle]) -> Result<RecordBatch> {
         Arc::new(trades.finish()),
         f(&|c| c.taker_base),
         f(&|c| c.taker_quote),
+        f(&|c| c.volume_ccy),
     ];
     RecordBatch::try_new(parquet_schema(), columns).map_err(err)
 }
@@ -74,7 +75,7 @@ pub(crate) fn encode_chunk(candles: &[Candle]) -> bytes::Bytes {
         [c.open, c.high, c.low, c.close, c.volume]
             .into_iter()
             .chain(
-                [c.quote_volume, c.taker_base, c.taker_quote]
+                [c.quote_volume, c.taker_base, c.taker_quote, c.volume_ccy]
                     .into_iter()
                     .flatten(),
             )
@@ -97,12 +98,13 @@ pub(crate) fn encode_chunk(candles: &[Candle]) -> bytes::Bytes {
         let flags = u8::from(c.quote_volume.is_some())
             | u8::from(c.trades.is_some()) << 1
             | u8::from(c.taker_base.is_some()) << 2
-            | u8::from(c.taker_quote.is_some()) << 3;
+            | u8::from(c.taker_quote.is_some()) << 3
+            | u8::from(c.volume_ccy.is_some()) << 4;
         out.push(flags);
         for d in [c.open, c.high, c.low, c.close, c.volume] {
             dec(&mut out, d);
         }
-        for d in [c.quote_volume, c.taker_base, c.taker_quote]
+        for d in [c.quote_volume, c.taker_base, c.taker_quote, c.volume_ccy]
             .into_iter()
             .flatten()
         {
@@ -182,6 +184,7 @@ impl Reader<'_> {
         let quote_volume = opt(1)?;
         let taker_base = opt(4)?;
         let taker_quote = opt(8)?;
+        let volume_ccy = opt(16)?;
         let trades = if flags & 2 != 0 {
             Some(u64::from_le_bytes(self.take::<8>()?))
         } else {
@@ -198,6 +201,7 @@ impl Reader<'_> {
             trades,
             taker_base,
             taker_quote,
+            volume_ccy,
         })
     }
 }
@@ -222,8 +226,9 @@ mod tests {
             proptest::option::of(any::<u64>()),
             proptest::option::of(dec()),
             proptest::option::of(dec()),
+            proptest::option::of(dec()),
         )
-            .prop_map(|(t, [o, h, l, c, v], qv, tr, tb, tq)| Candle {
+            .prop_map(|(t, [o, h, l, c, v], qv, tr, tb, tq, vc)| Candle {
                 open_time: t,
                 open: o,
                 high: h,
@@ -234,6 +239,7 @@ mod tests {
                 trades: tr,
                 taker_base: tb,
                 taker_quote: tq,
+                volume_ccy: vc,
             })
     }
 

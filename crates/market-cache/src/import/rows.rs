@@ -286,6 +286,7 @@ impl Columns {
             trades,
             taker_base: opt_dec(self.taker_base, "taker buy base volume")?,
             taker_quote: opt_dec(self.taker_quote, "taker buy quote volume")?,
+            volume_ccy: None,
         })
     }
 
@@ -321,6 +322,7 @@ impl Columns {
             trades,
             taker_base: optional(self.taker_base)?,
             taker_quote: optional(self.taker_quote)?,
+            volume_ccy: None,
         })
     }
 }
@@ -388,6 +390,7 @@ fn json_candle(v: &serde_json::Value) -> std::result::Result<Candle, String> {
         trades: None,
         taker_base: None,
         taker_quote: None,
+        volume_ccy: None,
     })
 }
 

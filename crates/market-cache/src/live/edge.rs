@@ -123,21 +123,10 @@ pub(crate) fn keep_for(max_age: Option<Duration>) -> Duration {
 /// How long a chunk that holds the still-forming candle may be served from memory when
 /// there is no upstream (only an import can change it then).
 fn forming_ttl(tf: Timeframe) -> Duration {
-    use Timeframe::*;
-    Duration::from_secs(match tf {
-        S1 => 1,
-        M1 => 60,
-        M3 => 180,
-        M5 => 300,
-        M15 => 600,
-        M30 => 900,
-        H1 => 1800,
-        H2 | H4 => 3600,
-        H6 | H8 | H12 => 7200,
-        D1 => 14_400,
-        D3 => 28_800,
-        W1 | Mo1 => 86_400,
-    })
+    // A sixth of the candle (a whole one below a minute), from a minute to a day.
+    let len = (tf.fixed_ms().unwrap_or(30 * 86_400_000) / 1000) as u64;
+    let secs = if len <= 60 { len } else { (len / 6).max(60) };
+    Duration::from_secs(secs.min(86_400))
 }
 
 #[cfg(test)]

@@ -23,6 +23,10 @@ pub struct Candle {
     pub taker_base: Option<Decimal>,
     /// Quote volume bought by takers, when the source has it.
     pub taker_quote: Option<Decimal>,
+    /// The volume in the other currency of exchanges that report three (OKX's `volCcy`:
+    /// base currency of a swap, whose `volume` counts contracts; quote currency on spot).
+    #[serde(default)]
+    pub volume_ccy: Option<Decimal>,
 }
 
 impl Candle {
@@ -57,6 +61,7 @@ impl Candle {
             self.quote_volume,
             self.taker_base,
             self.taker_quote,
+            self.volume_ccy,
         ];
         if volumes.iter().flatten().any(|v| v.is_negative()) {
             return Err("negative volume".into());

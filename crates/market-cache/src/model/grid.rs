@@ -12,8 +12,9 @@ pub(crate) fn chunk_start(tf: Timeframe, t: i64) -> i64 {
     match tf.fixed_ms() {
         Some(len) => {
             let span = len * CHUNK_CANDLES;
-            // Weeks open on Mondays, so their chunks count from the first Monday.
-            let origin = if tf == Timeframe::W1 { tf.next(0) } else { 0 };
+            // Weeks open on Mondays (and a grid on another clock off the epoch), so
+            // their chunks count from the first boundary after it.
+            let origin = if tf.is_aligned(0) { 0 } else { tf.next(0) };
             origin + (t - origin).div_euclid(span) * span
         }
         None => 0,

@@ -207,6 +207,11 @@ impl Symbol {
 
     /// Splits the symbol into base and quote asset when its quote is a well-known one.
     pub fn split(&self) -> Option<(&str, &str)> {
+        // OKX names its instruments `BASE-QUOTE` (and `BASE-QUOTE-SWAP`).
+        let mut parts = self.name.split('-');
+        if let (Some(base), Some(quote)) = (parts.next(), parts.next()) {
+            return Some((base, quote));
+        }
         const QUOTES: &[&str] = &[
             "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USD", "EUR", "GBP", "TRY", "BRL", "BTC",
             "ETH", "BNB", "DAI",
@@ -221,9 +226,12 @@ impl Symbol {
 impl FromStr for Symbol {
     type Err = Error;
 
-    /// Accepts any case and normalizes to upper case.
+    /// Accepts any case and normalizes to upper case. Letters and digits, and single
+    /// dashes between them (OKX's `BTC-USDT`, `BTC-USDT-SWAP`).
     fn from_str(s: &str) -> Result<Self, Error> {
-        let valid = (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric());
+        let valid = (1..=32).contains(&s.len())
+            && s.split('-')
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()));
         if !valid {
             return Err(Error::InvalidSymbol(s.chars().take(64).collect()));
         }
@@ -272,7 +280,9 @@ mod tests {
         assert_eq!("btcusdt".parse::<Symbol>().unwrap().as_str(), "BTCUSDT");
         for bad in [
             "",
-            "BTC-USDT",
+            "-BTC",
+            "BTC--USDT",
+            "BTC-",
             "BTC/USDT",
             "ÄBC",
             &"A".repeat(33),
@@ -286,6 +296,11 @@ mod tests {
         let s: Symbol = "BTCFDUSD".parse().unwrap();
         assert_eq!(s.split(), Some(("BTC", "FDUSD")));
         assert_eq!("USDT".parse::<Symbol>().unwrap().split(), None);
+        let s: Symbol = "btc-usdt-swap".parse().unwrap();
+        assert_eq!(
+            (s.as_str(), s.split()),
+            ("BTC-USDT-SWAP", Some(("BTC", "USDT")))
+        );
     }
 
     #[test]

@@ -55,8 +55,8 @@ pub(super) fn encode(
     };
     let s = Scales::of(candles);
     let scales = format!(
-        "{},{},{},{},{}",
-        s.price, s.volume, s.quote_volume, s.taker_base, s.taker_quote
+        "{},{},{},{},{},{}",
+        s.price, s.volume, s.quote_volume, s.taker_base, s.taker_quote, s.volume_ccy
     );
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
@@ -96,8 +96,11 @@ pub(super) fn decode(
         .split(',')
         .filter_map(|v| v.parse().ok())
         .collect();
-    let [price, volume, quote, taker_base, taker_quote] = scales[..] else {
-        return Err("its decimal places are missing".into());
+    // Objects written before `volume_ccy` have five scales and ten columns.
+    let (price, volume, quote, taker_base, taker_quote, volume_ccy) = match scales[..] {
+        [p, v, q, tb, tq] => (p, v, q, tb, tq, None),
+        [p, v, q, tb, tq, vc] => (p, v, q, tb, tq, Some(vc)),
+        _ => return Err("its decimal places are missing".into()),
     };
     let shape = |s: &arrow_schema::Schema| -> Vec<(String, arrow_schema::DataType)> {
         s.fields()
@@ -105,7 +108,11 @@ pub(super) fn decode(
             .map(|f| (f.name().clone(), f.data_type().clone()))
             .collect()
     };
-    if shape(builder.schema()) != shape(&parquet_schema()) {
+    let mut want = shape(&parquet_schema());
+    if volume_ccy.is_none() {
+        want.pop();
+    }
+    if shape(builder.schema()) != want {
         return Err(format!(
             "its columns are not candlecache's: {:?}",
             shape(builder.schema())
@@ -121,6 +128,10 @@ pub(super) fn decode(
         let (o, h, l, c, v, q) = (f(1)?, f(2)?, f(3)?, f(4)?, f(5)?, f(6)?);
         let trades = column::<UInt64Array>(&batch, 7)?;
         let (tb, tq) = (f(8)?, f(9)?);
+        let vc = match volume_ccy {
+            Some(scale) => Some((f(10)?, scale)),
+            None => None,
+        };
         let at = |a: &Float64Array, r: usize, scale: u8| -> std::result::Result<Decimal, String> {
             Decimal::from_f64(a.value(r), scale).ok_or_else(|| format!("row {r}: not a number"))
         };
@@ -139,6 +150,10 @@ pub(super) fn decode(
                 trades: (!trades.is_null(r)).then(|| trades.value(r)),
                 taker_base: opt(tb, r, taker_base)?,
                 taker_quote: opt(tq, r, taker_quote)?,
+                volume_ccy: match vc {
+                    Some((a, scale)) => opt(a, r, scale)?,
+                    None => None,
+                },
             };
             if candle.open_time < month || candle.open_time >= next {
                 return Err(format!("row {r} is outside the month"));
@@ -180,6 +195,7 @@ mod tests {
             trades: Some(7),
             taker_base: None,
             taker_quote: Some(d("0.10000000")),
+            volume_ccy: Some(d("12.5")),
         }
     }
 

@@ -38,7 +38,7 @@ pub fn resample_batch(batch: &RecordBatch, to: Timeframe) -> Result<RecordBatch>
             .ok_or_else(bad)
     };
     let (open, high, low, close, volume) = (f(1)?, f(2)?, f(3)?, f(4)?, f(5)?);
-    let optional = [f(6)?, f(8)?, f(9)?];
+    let optional = [f(6)?, f(8)?, f(9)?, f(10)?];
     let trades = batch
         .column(7)
         .as_primitive_opt::<UInt64Type>()
@@ -85,7 +85,7 @@ pub fn resample_batch(batch: &RecordBatch, to: Timeframe) -> Result<RecordBatch>
     let mut out_time = Int64Builder::with_capacity(bounds.len());
     let mut out: [Float64Builder; 5] =
         std::array::from_fn(|_| Float64Builder::with_capacity(bounds.len()));
-    let mut out_opt: [Float64Builder; 3] = Default::default();
+    let mut out_opt: [Float64Builder; 4] = Default::default();
     let mut out_trades = UInt64Builder::new();
     for p in &parts {
         out_time.append_slice(&p.time);
@@ -101,13 +101,14 @@ pub fn resample_batch(batch: &RecordBatch, to: Timeframe) -> Result<RecordBatch>
             out_trades.append_option(*v);
         }
     }
-    let [mut qv, mut tb, mut tq] = out_opt;
+    let [mut qv, mut tb, mut tq, mut vc] = out_opt;
     let mut cols: Vec<ArrayRef> = vec![Arc::new(out_time.finish())];
     cols.extend(out.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
     cols.push(Arc::new(qv.finish()));
     cols.push(Arc::new(out_trades.finish()));
     cols.push(Arc::new(tb.finish()));
     cols.push(Arc::new(tq.finish()));
+    cols.push(Arc::new(vc.finish()));
     RecordBatch::try_new(candle_schema(), cols).map_err(|e| Error::Encode {
         what: "arrow",
         message: e.to_string(),
@@ -134,6 +135,7 @@ pub fn resample(candles: &[Candle], to: Timeframe) -> Vec<Candle> {
                 b.trades = b.trades.zip(c.trades).map(|(a, b)| a + b);
                 b.taker_base = sum(b.taker_base, c.taker_base);
                 b.taker_quote = sum(b.taker_quote, c.taker_quote);
+                b.volume_ccy = sum(b.volume_ccy, c.volume_ccy);
             }
             _ => out.push(Candle {
                 open_time: bucket,
@@ -151,7 +153,7 @@ struct Columns<'a> {
     l: &'a [f64],
     c: &'a [f64],
     v: &'a [f64],
-    optional: &'a [&'a arrow_array::Float64Array; 3],
+    optional: &'a [&'a arrow_array::Float64Array; 4],
     trades: &'a arrow_array::UInt64Array,
 }
 
@@ -160,7 +162,7 @@ struct Columns<'a> {
 struct Reduced {
     time: Vec<i64>,
     values: [Vec<f64>; 5],
-    optional: [Vec<Option<f64>>; 3],
+    optional: [Vec<Option<f64>>; 4],
     trades: Vec<Option<u64>>,
 }
 
@@ -307,6 +309,7 @@ fn flat(prev: &Candle, open_time: i64) -> Candle {
         trades: prev.trades.map(|_| 0),
         taker_base: prev.taker_base.map(zero),
         taker_quote: prev.taker_quote.map(zero),
+        volume_ccy: prev.volume_ccy.map(zero),
     }
 }
 
@@ -328,6 +331,7 @@ mod tests {
             trades: Some(1),
             taker_base: None,
             taker_quote: None,
+            volume_ccy: None,
         }
     }
 

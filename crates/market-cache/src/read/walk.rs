@@ -105,10 +105,10 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             })
             .filter_map(|m| m.timeframe.parse().ok())
             .collect();
-        // The finest stored timeframe finer than the one asked, to resample from.
-        let finer = stored.iter().copied().filter(|s| *s < tf).min();
-        let upstream = self.upstream_for(&req.symbol).is_some();
-        if stored.contains(&tf) || !upstream {
+        // The finest stored timeframe whose candles sum into the one asked, to resample from.
+        let finer = stored.iter().copied().filter(|s| s.nests_in(tf)).min();
+        let upstream = self.upstream_for(&req.symbol);
+        if stored.contains(&tf) || upstream.is_none() {
             // The stored timeframe itself, else resampled from a finer one.
             let source_tf = if stored.contains(&tf) {
                 tf
@@ -119,7 +119,14 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
                     Error::UnknownSymbol(format!("{} has no timeframe finer than {tf}", req.symbol))
                 })?
             };
-            return self.collect(req, source_tf, upstream, format).await;
+            return self
+                .collect(req, source_tf, upstream.is_some(), format)
+                .await;
+        }
+        // A timeframe the exchange has no candles of (a daily candle on another clock, a
+        // quarter on Binance) is summed from the coarsest one it has that nests in it.
+        if let Some(source) = upstream.and_then(|u| u.source_for(tf)) {
+            return self.collect(req, source, true, format).await;
         }
         // With an upstream, a timeframe not stored is fetched as it is; resampling is the
         // fallback for series the upstream does not know (imported from files).

@@ -24,6 +24,9 @@ pub struct Scales {
     pub taker_base: u8,
     /// Taker buy quote volume.
     pub taker_quote: u8,
+    /// Volume in the other currency (OKX's `volCcy`).
+    #[serde(default)]
+    pub volume_ccy: u8,
 }
 
 impl Scales {
@@ -43,6 +46,7 @@ impl Scales {
             max(&mut s.quote_volume, c.quote_volume);
             max(&mut s.taker_base, c.taker_base);
             max(&mut s.taker_quote, c.taker_quote);
+            max(&mut s.volume_ccy, c.volume_ccy);
         }
         s
     }
@@ -54,11 +58,12 @@ impl Scales {
             quote_volume: self.quote_volume.max(o.quote_volume),
             taker_base: self.taker_base.max(o.taker_base),
             taker_quote: self.taker_quote.max(o.taker_quote),
+            volume_ccy: self.volume_ccy.max(o.volume_ccy),
         }
     }
 
     /// The scale of each stored value column, in [`StoredRow`] order (trades: 0).
-    pub(crate) fn columns(self) -> [u8; 9] {
+    pub(crate) fn columns(self) -> [u8; 10] {
         let p = self.price;
         [
             p,
@@ -70,12 +75,13 @@ impl Scales {
             0,
             self.taker_base,
             self.taker_quote,
+            self.volume_ccy,
         ]
     }
 }
 
 /// The value columns of the candle table, in [`StoredRow`] order.
-pub(crate) const VALUE_COLUMNS: [&str; 9] = [
+pub(crate) const VALUE_COLUMNS: [&str; 10] = [
     "open",
     "high",
     "low",
@@ -85,6 +91,7 @@ pub(crate) const VALUE_COLUMNS: [&str; 9] = [
     "trades",
     "taker_base",
     "taker_quote",
+    "volume_ccy",
 ];
 
 /// Market metadata kept with a symbol.

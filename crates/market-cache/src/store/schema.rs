@@ -2,8 +2,8 @@
 
 use query_opt::Schema;
 
-/// The store's schema: version 3.
-pub(crate) static SCHEMA: Schema = Schema::new(&[V1, V2, V3]);
+/// The store's schema: version 4.
+pub(crate) static SCHEMA: Schema = Schema::new(&[V1, V2, V3, V4]);
 
 /// Version 1.
 ///
@@ -126,6 +126,13 @@ DROP TABLE symbols;
 ALTER TABLE symbols_v3 RENAME TO symbols;
 ";
 
+/// Version 4: a third volume (OKX reports contracts, base and quote volume of a swap;
+/// `volume_ccy` keeps its `volCcy`). Added columns, so no row is rewritten.
+const V4: &str = "
+ALTER TABLE candles ADD COLUMN volume_ccy INTEGER;
+ALTER TABLE symbols ADD COLUMN volume_ccy_scale INTEGER NOT NULL DEFAULT 0;
+";
+
 #[cfg(test)]
 mod tests {
     use rusqlite::Connection;
@@ -168,7 +175,7 @@ mod tests {
         let v: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 3);
+        assert_eq!(v, 4);
     }
 
     #[test]

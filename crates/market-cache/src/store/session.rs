@@ -12,7 +12,7 @@ use crate::{Candle, Decimal, Symbol, Timeframe};
 /// A candle with its values scaled to integers, ready to store.
 pub(super) struct StoredRow {
     open_time: i64,
-    values: [Option<i128>; 9],
+    values: [Option<i128>; 10],
 }
 
 impl StoredRow {
@@ -37,6 +37,7 @@ impl StoredRow {
                 c.trades.map(i128::from),
                 at(c.taker_base, 7),
                 at(c.taker_quote, 8),
+                at(c.volume_ccy, 9),
             ],
         }
     }
@@ -52,7 +53,8 @@ pub(super) fn write_rows(
     candles: &[Candle],
 ) -> query_opt::Result<WriteReport> {
     let rows: Vec<StoredRow> = candles.iter().map(|c| StoredRow::new(c, scales)).collect();
-    let tf = tf.as_str();
+    let tf_name = tf.name();
+    let tf = tf_name.as_str();
     if rows.is_empty() {
         return Ok(WriteReport::default());
     }
@@ -84,7 +86,7 @@ pub(super) fn write_rows(
         stmt.raw_bind_parameter(2, tf)?;
         for chunk in &mut chunks {
             for (k, r) in chunk.iter().enumerate() {
-                bind_values(&mut stmt, 2 + k * 10, r)?;
+                bind_values(&mut stmt, 2 + k * 11, r)?;
             }
             written += stmt.raw_execute()? as u64;
         }
@@ -208,7 +210,8 @@ pub(super) fn symbol_row(
                 need.quote_volume,
                 need.taker_base,
                 need.taker_quote,
-                meta.symbol.kind().as_str()
+                meta.symbol.kind().as_str(),
+                need.volume_ccy
             ],
         )
     })?;
@@ -234,6 +237,7 @@ pub(super) fn lookup(
                     quote_volume: r.get(3)?,
                     taker_base: r.get(4)?,
                     taker_quote: r.get(5)?,
+                    volume_ccy: r.get(6)?,
                 },
             ))
         })
@@ -241,7 +245,7 @@ pub(super) fn lookup(
     })
 }
 
-/// Candles per multi-row upsert statement (12 parameters each, far below SQLite's limit).
+/// Candles per multi-row upsert statement (11 parameters each, far below SQLite's limit).
 pub(super) const UPSERT_ROWS: usize = 64;
 
 /// [`UPSERT_SQL`] with [`UPSERT_ROWS`] rows of values.
@@ -249,16 +253,16 @@ pub(super) fn upsert_many_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         let (head, tail) = UPSERT_SQL
-            .split_once(" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+            .split_once(" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")
             .expect("the upsert has one row of values");
         // The series' id and timeframe are bound once for all rows (`?1`, `?2`); each
-        // row's ten values take the next free numbers.
-        let row = "(?1, ?2, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        // row's eleven values take the next free numbers.
+        let row = "(?1, ?2, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         format!("{head} VALUES {}{tail}", vec![row; UPSERT_ROWS].join(", "))
     })
 }
 
-/// Binds one row's open time and nine values starting after parameter `offset`
+/// Binds one row's open time and ten values starting after parameter `offset`
 /// (parameters count from 1; the series' id and timeframe are bound by the caller).
 pub(super) fn bind_values(
     stmt: &mut rusqlite::CachedStatement<'_>,
@@ -302,7 +306,8 @@ pub(super) fn rescale(
                 want.volume,
                 want.quote_volume,
                 want.taker_base,
-                want.taker_quote
+                want.taker_quote,
+                want.volume_ccy
             ],
         )
     })?;

@@ -61,7 +61,7 @@ impl SqliteStore {
         let Some((id, _)) = self.symbol(symbol).await? else {
             return Ok(None);
         };
-        let tf = tf.as_str();
+        let tf = tf.name();
         Ok(self
             .db
             .run(move |s| {
@@ -76,7 +76,7 @@ impl SqliteStore {
     async fn missing_in(
         &self,
         symbol: &Symbol,
-        what: &'static str,
+        what: String,
         start: i64,
         end: i64,
     ) -> Result<Vec<(i64, i64)>> {
@@ -144,14 +144,14 @@ impl SqliteStore {
         capacity: usize,
     ) -> Result<RecordBatch> {
         let capacity = capacity.min(1 << 22);
-        let tf_name = tf.as_str();
+        let tf_name = tf.name();
         let columns = self
             .range(symbol, move |c, id, sc| {
                 let div = sc.columns().map(|s| 10_f64.powi(i32::from(s)));
                 let mut time = Int64Builder::with_capacity(capacity);
                 let mut prices: [Float64Builder; 5] =
                     std::array::from_fn(|_| Float64Builder::with_capacity(capacity));
-                let mut optional: [Float64Builder; 3] =
+                let mut optional: [Float64Builder; 4] =
                     std::array::from_fn(|_| Float64Builder::with_capacity(capacity));
                 let mut trades = UInt64Builder::with_capacity(capacity);
                 let mut stmt = c.prepare_cached(RANGE_SQL)?;
@@ -168,14 +168,16 @@ impl SqliteStore {
                     trades.append_option(r.get::<_, Option<i64>>(7)?.map(|t| t.max(0) as u64));
                     optional[1].append_option(float(r.get_ref_unwrap(8), div[7]));
                     optional[2].append_option(float(r.get_ref_unwrap(9), div[8]));
+                    optional[3].append_option(float(r.get_ref_unwrap(10), div[9]));
                 }
                 let mut cols: Vec<ArrayRef> = vec![Arc::new(time.finish())];
                 cols.extend(prices.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-                let [mut qv, mut tb, mut tq] = optional;
+                let [mut qv, mut tb, mut tq, mut vc] = optional;
                 cols.push(Arc::new(qv.finish()));
                 cols.push(Arc::new(trades.finish()));
                 cols.push(Arc::new(tb.finish()));
                 cols.push(Arc::new(tq.finish()));
+                cols.push(Arc::new(vc.finish()));
                 Ok(cols)
             })
             .await?;
@@ -203,7 +205,7 @@ impl SqliteStore {
                 s.transaction(|s| {
                     let (id, scales) = symbol_row(s, &meta, Scales::of(&candles))?;
                     if let Some((a, b)) = covered.filter(|(a, b)| a < b) {
-                        cover(s, id, tf.as_str(), a, b)?;
+                        cover(s, id, &tf.name(), a, b)?;
                     }
                     write_rows(s, id, scales, tf, &candles)
                 })
@@ -251,7 +253,7 @@ impl CandleStore for SqliteStore {
         start: i64,
         end: i64,
     ) -> Result<Vec<(i64, i64)>> {
-        self.missing_in(symbol, tf.as_str(), start, end).await
+        self.missing_in(symbol, tf.name(), start, end).await
     }
 
     async fn write_funding(
@@ -311,7 +313,8 @@ impl CandleStore for SqliteStore {
         start: i64,
         end: i64,
     ) -> Result<Vec<(i64, i64)>> {
-        self.missing_in(symbol, FUNDING, start, end).await
+        self.missing_in(symbol, FUNDING.to_owned(), start, end)
+            .await
     }
 
     async fn next_open(&self, symbol: &Symbol, tf: Timeframe, from: i64) -> Result<Option<i64>> {
@@ -329,7 +332,7 @@ impl CandleStore for SqliteStore {
         start: i64,
         end: i64,
     ) -> Result<Vec<Candle>> {
-        let tf_name = tf.as_str();
+        let tf_name = tf.name();
         self.range(symbol, move |c, id, sc| {
             let mut stmt = c.prepare_cached(RANGE_SQL)?;
             let mut rows = stmt.query(params![id, tf_name, start, end])?;
@@ -349,6 +352,7 @@ impl CandleStore for SqliteStore {
                     trades: r.get::<_, Option<i64>>(7)?.map(|t| t.max(0) as u64),
                     taker_base: opt(7),
                     taker_quote: opt(8),
+                    volume_ccy: opt(9),
                 });
             }
             Ok(out)
@@ -368,7 +372,7 @@ impl CandleStore for SqliteStore {
         };
         // Large ranges are read as two halves on two connections at once: decoding rows
         // is CPU-bound in SQLite, and this splits it over two cores.
-        let tf_name = tf.as_str();
+        let tf_name = tf.name();
         let bounds = self
             .range(symbol, move |c, id, _| {
                 c.query_row(BOUNDS_SQL, params![id, tf_name, start, end], |r| {
@@ -455,12 +459,12 @@ impl CandleStore for SqliteStore {
         let Some((id, _)) = self.symbol(symbol).await? else {
             return Ok(0);
         };
-        let tf = tf.as_str();
+        let tf = tf.name();
         let dropped = self
             .db
             .run(move |s| {
                 s.transaction(|s| {
-                    uncover(s, id, tf, start, end)?;
+                    uncover(s, id, &tf, start, end)?;
                     let n = s.time(FORGET_SQL, 1, |c| {
                         c.execute(FORGET_SQL, params![id, tf, start, end])
                     })? as i64;

@@ -171,6 +171,19 @@ impl Upstream {
         Ok((r.status.as_u16(), r.body))
     }
 
+    /// For a timeframe the exchange has no candles of, the coarsest one it has whose
+    /// candles sum into it exactly; `None` when it has `tf` itself (or nothing nests).
+    pub(crate) fn source_for(&self, tf: Timeframe) -> Option<Timeframe> {
+        if self.api.supports(tf) {
+            return None;
+        }
+        Timeframe::ALL
+            .into_iter()
+            .flat_map(|s| [s, s.with_offset(tf.offset_minutes()).unwrap_or(s)])
+            .filter(|s| self.api.supports(*s) && s.nests_in(tf))
+            .max()
+    }
+
     /// One page: up to `limit` candles with open time at or after `start`, in time order,
     /// validated. Repeated rows are dropped.
     ///

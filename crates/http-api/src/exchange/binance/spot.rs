@@ -49,7 +49,9 @@ impl App {
             return Err(illegal("symbol", "^[A-Z0-9-_.]{1,20}$"));
         }
         let symbol = raw.parse::<Symbol>()?.with_kind(kind);
-        let tf: Timeframe = p.require("interval")?.parse()?;
+        let name = p.require("interval")?;
+        let tf = market_cache::binance::timeframe(name)
+            .ok_or_else(|| Error::InvalidTimeframe(name.chars().take(16).collect()))?;
         if kind.is_futures() && tf == Timeframe::S1 {
             return Err(Error::InvalidTimeframe("1s".into()));
         }

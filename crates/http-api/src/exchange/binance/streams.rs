@@ -110,17 +110,13 @@ fn parse_stream(name: &str) -> std::result::Result<Stream, String> {
     let interval = kind.strip_prefix("kline_").ok_or_else(|| {
         format!("unsupported stream `{name}`: candlecache serves kline streams (<symbol>@kline_<interval>)")
     })?;
-    let tf: Timeframe = interval
-        .parse()
-        .map_err(|_| format!("invalid interval `{interval}` in stream `{name}`"))?;
-    if tf.as_str() != interval {
-        return Err(format!("invalid interval `{interval}` in stream `{name}`"));
-    }
+    let tf: Timeframe = market_cache::binance::timeframe(interval)
+        .ok_or_else(|| format!("invalid interval `{interval}` in stream `{name}`"))?;
     let symbol: Symbol = sym
         .to_ascii_uppercase()
         .parse()
         .map_err(|_| format!("invalid symbol `{sym}` in stream `{name}`"))?;
-    let canonical = format!("{}@kline_{}", sym.to_ascii_lowercase(), tf.as_str());
+    let canonical = format!("{}@kline_{}", sym.to_ascii_lowercase(), tf);
     Ok(Stream {
         name: canonical,
         symbol,

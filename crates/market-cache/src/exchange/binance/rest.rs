@@ -21,6 +21,9 @@ pub(crate) fn is_binance_host(host: &str) -> bool {
 }
 
 impl RestApi for BinanceRest {
+    fn supports(&self, tf: Timeframe) -> bool {
+        super::supports(tf)
+    }
     fn exchange(&self) -> Exchange {
         Exchange::Binance
     }
@@ -147,6 +150,7 @@ pub fn parse_klines(body: &[u8], tf: Timeframe) -> Result<Vec<Candle>> {
                 trades: row.get(8).and_then(Value::as_u64),
                 taker_base: dec(9)?,
                 taker_quote: dec(10)?,
+                volume_ccy: None,
             })
         })()
         .map_err(|e| bad(i, e.to_string()))?;

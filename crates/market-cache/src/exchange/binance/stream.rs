@@ -187,6 +187,7 @@ fn kline_candle(k: &Value, tf: Timeframe) -> std::result::Result<Candle, String>
         trades: k.get("n").and_then(Value::as_u64),
         taker_base: dec("V")?,
         taker_quote: dec("Q")?,
+        volume_ccy: None,
     };
     c.validate(tf)?;
     Ok(c)

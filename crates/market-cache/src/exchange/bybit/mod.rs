@@ -26,7 +26,7 @@ pub fn interval(tf: Timeframe) -> Option<&'static str> {
         Timeframe::D1 => "D",
         Timeframe::W1 => "W",
         Timeframe::Mo1 => "M",
-        Timeframe::S1 | Timeframe::H8 | Timeframe::D3 => return None,
+        _ => return None,
     })
 }
 

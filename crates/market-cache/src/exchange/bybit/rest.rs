@@ -204,6 +204,7 @@ pub(crate) fn parse_klines(body: &[u8], tf: Timeframe) -> Result<Vec<Candle>> {
                 trades: None,
                 taker_base: None,
                 taker_quote: None,
+                volume_ccy: None,
             })
         })()
         .map_err(|e| bad(i, e.to_string()))?;

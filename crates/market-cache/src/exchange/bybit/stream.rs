@@ -126,6 +126,7 @@ impl StreamApi for BybitStream {
             trades: None,
             taker_base: None,
             taker_quote: None,
+            volume_ccy: None,
         };
         c.validate(tf)?;
         Ok(c)
