@@ -53,6 +53,11 @@ pub mod binance {
     pub use crate::exchange::binance::timeframe;
 }
 
+/// OKX's names of things, for its served facade.
+pub mod okx {
+    pub use crate::exchange::okx::{bar, timeframe};
+}
+
 /// Bybit's names of things, for its served facade.
 pub mod bybit {
     pub use crate::exchange::bybit::{interval, timeframe};

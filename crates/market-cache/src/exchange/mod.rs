@@ -14,6 +14,7 @@
 
 pub(crate) mod binance;
 pub(crate) mod bybit;
+pub(crate) mod okx;
 
 use std::time::Duration;
 
@@ -30,12 +31,39 @@ pub(crate) enum Base {
     Futures,
 }
 
+/// An endpoint's own request limit, which the client paces under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pace {
+    /// The endpoint (a path without its query); each has its own window.
+    pub(crate) endpoint: String,
+    /// Requests the exchange allows per window.
+    pub(crate) limit: u32,
+    /// The window, ms.
+    pub(crate) window_ms: i64,
+}
+
 /// An exchange's REST market-data protocol, as the backfill uses it.
 pub(crate) trait RestApi: Send + Sync + std::fmt::Debug + 'static {
     /// The exchange whose protocol this is (stored with its series).
     fn exchange(&self) -> Exchange;
     /// The most candles one page may ask for.
     fn page(&self) -> usize;
+    /// The most candles one page of `kind` may ask for (OKX: fewer for mark price).
+    fn page_of(&self, _kind: Kind) -> usize {
+        self.page()
+    }
+    /// The limit of the endpoint a request goes to, for exchanges that limit each
+    /// endpoint on its own (OKX); `None`: [`RestApi::budget`] or the weight header rules.
+    fn pace(&self, _path: &str) -> Option<Pace> {
+        None
+    }
+    /// For an exchange whose pages are windows (OKX's `before`/`after`), where the page
+    /// of `limit` candles from `from` ends (exclusive): the page proves that window
+    /// complete however few candles it holds. `None`: a page runs from `from` to its
+    /// last candle (a short page is the present).
+    fn window(&self, _tf: Timeframe, _from: i64, _limit: usize) -> Option<i64> {
+        None
+    }
     /// The most funding events one page may ask for.
     fn funding_page(&self) -> usize {
         self.page()

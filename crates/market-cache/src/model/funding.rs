@@ -14,4 +14,8 @@ pub struct Funding {
     pub rate: String,
     /// The mark price at that time; empty for early records the exchange has none for.
     pub mark_price: String,
+    /// The exchange's other fields of the event as it wrote them, a JSON object (OKX:
+    /// `realizedRate`, `method`, `formulaType`); empty where there are none.
+    #[serde(default)]
+    pub extra: String,
 }

@@ -127,10 +127,12 @@ ALTER TABLE symbols_v3 RENAME TO symbols;
 ";
 
 /// Version 4: a third volume (OKX reports contracts, base and quote volume of a swap;
-/// `volume_ccy` keeps its `volCcy`). Added columns, so no row is rewritten.
+/// `volume_ccy` keeps its `volCcy`), and a funding event's other fields (OKX's realized
+/// rate). Added columns, so no row is rewritten.
 const V4: &str = "
 ALTER TABLE candles ADD COLUMN volume_ccy INTEGER;
 ALTER TABLE symbols ADD COLUMN volume_ccy_scale INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE funding ADD COLUMN extra TEXT NOT NULL DEFAULT '';
 ";
 
 #[cfg(test)]

@@ -35,6 +35,6 @@ pub(super) const LAST_SQL: &str =
     "SELECT max(open_time) FROM candles WHERE symbol_id = ?1 AND timeframe = ?2";
 pub(super) const SERIES_AFTER_FORGET_SQL: &str = "UPDATE series SET first_time = ?3, last_time = ?4, count = max(count - ?5, 0) WHERE symbol_id = ?1 AND timeframe = ?2";
 pub(super) const USED_SQL: &str = "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()";
-pub(super) const FUNDING_UPSERT_SQL: &str = "INSERT INTO funding (symbol_id, funding_time, rate, mark_price) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (symbol_id, funding_time) DO UPDATE SET rate = excluded.rate, mark_price = excluded.mark_price WHERE (rate, mark_price) IS NOT (excluded.rate, excluded.mark_price)";
-pub(super) const FUNDING_SQL: &str = "SELECT funding_time, rate, mark_price FROM funding WHERE symbol_id = ?1 AND funding_time >= ?2 AND funding_time < ?3 ORDER BY funding_time";
+pub(super) const FUNDING_UPSERT_SQL: &str = "INSERT INTO funding (symbol_id, funding_time, rate, mark_price, extra) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (symbol_id, funding_time) DO UPDATE SET rate = excluded.rate, mark_price = excluded.mark_price, extra = excluded.extra WHERE (rate, mark_price, extra) IS NOT (excluded.rate, excluded.mark_price, excluded.extra)";
+pub(super) const FUNDING_SQL: &str = "SELECT funding_time, rate, mark_price, extra FROM funding WHERE symbol_id = ?1 AND funding_time >= ?2 AND funding_time < ?3 ORDER BY funding_time";
 pub(super) const MARKETS_SQL: &str = "SELECT s.symbol, s.exchange, s.base, s.quote, r.timeframe, r.first_time, r.last_time, r.count, s.price_scale, s.kind FROM series r JOIN symbols s ON s.id = r.symbol_id ORDER BY s.exchange, s.symbol, s.kind, r.timeframe";

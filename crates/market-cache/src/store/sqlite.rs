@@ -275,7 +275,9 @@ impl CandleStore for SqliteStore {
                         let mut stmt = c.prepare_cached(FUNDING_UPSERT_SQL)?;
                         let mut new = 0u64;
                         for f in &rows {
-                            new += stmt.execute(params![id, f.time, f.rate, f.mark_price])? as u64;
+                            new +=
+                                stmt.execute(params![id, f.time, f.rate, f.mark_price, f.extra])?
+                                    as u64;
                         }
                         Ok(new)
                     })
@@ -299,6 +301,7 @@ impl CandleStore for SqliteStore {
                             time: r.get(0)?,
                             rate: r.get(1)?,
                             mark_price: r.get(2)?,
+                            extra: r.get(3)?,
                         })
                     })?;
                     rows.collect()

@@ -58,7 +58,7 @@ impl Upstream {
         progress: &(dyn Fn(FillProgress) + Sync),
     ) -> Result<FillReport> {
         let mut report = FillReport::default();
-        let page_size = self.api.page();
+        let page_size = self.api.page_of(symbol.kind());
         if start >= end {
             return Ok(report);
         }
@@ -76,11 +76,17 @@ impl Upstream {
             while cursor < b {
                 let page = self.klines(symbol, tf, cursor, page_size).await?;
                 report.pages += 1;
-                let full = page.len() >= page_size;
                 // A full page proves everything up to its last candle; a short one, that
-                // nothing more has closed yet.
-                let covered_to = match page.last() {
-                    Some(l) if full => tf.next(l.open_time).min(closed_end),
+                // nothing more has closed yet. A window (OKX) proves itself, however few
+                // candles it holds; one reaching the present is the short page.
+                let window = self.api.window(tf, cursor, page_size);
+                let full = match window {
+                    Some(w) => w < closed_end,
+                    None => page.len() >= page_size,
+                };
+                let covered_to = match (window, page.last()) {
+                    (Some(w), _) if full => w,
+                    (None, Some(l)) if full => tf.next(l.open_time).min(closed_end),
                     _ => closed_end,
                 };
                 let (closed, open): (Vec<Candle>, Vec<Candle>) =

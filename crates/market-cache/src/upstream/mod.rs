@@ -2,6 +2,7 @@
 //! protocol behind [`RestApi`], and the backfill over it ([`fill`]).
 
 mod fill;
+mod pace;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use crate::exchange::binance::rest::BinanceRest;
 use crate::exchange::binance::stream::BinanceStream;
 use crate::exchange::bybit::rest::BybitRest;
 use crate::exchange::bybit::stream::BybitStream;
+use crate::exchange::okx::rest::OkxRest;
+use crate::exchange::okx::stream::OkxStream;
 use crate::exchange::{Base, RestApi, StreamApi};
 use crate::live::streams::config::StreamConfig;
 use crate::settings::ClientSettings;
@@ -37,6 +40,8 @@ pub struct Upstream {
     streams: [Option<StreamConfig>; 2],
     /// Wall-clock ms before which the exchange is not asked (it said it bans us).
     banned_until: Arc<AtomicI64>,
+    /// Requests per endpoint, for exchanges that limit each endpoint (OKX).
+    pacer: Arc<pace::Pacer>,
 }
 
 impl Upstream {
@@ -59,11 +64,7 @@ impl Upstream {
         let (api, stream): (Arc<dyn RestApi>, Arc<dyn StreamApi>) = match exchange {
             Exchange::Binance => (Arc::new(BinanceRest), Arc::new(BinanceStream)),
             Exchange::Bybit => (Arc::new(BybitRest), Arc::new(BybitStream)),
-            Exchange::Okx => {
-                return Err(Error::Config(
-                    "OKX is not supported yet (binance, bybit)".into(),
-                ))
-            }
+            Exchange::Okx => (Arc::new(OkxRest), Arc::new(OkxStream)),
         };
         let base = normalize(base_url, api.base_suffix(Base::Spot))?;
         let futures = api.futures_base(base).unwrap_or(base);
@@ -80,6 +81,7 @@ impl Upstream {
             stream,
             streams: [None, None],
             banned_until: Arc::new(AtomicI64::new(0)),
+            pacer: Arc::default(),
         })
     }
 
@@ -166,6 +168,9 @@ impl Upstream {
     /// # Errors
     /// [`Error::Upstream`] or [`Error::UpstreamTimeout`] when the upstream fails.
     pub(crate) async fn get_raw(&self, path_and_query: &str) -> Result<(u16, Bytes)> {
+        if let Some(pace) = self.api.pace(path_and_query) {
+            self.pacer.wait(&pace).await;
+        }
         let base = self.base(self.api.base_of_path(path_and_query));
         let r = self.client.get(&format!("{base}{path_and_query}")).await?;
         Ok((r.status.as_u16(), r.body))
@@ -277,6 +282,9 @@ impl Upstream {
                 self.exchange(),
                 (until - now + 999) / 1000
             )));
+        }
+        if let Some(pace) = self.api.pace(path) {
+            self.pacer.wait(&pace).await;
         }
         let base = self.base(self.api.base_of(symbol.kind()));
         // A refusal in a 2xx body is decoded as such, not fetched again as if cut short.

@@ -192,6 +192,7 @@ pub fn parse_funding(body: &[u8], symbol: &Symbol) -> Result<Vec<Funding>> {
             time,
             rate: rate.to_owned(),
             mark_price: mark.to_owned(),
+            extra: String::new(),
         });
     }
     out.sort_by_key(|f| f.time);

@@ -237,6 +237,7 @@ pub(crate) fn parse_funding(body: &[u8], symbol: &Symbol) -> Result<Vec<Funding>
             time,
             rate: rate.to_owned(),
             mark_price: String::new(),
+            extra: String::new(),
         });
     }
     out.sort_by_key(|f| f.time);
