@@ -68,6 +68,9 @@ pub(crate) struct UpstreamSection {
     /// `[upstream.bybit]`: rest, ws. Its presence asks for Bybit (`https://api.bybit.com`
     /// when `rest` is not given).
     pub(crate) bybit: Option<VenueSection>,
+    /// `[upstream.okx]`: rest, ws. Its presence asks for OKX (`https://www.okx.com` when
+    /// `rest` is not given).
+    pub(crate) okx: Option<VenueSection>,
 }
 
 /// `[upstream.<exchange>]` of an exchange other than Binance.
@@ -82,6 +85,8 @@ pub(crate) struct VenueSection {
 
 /// Bybit's own REST host, the default when Bybit is asked for without a URL.
 pub(crate) const BYBIT_REST: &str = "https://api.bybit.com";
+/// OKX's own REST host, the default when OKX is asked for without a URL.
+pub(crate) const OKX_REST: &str = "https://www.okx.com";
 
 impl Default for UpstreamSection {
     fn default() -> Self {
@@ -94,6 +99,7 @@ impl Default for UpstreamSection {
             stream: market_cache::StreamConfig::default(),
             client: market_cache::ClientSettings::default(),
             bybit: None,
+            okx: None,
         }
     }
 }
@@ -170,14 +176,29 @@ impl FileConfig {
         Ok(Some(up))
     }
 
-    /// Bybit's upstream at `flag` (which wins; `Some(None)`: asked for without a URL),
-    /// else `[upstream.bybit] rest`, else Bybit's own host when either asks for Bybit;
-    /// `None` when nothing does.
-    pub(crate) fn bybit(
+    /// The `[upstream.<exchange>]` section of an exchange other than Binance.
+    pub(crate) fn venue_section(&self, exchange: market_cache::Exchange) -> Option<&VenueSection> {
+        match exchange {
+            market_cache::Exchange::Bybit => self.upstream.bybit.as_ref(),
+            market_cache::Exchange::Okx => self.upstream.okx.as_ref(),
+            market_cache::Exchange::Binance => None,
+        }
+    }
+
+    /// Bybit's or OKX's upstream at `flag` (which wins; `Some(None)`: asked for without a
+    /// URL), else `[upstream.<exchange>] rest`, else the exchange's own host when either
+    /// asks for it; `None` when nothing does.
+    pub(crate) fn venue(
         &self,
+        exchange: market_cache::Exchange,
         flag: Option<Option<&str>>,
     ) -> Result<Option<market_cache::Upstream>> {
-        let section = self.upstream.bybit.as_ref();
+        let section = self.venue_section(exchange);
+        let own = if exchange == market_cache::Exchange::Okx {
+            OKX_REST
+        } else {
+            BYBIT_REST
+        };
         let url = match (flag, section) {
             (Some(Some(url)), _) => url,
             (
@@ -186,12 +207,16 @@ impl FileConfig {
                     rest: Some(url), ..
                 }),
             ) => url.as_str(),
-            (Some(None), _) | (None, Some(_)) => BYBIT_REST,
+            (Some(None), _) | (None, Some(_)) => own,
             (None, None) => return Ok(None),
         };
-        let up =
-            market_cache::Upstream::of(market_cache::Exchange::Bybit, url, &self.upstream.client)
-                .with_context(|| "the Bybit upstream (--upstream-bybit / [upstream.bybit] rest)")?;
+        let up = market_cache::Upstream::of(exchange, url, &self.upstream.client).with_context(
+            || {
+                format!(
+                    "the {exchange} upstream (--upstream-{exchange} / [upstream.{exchange}] rest)"
+                )
+            },
+        )?;
         Ok(Some(up))
     }
 
@@ -314,6 +339,7 @@ mod tests {
     ];
     const SECTIONS: &[&str] = &[
         "upstream.bybit",
+        "upstream.okx",
         "server",
         "cache",
         "database",

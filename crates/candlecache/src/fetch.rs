@@ -30,7 +30,8 @@ pub(crate) struct Args {
     end: Option<i64>,
     /// The exchange's API, e.g. `https://api.binance.com`; default: the configuration
     /// file's `[upstream] url` (with `--exchange bybit`: `[upstream.bybit] rest`, else
-    /// `https://api.bybit.com`).
+    /// `https://api.bybit.com`; with `--exchange okx`: `[upstream.okx] rest`, else
+    /// `https://www.okx.com`).
     #[arg(long, env = "CANDLECACHE_UPSTREAM")]
     upstream: Option<String>,
     /// The upstream's USD-M futures API for `--market futures` (default:
@@ -54,8 +55,8 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         Exchange::Binance => {
             file.upstream(args.upstream.as_deref(), args.upstream_futures.as_deref())?
         }
-        // Bybit's own host unless another is given: one host serves both markets.
-        _ => file.bybit(Some(args.upstream.as_deref()))?,
+        // The exchange's own host unless another is given: one host serves both markets.
+        e => file.venue(e, Some(args.upstream.as_deref()))?,
     };
     let Some(upstream) = upstream else {
         bail!("no upstream: pass --upstream URL (e.g. https://api.binance.com) or set [upstream] url in the configuration");

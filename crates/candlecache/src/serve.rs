@@ -68,6 +68,15 @@ pub(crate) struct Args {
     /// for Bybit's own host; none for other upstreams), or `off`.
     #[arg(long, env = "CANDLECACHE_UPSTREAM_BYBIT_WS", value_name = "URL|off")]
     upstream_bybit_ws: Option<String>,
+    /// Serve OKX v5 too, fetching what the store lacks from this OKX-compatible API
+    /// (`https://www.okx.com` when given without a URL; also `[upstream.okx] rest`).
+    #[arg(long, env = "CANDLECACHE_UPSTREAM_OKX", value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    upstream_okx: Option<String>,
+    /// OKX's streams, which keep OKX candles as fresh as the exchange's
+    /// (`wss://ws.okx.com:8443/ws/v5`, candle channels on its `/business`, by default for
+    /// OKX's own host; none for other upstreams), or `off`.
+    #[arg(long, env = "CANDLECACHE_UPSTREAM_OKX_WS", value_name = "URL|off")]
+    upstream_okx_ws: Option<String>,
     /// Client WebSocket connections (`/ws`, `/stream`) open at once at most (default
     /// 4096; also `[server.ws] max_connections`); beyond it the handshake gets 503.
     #[arg(long, env = "CANDLECACHE_MAX_WS_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -105,26 +114,23 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             )?),
             None => None,
         };
-        let bybit_flag = args
-            .upstream_bybit
-            .as_deref()
-            .map(|u| Some(u).filter(|u| !u.is_empty()));
-        let bybit = match file.bybit(bybit_flag)? {
-            Some(up) => {
-                let ws = args
-                    .upstream_bybit_ws
-                    .as_deref()
-                    .or(file.upstream.bybit.as_ref().and_then(|b| b.ws.as_deref()));
-                Some(file.with_streams(
-                    up,
-                    ws,
-                    ws,
-                    "the Bybit streams (--upstream-bybit-ws / [upstream.bybit] ws)",
-                )?)
+        let mut venues = Vec::new();
+        for (exchange, flag, ws_flag) in [
+            (market_cache::Exchange::Bybit, &args.upstream_bybit, &args.upstream_bybit_ws),
+            (market_cache::Exchange::Okx, &args.upstream_okx, &args.upstream_okx_ws),
+        ] {
+            let flag = flag.as_deref().map(|u| Some(u).filter(|u| !u.is_empty()));
+            if let Some(up) = file.venue(exchange, flag)? {
+                let ws = ws_flag.as_deref().or(file
+                    .venue_section(exchange)
+                    .and_then(|v| v.ws.as_deref()));
+                let what = format!(
+                    "the {exchange} streams (--upstream-{exchange}-ws / [upstream.{exchange}] ws)"
+                );
+                venues.push(file.with_streams(up, ws, ws, &what)?);
             }
-            None => None,
-        };
-        for up in upstream.iter().chain(bybit.iter()) {
+        }
+        for up in upstream.iter().chain(venues.iter()) {
             eprintln!(
                 "candlecache: fetching missing {} candles from {}{}",
                 up.exchange(),
@@ -151,7 +157,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             }
         }
         let live = file.live();
-        let any_upstream = upstream.is_some() || bybit.is_some();
+        let any_upstream = upstream.is_some() || !venues.is_empty();
         let objects = file.objects(args.object_store.as_deref(), args.local_max_mb)?;
         if objects.as_ref().is_some_and(|o| o.local_max_bytes().is_some()) && !any_upstream {
             anyhow::bail!("`local_max_mb` needs an upstream (--upstream): months dropped locally come back through it, from the object store first");
@@ -160,10 +166,10 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
             eprintln!("candlecache: closed months shared through {}", objects.stats().url);
         }
         let service = open_service(file.db(db), false, |b| {
-            b.cache(&cache)
-                .upstream(upstream)
-                .upstream(bybit)
-                .live(live)
+            let b = venues
+                .into_iter()
+                .fold(b.cache(&cache).upstream(upstream), |b, v| b.upstream(Some(v)));
+            b.live(live)
                 .objects(objects)
         })
         .await?;

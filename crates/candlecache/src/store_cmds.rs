@@ -15,7 +15,7 @@ use market_cache::{
 /// trade|mark`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct MarketArgs {
-    /// The exchange the series comes from: binance (the default) or bybit. A Binance and
+    /// The exchange the series comes from: binance (the default), bybit or okx. A Binance and
     /// a Bybit series of the same name are two series.
     #[arg(long, default_value = "binance", value_parser = parse_exchange)]
     exchange: Exchange,
@@ -113,7 +113,7 @@ pub(crate) struct ExportArgs {
 /// Options of `candlecache markets`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct MarketsArgs {
-    /// Only the series of this exchange (binance, bybit).
+    /// Only the series of this exchange (binance, bybit, okx).
     #[arg(long, value_parser = parse_exchange)]
     exchange: Option<Exchange>,
     /// Print JSON instead of a table.
@@ -130,11 +130,7 @@ pub(crate) fn parse_symbol(s: &str) -> Result<Symbol, String> {
 }
 
 fn parse_exchange(s: &str) -> Result<Exchange, String> {
-    match s.parse::<Exchange>() {
-        Ok(Exchange::Okx) => Err("okx is not served yet (binance, bybit)".into()),
-        Ok(e) => Ok(e),
-        Err(e) => Err(e.to_string()),
-    }
+    s.parse::<Exchange>().map_err(|e| e.to_string())
 }
 
 pub(crate) fn parse_timeframe(s: &str) -> Result<Timeframe, String> {

@@ -216,6 +216,9 @@ impl Hub {
                             }
                             subscribed.extend(changes.add.iter().map(|s| s.name.clone()));
                             client.push(Message::text(changes.reply), &self.counters);
+                            for more in changes.more_replies {
+                                client.push(Message::text(more), &self.counters);
+                            }
                             // After the reply, as the exchanges order them: each new
                             // stream's current event.
                             for stream in &changes.add {

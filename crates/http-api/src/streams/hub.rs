@@ -145,10 +145,14 @@ impl Hub {
         let topic = match self.topics.entry(key) {
             Entry::Occupied(e) => e.get().clone(),
             Entry::Vacant(e) => {
+                let kind = match stream.symbol.kind() {
+                    Kind::Spot => client.kind,
+                    named => named,
+                };
                 let symbol = stream
                     .symbol
                     .clone()
-                    .with_kind(client.kind)
+                    .with_kind(kind)
                     .with_exchange(client.protocol.exchange());
                 let Some(w) = self.read.watch(&symbol, stream.tf) else {
                     return;

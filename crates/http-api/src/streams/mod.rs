@@ -23,10 +23,12 @@ pub(crate) use hub::Hub;
 
 use crate::exchange::binance::streams::BinanceStreams;
 use crate::exchange::bybit::streams::BybitStreams;
+use crate::exchange::okx::streams::OkxStreams;
 use protocol::Protocol;
 
-/// The served stream protocols, tried in order by path.
-static PROTOCOLS: [&dyn Protocol; 2] = [&BinanceStreams, &BybitStreams];
+/// The served stream protocols, tried in order by path: OKX's before Binance's, since
+/// `/ws/v5/...` is OKX's although Binance's `/ws/<stream>` would take it.
+static PROTOCOLS: [&dyn Protocol; 3] = [&OkxStreams, &BinanceStreams, &BybitStreams];
 
 /// The protocol serving `path` as streams, if one does.
 pub(crate) fn protocol_for(path: &str) -> Option<&'static dyn Protocol> {

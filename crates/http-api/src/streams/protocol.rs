@@ -15,6 +15,8 @@ use crate::Result;
 #[derive(Debug, Clone)]
 pub(crate) struct Stream {
     pub(crate) name: String,
+    /// The series' symbol; a spot one is put on the connection's market (Binance's and
+    /// Bybit's paths say the market, OKX's instrument ids do).
     pub(crate) symbol: Symbol,
     pub(crate) tf: Timeframe,
 }
@@ -35,6 +37,8 @@ pub(crate) struct Opening {
 pub(crate) struct Changes {
     /// The reply, sent before the new streams' current events.
     pub(crate) reply: String,
+    /// Further replies after it (OKX answers each channel of a request on its own).
+    pub(crate) more_replies: Vec<String>,
     /// Streams to add (after the reply).
     pub(crate) add: Vec<Stream>,
     /// Stream names to drop.

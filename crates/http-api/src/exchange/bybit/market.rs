@@ -18,6 +18,7 @@ use market_cache::{
 use serde_json::{json, Value};
 
 use super::errors::params;
+use crate::exchange::printed;
 use crate::query::Params;
 use crate::reply::{accepts_gzip, Reply};
 use crate::state::{App, Made};
@@ -245,16 +246,6 @@ fn time(p: &Params, key: &str) -> Result<Option<i64>> {
     }
 }
 
-/// A decimal as Bybit prints it: no trailing zeros, no trailing point.
-fn printed(d: Decimal) -> String {
-    let s = d.to_string();
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s
-    }
-}
-
 /// `instruments-info` of the stored Bybit markets of `kind`'s category, without an
 /// upstream: the fields ccxt's `bybit.parse_market` reads.
 fn instruments(markets: &[Market], kind: Kind, p: &Params) -> Value {
@@ -289,17 +280,4 @@ fn instruments(markets: &[Market], kind: Kind, p: &Params) -> Value {
         list.push(item);
     }
     json!({"category": category_name(kind), "list": list, "nextPageCursor": ""})
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimals_are_printed_as_bybit_prints_them() {
-        assert_eq!(printed("17071.50".parse().unwrap()), "17071.5");
-        assert_eq!(printed("17071.00".parse().unwrap()), "17071");
-        assert_eq!(printed("0.00012300".parse().unwrap()), "0.000123");
-        assert_eq!(printed("268611".parse().unwrap()), "268611");
-    }
 }
