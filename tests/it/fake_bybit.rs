@@ -56,7 +56,7 @@ fn next(name: &str, t: i64) -> i64 {
     t + interval_ms(name, t).unwrap_or(60_000)
 }
 
-fn civil(days: i64) -> (i64, i64) {
+pub(crate) fn civil(days: i64) -> (i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -67,7 +67,7 @@ fn civil(days: i64) -> (i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m)
 }
 
-fn days_from_civil(y: i64, m: i64) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

@@ -11,6 +11,8 @@
 
 #[path = "fake_bybit.rs"]
 pub(crate) mod bybit;
+#[path = "fake_okx.rs"]
+pub(crate) mod okx;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -77,6 +79,9 @@ struct State {
     ws_pings: AtomicU64,
     /// Answer the next Bybit requests with `retCode` 10006 (too many visits).
     bybit_busy: AtomicU64,
+    /// OKX requests per endpoint in the last 2 s, and those refused with 50011.
+    okx_sent: Mutex<HashMap<String, VecDeque<i64>>>,
+    okx_limited: AtomicU64,
 }
 
 /// The symbol the exchange lists.
@@ -565,6 +570,11 @@ impl FakeExchange {
 
     /// Answers the next `n` Bybit REST requests with `retCode` 10006, as Bybit does over
     /// its limit.
+    /// OKX requests refused so far for exceeding an endpoint's limit.
+    pub(crate) fn okx_limited(&self) -> u64 {
+        self.state.okx_limited.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn bybit_busy(&self, n: u64) {
         self.state.bybit_busy.store(n, Ordering::SeqCst);
     }
@@ -666,6 +676,19 @@ fn serve(conn: TcpStream, s: &State) {
                     let (status, body) = bybit::answer(p, &q, now);
                     (status, body, None)
                 }
+            }
+            p if p.starts_with("/api/v5/") => {
+                s.other.lock().unwrap().push(target.clone());
+                let q = parse_query(query);
+                if p.contains("candles") || p.ends_with("funding-rate-history") {
+                    s.klines.lock().unwrap().push(Seen {
+                        path: p.to_owned(),
+                        query: q.clone(),
+                        at: now,
+                    });
+                }
+                let (status, body) = okx::answer(s, p, &q, now);
+                (status, body, None)
             }
             p if p.starts_with("/fapi/v1/") => {
                 s.other.lock().unwrap().push(target.clone());
@@ -814,6 +837,9 @@ fn serve_ws(conn: TcpStream, s: &State) {
     s.ws_connections.fetch_add(1, Ordering::SeqCst);
     if let Some(category) = path.strip_prefix("/v5/public/") {
         return bybit::serve_ws(ws, s, category == "linear");
+    }
+    if let Some(which) = path.strip_prefix("/ws/v5/") {
+        return okx::serve_ws(ws, s, which == "public");
     }
     let futures = path.starts_with("/market");
     let period = match s.ws_period_ms.load(Ordering::SeqCst) {

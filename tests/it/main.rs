@@ -10,6 +10,7 @@ mod http;
 mod live;
 mod memory;
 mod objects;
+mod okx;
 mod reliability;
 mod served;
 mod storage;
