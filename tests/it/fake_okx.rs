@@ -17,7 +17,7 @@
 //!   more with `confirm` "1" and its final values when it closes; `/ws/v5/public`
 //!   refuses candle channels with 60018.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -389,7 +389,7 @@ fn allowed(path: &str) -> usize {
 
 /// The answer to `path` (under `/api/v5/`) and `q`: status line and body. Requests
 /// beyond an endpoint's limit are refused with 429 / 50011 and counted.
-pub(crate) fn answer(
+pub(super) fn answer(
     s: &State,
     path: &str,
     q: &HashMap<String, String>,
@@ -397,7 +397,7 @@ pub(crate) fn answer(
 ) -> (&'static str, String) {
     {
         let mut sent = s.okx_sent.lock().unwrap();
-        let log = sent.entry(path.to_owned()).or_insert_with(VecDeque::new);
+        let log = sent.entry(path.to_owned()).or_default();
         while log.front().is_some_and(|t| *t <= now - 2_000) {
             log.pop_front();
         }
