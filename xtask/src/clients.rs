@@ -206,6 +206,59 @@ pub(crate) fn ccxt_bybit() -> Result<()> {
     Ok(())
 }
 
+/// ccxt's `okx` with only `urls.api.rest` changed (markets restricted to spot and swap),
+/// against candlecache whose OKX upstream is the fake exchange: markets, three pages of
+/// spot and swap 1h candles from a range older than OKX's recent 1,440 and a recent one,
+/// mark-price candles and funding history equal to the same calls made against the
+/// exchange itself; then ccxt pro's `watch_ohlcv` on the served `/ws/v5/business`.
+pub(crate) fn ccxt_okx() -> Result<()> {
+    let dir = root().join("target/clients");
+    std::fs::create_dir_all(&dir)?;
+    let python = python_env(&dir.join("venv"), "ccxt", &["ccxt"])?;
+    let bin = crate::process::candlecache_binary(true)?;
+    let ex = crate::fake_exchange::FakeExchange::start();
+    let db = fresh_db(&dir.join("ccxt-okx.db"))?;
+    let ws = format!("{}/ws/v5", ex.ws_url());
+    let (server, base) = serve(
+        &bin,
+        &db,
+        &["--upstream-okx", &ex.url(), "--upstream-okx-ws", &ws],
+    )?;
+    let ws_base = base.replacen("http://", "ws://", 1);
+    let since = crate::fake_exchange::LISTED + 10 * 86_400_000;
+    eprintln!("xtask: ccxt okx against {base}/api/v5");
+    let out = Command::new("timeout")
+        .arg("300")
+        .arg(&python)
+        .arg(root().join("xtask/scripts/ccxt_okx_check.py"))
+        .args([
+            base.as_str(),
+            &ex.url(),
+            "BTC-USDT",
+            &since.to_string(),
+            &ws_base,
+            "8",
+        ])
+        .output()?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        bail!(
+            "the ccxt okx check failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let stats = get_json(&base, "/api/performance/stats").unwrap_or_default();
+    drop(server);
+    println!(
+        "xtask: ccxt okx read spot, swap, mark-price and funding history and watched spot and swap candles through candlecache ({} frames served); history requests to the exchange: {}; refused for OKX's limits: {}; upstream stream connections: {}",
+        stats["data"]["served_streams"]["frames_sent"],
+        ex.klines_seen().len(),
+        ex.okx_limited(),
+        ex.ws_connections()
+    );
+    Ok(())
+}
+
 /// GETs `path` from a server at `base` (`http://host:port`) and parses the JSON body.
 pub(crate) fn get_json(base: &str, path: &str) -> Result<serde_json::Value> {
     request_json(base, "GET", path)

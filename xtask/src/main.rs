@@ -72,6 +72,10 @@ tasks:
                           Bybit: markets, three pages of spot and linear 1h klines, mark
                           price, funding history equal to the exchange's; ccxt pro's
                           watch_ohlcv on /v5/public/spot and /v5/public/linear
+  check-ccxt-okx          ccxt's okx (only urls.api changed, spot and swap markets) against
+                          /api/v5 with the fake exchange speaking OKX: three pages of 1h
+                          candles older than OKX's recent 1,440 and recent ones, mark,
+                          funding; ccxt pro's watch_ohlcv on /ws/v5/business
   check-object-store      three instances, a bounded one, DuckDB (httpfs) and polars on a moto S3
                           server on loopback (part of `ci`, there with the debug binary)
                           (from PyPI, into target/clients): exchange requests of one vs
@@ -135,6 +139,7 @@ fn run() -> Result<()> {
         ["check-ccxt-pro"] => clients::ccxt_pro(),
         ["check-ccxt-usdm"] => clients::ccxt_usdm(),
         ["check-ccxt-bybit"] => clients::ccxt_bybit(),
+        ["check-ccxt-okx"] => clients::ccxt_okx(),
         ["check-object-store"] => objects::check(true),
         ["check-freqtrade-live", rest @ ..] => freqtrade::live(rest),
         ["check-freqtrade", rest @ ..] => freqtrade::check(rest),
