@@ -30,8 +30,9 @@ const HK: i64 = 8 * 3_600_000;
 /// Funding every 8 hours, on the hour.
 pub(crate) const FUNDING_EVERY: i64 = 8 * 3_600_000;
 
-/// The instruments it lists (spot; each also as `-SWAP`).
-pub(crate) const SPOT: [&str; 8] = [
+/// The instruments it lists (spot; each also as `-SWAP`): 45, a freqtrade fleet's
+/// whitelist.
+pub(crate) const SPOT: [&str; 45] = [
     "BTC-USDT",
     "ETH-USDT",
     "BNB-USDT",
@@ -40,6 +41,43 @@ pub(crate) const SPOT: [&str; 8] = [
     "SOL-USDT",
     "DOGE-USDT",
     "LTC-USDT",
+    "DOT-USDT",
+    "AVAX-USDT",
+    "LINK-USDT",
+    "TRX-USDT",
+    "MATIC-USDT",
+    "ATOM-USDT",
+    "UNI-USDT",
+    "ETC-USDT",
+    "XLM-USDT",
+    "BCH-USDT",
+    "FIL-USDT",
+    "APT-USDT",
+    "ARB-USDT",
+    "OP-USDT",
+    "NEAR-USDT",
+    "ICP-USDT",
+    "SUI-USDT",
+    "INJ-USDT",
+    "AAVE-USDT",
+    "MKR-USDT",
+    "SAND-USDT",
+    "MANA-USDT",
+    "AXS-USDT",
+    "CRV-USDT",
+    "LDO-USDT",
+    "GRT-USDT",
+    "EGLD-USDT",
+    "ALGO-USDT",
+    "XTZ-USDT",
+    "THETA-USDT",
+    "EOS-USDT",
+    "FLOW-USDT",
+    "CHZ-USDT",
+    "KSM-USDT",
+    "ZIL-USDT",
+    "ENS-USDT",
+    "IMX-USDT",
 ];
 
 #[derive(Clone, Copy, PartialEq)]
@@ -426,6 +464,41 @@ pub(super) fn answer(
                 "200 OK",
                 ok(&format!(
                     r#"[{{"instType":"SPOT","instId":"{inst}","last":"{last}","lastSz":"1","askPx":"{last}","askSz":"1","bidPx":"{last}","bidSz":"1","open24h":"{last}","high24h":"{last}","low24h":"{last}","volCcy24h":"1000","vol24h":"10","ts":"{now}","sodUtc0":"{last}","sodUtc8":"{last}"}}]"#
+                )),
+            )
+        }
+        "/api/v5/public/funding-rate" => {
+            let inst = q.get("instId").map_or("BTC-USDT-SWAP", String::as_str);
+            let k = (now - LISTED).div_euclid(FUNDING_EVERY) + 1;
+            let (t, rate, _) = funding_event(inst, k);
+            (
+                "200 OK",
+                ok(&format!(
+                    r#"[{{"instType":"SWAP","instId":"{inst}","fundingRate":"{rate}","nextFundingRate":"","fundingTime":"{t}","nextFundingTime":"{}","method":"current_period","ts":"{now}"}}]"#,
+                    t + FUNDING_EVERY
+                )),
+            )
+        }
+        "/api/v5/public/mark-price" => {
+            let inst = q.get("instId").map_or("BTC-USDT-SWAP", String::as_str);
+            let r = row(inst, "1m", true, floor("1m", now), now).unwrap_or_default();
+            let px = r.get(4).cloned().unwrap_or_default();
+            (
+                "200 OK",
+                ok(&format!(
+                    r#"[{{"instType":"SWAP","instId":"{inst}","markPx":"{px}","ts":"{now}"}}]"#
+                )),
+            )
+        }
+        "/api/v5/public/position-tiers" => {
+            let family = q
+                .get("instFamily")
+                .or(q.get("uly"))
+                .map_or("BTC-USDT", String::as_str);
+            (
+                "200 OK",
+                ok(&format!(
+                    r#"[{{"baseMaxLoan":"","imr":"0.01","instFamily":"{family}","instId":"","maxLever":"100","maxSz":"500","minSz":"0","mmr":"0.004","optMgnFactor":"0","quoteMaxLoan":"","tier":"1","uly":"{family}"}}]"#
                 )),
             )
         }

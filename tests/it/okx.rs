@@ -235,7 +235,7 @@ fn okx_funding_cursors_refusals_and_pacing() {
     // Eight instruments' minutes over a day at once: 40 history pages, paced under the
     // endpoint's 20 requests per 2 s, none refused.
     let day = LISTED + 200 * DAY;
-    let handles: Vec<_> = okx::SPOT
+    let handles: Vec<_> = okx::SPOT[..8]
         .iter()
         .map(|inst| {
             let t = format!(
@@ -370,4 +370,97 @@ fn okx_candle_channels_are_fanned_out_and_their_closed_candles_are_the_exchange_
         (v["event"].as_str(), v["code"].as_str()),
         (Some("error"), Some("60018"))
     );
+}
+
+fn pct(v: &[i64], p: f64) -> i64 {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// The figures of docs/BENCHMARKS.md for OKX: `cargo test --release -p candlecache-tests
+/// --test it okx::freshness_figures -- --ignored --nocapture` (OKX_LIVE_SECS a mode,
+/// default 180). A client polls `/api/v5/market/candles?instId=BTC-USDT&bar=1m&limit=3`
+/// every 100 ms. "Close visible": from a candle's close to the first answer with the
+/// exchange's final values and `confirm` "1"; "forming age": how old the forming
+/// candle's values were (the fake writes the moment into its volume, to 100 ms).
+#[test]
+#[ignore = "minutes of polling; run by hand for docs/BENCHMARKS.md"]
+fn freshness_figures() {
+    let secs: u64 = std::env::var("OKX_LIVE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(180);
+    let ex = FakeExchange::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = ex.url();
+    let ws = format!("{}/ws/v5", ex.ws_url());
+    let inst = "BTC-USDT";
+    let q = format!("/api/v5/market/candles?instId={inst}&bar=1m&limit=3");
+    println!("| OKX edge from | close visible p50 / p99 / max (ms) | candles | forming age p50 / p99 / max (ms) | closed served wrong past the bound | exchange candle requests a minute |\n|---|---|---|---|---|---|");
+    for (what, ws_arg, bound) in [
+        ("REST only (refresh 1 s)", "off", 3_000),
+        ("upstream stream", ws.as_str(), 1_000),
+    ] {
+        let srv = spawn(
+            &dir.path().join(format!("{}.db", ws_arg.len())),
+            &["serve", "--upstream-okx", &url, "--upstream-okx-ws", ws_arg],
+        );
+        let _ = get(srv.addr, &q);
+        std::thread::sleep(Duration::from_secs(3));
+        let before = history_seen(&ex);
+        let until = Instant::now() + Duration::from_secs(secs);
+        let mut seen = Vec::new();
+        while Instant::now() < until {
+            let asked = fake::now_ms();
+            let rows = data(&get(srv.addr, &q).json());
+            seen.push((asked, fake::now_ms(), rows));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let requests = history_seen(&ex) - before;
+        let (mut visible, mut age, mut wrong) = (Vec::new(), Vec::new(), 0);
+        let mut first_final: std::collections::BTreeMap<i64, i64> = Default::default();
+        for (asked, answered, rows) in &seen {
+            for r in rows {
+                let t: i64 = r[0].as_str().unwrap().parse().unwrap();
+                let close = t + 60_000;
+                if close <= *asked {
+                    let want = serde_json::json!(okx::row(inst, "1m", false, t, i64::MAX).unwrap());
+                    if *r == want {
+                        first_final.entry(t).or_insert(*answered);
+                    } else if asked - close > bound {
+                        wrong += 1;
+                    }
+                } else {
+                    let vol: f64 = r[5].as_str().unwrap().parse().unwrap();
+                    let as_of = t + ((vol * 10_000.0).round() as i64 - 1) * 100;
+                    age.push(asked - as_of);
+                }
+            }
+        }
+        let start = seen.first().map_or(0, |s| s.0);
+        for (t, at) in first_final {
+            if t + 60_000 > start {
+                visible.push(at - (t + 60_000));
+            }
+        }
+        let r = |v: &[i64]| format!("{} / {} / {}", pct(v, 0.5), pct(v, 0.99), pct(v, 1.0));
+        println!(
+            "| {what} | {} | {} | {} | {wrong} | {:.1} |",
+            r(&visible),
+            visible.len(),
+            r(&age),
+            requests as f64 * 60.0 / secs as f64
+        );
+        assert!(
+            !visible.is_empty() && !age.is_empty(),
+            "{what}: nothing measured"
+        );
+        assert_eq!(
+            wrong, 0,
+            "{what}: closed candles served wrong past the bound"
+        );
+    }
 }

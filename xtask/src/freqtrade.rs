@@ -24,7 +24,7 @@ const MINUTE: i64 = 60_000;
 const MAX_DELAY_MS: i64 = 15_000;
 
 struct Options {
-    /// `binance` or `bybit`: whose API the bots and candlecache speak.
+    /// `binance`, `bybit` or `okx`: whose API the bots and candlecache speak.
     exchange: &'static str,
     ws: bool,
     /// USD-M futures (`/fapi/v1`, pairs `BASE/USDT:USDT`) instead of spot.
@@ -60,16 +60,18 @@ fn options(args: &[&str]) -> Result<Options> {
                 o.exchange = match it.next().copied() {
                     Some("binance") => "binance",
                     Some("bybit") => "bybit",
-                    other => bail!("--exchange `{}`: binance or bybit", other.unwrap_or("")),
+                    Some("okx") => "okx",
+                    other => bail!("--exchange `{}`: binance, bybit or okx", other.unwrap_or("")),
                 }
             }
             "--futures" => o.futures = true,
             "--bots" => o.bots = num("--bots")? as usize,
             "--minutes" => o.minutes = num("--minutes")?,
-            "--pairs" => o.pairs = (num("--pairs")? as usize).min(fake::SYMBOLS.len()),
-            other => bail!("check-freqtrade-live: unknown argument `{other}` (--exchange binance|bybit, --ws, --futures, --bots N, --minutes N, --pairs N)"),
+            "--pairs" => o.pairs = num("--pairs")? as usize,
+            other => bail!("check-freqtrade-live: unknown argument `{other}` (--exchange binance|bybit|okx, --ws, --futures, --bots N, --minutes N, --pairs N)"),
         }
     }
+    o.pairs = o.pairs.min(listed(o.exchange));
     Ok(o)
 }
 
@@ -77,6 +79,19 @@ fn options(args: &[&str]) -> Result<Options> {
 /// (every row equal to the exchange's), then the futures fleet of [`live`].
 pub(crate) fn check(args: &[&str]) -> Result<()> {
     let mut o = options(args)?;
+    if o.exchange == "okx" {
+        // OKX: spot 1h from a range older than its recent 1,440 candles, futures with
+        // mark and funding for every listed pair (45, a fleet's whitelist) over recent
+        // weeks (OKX keeps three months of funding), each twice: the second download
+        // must cost the exchange nothing. Then a spot fleet with websockets on.
+        for futures in [false, true] {
+            o.futures = futures;
+            download(&o)?;
+        }
+        o.futures = false;
+        o.ws = true;
+        return run_live(&o);
+    }
     if o.exchange == "bybit" {
         // Bybit: spot 1h and futures with mark and funding downloaded, then a spot fleet
         // with websockets on (freqtrade's Bybit support has `ws_enabled`).
@@ -110,37 +125,131 @@ fn download(o: &Options) -> Result<()> {
     let args = upstream_args(o, &ex, false);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (server, base) = crate::clients::serve(&bin, &work.join("candlecache.db"), &args)?;
-    let pairs = pairs(2, o.futures);
+    let okx = o.exchange == "okx";
+    let pairs = pairs(
+        o.exchange,
+        if okx && o.futures { listed("okx") } else { 2 },
+        o.futures,
+    );
+    let timerange = if okx && o.futures {
+        // The last three weeks, whole days, ending yesterday.
+        let day = |t: i64| {
+            let out = Command::new("date")
+                .args(["-u", "-d", &format!("@{}", t / 1000), "+%Y%m%d"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+            out.unwrap_or_default()
+        };
+        let now = fake::now_ms();
+        format!("{}-{}", day(now - 22 * 86_400_000), day(now - 86_400_000))
+    } else {
+        "20240301-20240315".to_owned()
+    };
+    let first = download_once(
+        o,
+        &freqtrade,
+        &python,
+        &work.join("first"),
+        &base,
+        &pairs,
+        &timerange,
+    )?;
+    let asked = ex.klines_seen().len();
+    let again_started = fake::now_ms();
+    let again = download_once(
+        o,
+        &freqtrade,
+        &python,
+        &work.join("again"),
+        &base,
+        &pairs,
+        &timerange,
+    )?;
+    let seen = ex.klines_seen();
+    // A window reaching the present asks for the forming candle, which the live edge
+    // refreshes by contract (ccxt's last page of a range ending yesterday reaches now).
+    let edge_from = again_started - 2 * 3_600_000;
+    let reaches_present = |s: &fake::Seen| {
+        ["after", "endTime", "end"].iter().any(|k| {
+            s.query
+                .get(*k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|t| t > edge_from)
+        }) && !s.path.contains("funding")
+    };
+    let edge = seen[asked..].iter().filter(|s| reaches_present(s)).count();
+    let asked_again = seen.len() - asked - edge;
+    let mut again_by_path: BTreeMap<String, usize> = BTreeMap::new();
+    for s in seen[asked..].iter().filter(|s| !reaches_present(s)) {
+        *again_by_path.entry(s.path.clone()).or_default() += 1;
+    }
+    drop(server);
+    let mut problems = first;
+    problems.extend(again);
+    if asked_again > 0 {
+        problems.push(format!(
+            "the second identical download asked the exchange {asked_again} more times: {again_by_path:?}"
+        ));
+    }
+    if okx && ex.okx_limited() > 0 {
+        problems.push(format!(
+            "the exchange refused {} requests for its limits (50011)",
+            ex.okx_limited()
+        ));
+    }
+    println!(
+        "xtask: freqtrade download-data {} {mode}, {} pairs, {timerange}: {asked} history requests to the exchange, {asked_again} for the second download besides {edge} refreshing the forming candle{}",
+        o.exchange,
+        pairs.len(),
+        if okx { format!(", {} refused for its limits", ex.okx_limited()) } else { String::new() }
+    );
+    if !problems.is_empty() {
+        bail!(
+            "freqtrade download-data through candlecache: {} problems: {:?}",
+            problems.len(),
+            problems.iter().take(5).collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
+/// One `freqtrade download-data` of `pairs` into `work` through candlecache at `base`;
+/// returns what differs from the exchange.
+fn download_once(
+    o: &Options,
+    freqtrade: &Path,
+    python: &Path,
+    work: &Path,
+    base: &str,
+    pairs: &[String],
+    timerange: &str,
+) -> Result<Vec<String>> {
+    std::fs::create_dir_all(work)?;
+    let mode = if o.futures { "futures" } else { "spot" };
     let user = work.join("user_data");
-    sh(Command::new(&freqtrade)
+    sh(Command::new(freqtrade)
         .args(["create-userdir", "--userdir"])
         .arg(&user))?;
     let config = work.join("config.json");
     std::fs::write(
         &config,
-        serde_json::to_string_pretty(&config_json(&base, o, &pairs, &work))?,
+        serde_json::to_string_pretty(&config_json(base, o, pairs, work))?,
     )?;
     eprintln!(
         "xtask: freqtrade {} download-data --exchange {} --trading-mode {mode} through candlecache ({base})",
-        freqtrade_version(&python),
+        freqtrade_version(python),
         o.exchange
     );
-    let out = Command::new(&freqtrade)
+    let out = Command::new(freqtrade)
         .args(["download-data", "-c"])
         .arg(&config)
         .arg("--userdir")
         .arg(&user)
         .args(["--trading-mode", mode, "--timeframes", "1h"])
-        .args([
-            "--timerange",
-            "20240301-20240315",
-            "--data-format-ohlcv",
-            "json",
-        ])
+        .args(["--timerange", timerange, "--data-format-ohlcv", "json"])
         .arg("--pairs")
-        .args(&pairs)
+        .args(pairs)
         .output()?;
-    drop(server);
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         bail!("freqtrade download-data failed: {log}");
@@ -156,8 +265,8 @@ fn download(o: &Options) -> Result<()> {
         user.join(format!("data/{}", o.exchange))
     };
     let mut checked = serde_json::Map::new();
-    for pair in &pairs {
-        let id = market_id(pair);
+    for pair in pairs {
+        let id = market_id(o.exchange, pair);
         let stem = pair.replace(['/', ':'], "_");
         for entry in std::fs::read_dir(&data)? {
             let name = entry?.file_name().to_string_lossy().into_owned();
@@ -196,15 +305,11 @@ fn download(o: &Options) -> Result<()> {
     }
     println!(
         "{}",
-        serde_json::to_string_pretty(&json!({"files": checked, "problems": problems}))?
+        serde_json::to_string(
+            &json!({"files": checked.len(), "rows": checked.values().filter_map(Value::as_u64).sum::<u64>(), "problems": problems})
+        )?
     );
-    if !problems.is_empty() {
-        bail!(
-            "freqtrade download-data through candlecache: {} problems",
-            problems.len()
-        );
-    }
-    Ok(())
+    Ok(problems)
 }
 
 /// Whether a row freqtrade stored (`[ms, open, high, low, close, volume]`) equals the
@@ -219,6 +324,32 @@ fn downloaded_row_is_right(exchange: &str, id: &str, tf: &str, kind: &str, r: &[
         return false;
     };
     let got: Vec<Option<f64>> = r.iter().skip(1).take(5).map(num).collect();
+    if exchange == "okx" {
+        let swap = id.ends_with("-SWAP");
+        let want: Vec<Option<f64>> = match kind {
+            "spot" | "futures" | "mark" => {
+                let Some(row) = fake::okx::row(id, "1H", kind == "mark", t, i64::MAX) else {
+                    return false;
+                };
+                // ccxt reads `vol` as a spot candle's volume and `volCcy` (base) as a
+                // swap's; mark candles have none.
+                let mut v: Vec<Option<f64>> =
+                    row.iter().skip(1).take(4).map(|s| s.parse().ok()).collect();
+                v.push(match kind {
+                    "mark" => None,
+                    _ => row[if swap { 6 } else { 5 }].parse().ok(),
+                });
+                v
+            }
+            "funding_rate" => {
+                let k = (t - fake::LISTED) / fake::okx::FUNDING_EVERY;
+                let (time, _, realized) = fake::okx::funding_event(id, k);
+                return time == t && got.first() == Some(&realized.parse().ok());
+            }
+            _ => return false,
+        };
+        return got == want;
+    }
     if exchange == "bybit" {
         let want: Vec<Option<f64>> = match kind {
             "spot" | "futures" | "mark" => {
@@ -289,7 +420,7 @@ fn run_live(o: &Options) -> Result<()> {
     let args = upstream_args(o, &ex, o.ws);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (server, base) = crate::clients::serve(&bin, &db, &args)?;
-    let pairs = pairs(o.pairs, o.futures);
+    let pairs = pairs(o.exchange, o.pairs, o.futures);
     eprintln!(
         "xtask: freqtrade {} {} {} dry-run through candlecache ({base}), {} pairs, websockets {}; candlecache's upstream {}",
         freqtrade_version(&python),
@@ -416,12 +547,31 @@ fn tools() -> Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
     Ok((dir, python, freqtrade, bin))
 }
 
-/// freqtrade's names of the first `n` pairs of the fake exchange.
-fn pairs(n: usize, futures: bool) -> Vec<String> {
-    fake::SYMBOLS[..n]
-        .iter()
-        .map(|s| {
-            let base = s.trim_end_matches("USDT");
+/// How many pairs the fake exchange lists on `exchange`.
+fn listed(exchange: &str) -> usize {
+    if exchange == "okx" {
+        fake::okx::SPOT.len()
+    } else {
+        fake::SYMBOLS.len()
+    }
+}
+
+/// freqtrade's names of the first `n` pairs the fake exchange lists on `exchange`.
+fn pairs(exchange: &str, n: usize, futures: bool) -> Vec<String> {
+    let names: Vec<&str> = if exchange == "okx" {
+        fake::okx::SPOT[..n]
+            .iter()
+            .map(|s| s.trim_end_matches("-USDT"))
+            .collect()
+    } else {
+        fake::SYMBOLS[..n]
+            .iter()
+            .map(|s| s.trim_end_matches("USDT"))
+            .collect()
+    };
+    names
+        .into_iter()
+        .map(|base| {
             if futures {
                 format!("{base}/USDT:USDT")
             } else {
@@ -431,9 +581,19 @@ fn pairs(n: usize, futures: bool) -> Vec<String> {
         .collect()
 }
 
-/// The exchange's market id of a freqtrade pair (`BTC/USDT:USDT` -> `BTCUSDT`).
-fn market_id(pair: &str) -> String {
-    pair.split(':').next().unwrap_or(pair).replace('/', "")
+/// The exchange's market id of a freqtrade pair (`BTC/USDT:USDT` -> `BTCUSDT`; on OKX
+/// `BTC-USDT-SWAP`).
+fn market_id(exchange: &str, pair: &str) -> String {
+    let (spot, settle) = pair.split_once(':').unwrap_or((pair, ""));
+    if exchange == "okx" {
+        let id = spot.replace('/', "-");
+        return if settle.is_empty() {
+            id
+        } else {
+            format!("{id}-SWAP")
+        };
+    }
+    spot.replace('/', "")
 }
 
 /// Runs `bots` freqtrade bots for `minutes` and judges what they saw.
@@ -494,6 +654,7 @@ fn fleet(
     let steady = started_ms + MINUTE;
     let klines_path = match (o.exchange, o.futures) {
         ("bybit", _) => "/v5/market/kline",
+        ("okx", _) => "/api/v5/market/candles",
         (_, true) => "/fapi/v1/klines",
         _ => "/api/v3/klines",
     };
@@ -534,7 +695,13 @@ fn config_json(base: &str, o: &Options, pairs: &[String], bot: &Path) -> Value {
             "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": false},
         })
     };
-    let ccxt = if o.exchange == "bybit" {
+    let ccxt = if o.exchange == "okx" {
+        // The only change an OKX user makes: where the REST API and the streams live.
+        json!({
+            "urls": {"api": {"rest": base, "ws": format!("{ws_base}/ws/v5")}},
+            "options": {"fetchMarkets": {"types": ["spot", "swap"]}, "fetchCurrencies": false},
+        })
+    } else if o.exchange == "bybit" {
         // The only change a Bybit user makes: where the public API and streams live.
         json!({
             "urls": {"api": {
@@ -592,6 +759,14 @@ fn config_json(base: &str, o: &Options, pairs: &[String], bot: &Path) -> Value {
 /// candlecache's upstream flags for `o`'s exchange, streams on with `ws`.
 fn upstream_args(o: &Options, ex: &FakeExchange, ws: bool) -> Vec<String> {
     let url = ex.url();
+    if o.exchange == "okx" {
+        let ws = if ws {
+            format!("{}/ws/v5", ex.ws_url())
+        } else {
+            "off".to_owned()
+        };
+        return vec!["--upstream-okx".into(), url, "--upstream-okx-ws".into(), ws];
+    }
     if o.exchange == "bybit" {
         let ws = if ws {
             format!("{}/v5/public", ex.ws_url())
@@ -652,7 +827,7 @@ fn judge_candles(run: &mut Run, bot: usize, path: &Path, o: &Options) -> Result<
             .push(v);
     }
     for (pair, rows) in by_pair {
-        let symbol = market_id(&pair);
+        let symbol = market_id(o.exchange, &pair);
         let mut newest_seen: HashMap<i64, i64> = HashMap::new();
         let mut prev_close: HashMap<i64, f64> = HashMap::new();
         for r in &rows {
@@ -661,7 +836,14 @@ fn judge_candles(run: &mut Run, bot: usize, path: &Path, o: &Options) -> Result<
                 .iter()
                 .map(|k| r[*k].as_f64().unwrap_or(f64::NAN))
                 .collect();
-            let want = if fake::exists(MINUTE, t, i64::MAX) && o.exchange == "bybit" {
+            let want = if fake::exists(MINUTE, t, i64::MAX) && o.exchange == "okx" {
+                let row = fake::okx::row(&symbol, "1m", false, t, i64::MAX).unwrap_or_default();
+                let volume = if futures { 6 } else { 5 };
+                [1, 2, 3, 4, volume]
+                    .iter()
+                    .map(|i| row.get(*i).and_then(|s| s.parse().ok()).unwrap_or(f64::NAN))
+                    .collect::<Vec<f64>>()
+            } else if fake::exists(MINUTE, t, i64::MAX) && o.exchange == "bybit" {
                 fake::bybit::row(&symbol, futures, false, "1", t, i64::MAX)
                     .iter()
                     .skip(1)

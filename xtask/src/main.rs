@@ -87,6 +87,12 @@ tasks:
                           within freqtrade's polling, no ERROR, no \"Outdated history\", the
                           upstream's cost independent of the bots; --ws: websockets on, one
                           stream connection to the exchange (about 7 minutes)
+  check-freqtrade [--futures | --exchange bybit|okx]
+                          freqtrade download-data through candlecache, twice (every row the
+                          exchange's; the second download asks the exchange nothing but the
+                          forming candle), then a dry-run fleet; --exchange okx downloads
+                          futures, mark and funding for all 45 pairs the fake lists while it
+                          enforces OKX's limits (none may be refused)
   check-dashboard         the dashboard page of a demo server in headless Chromium (Debian's
                           chromium and playwright-core from npm, installed if missing):
                           candles drawn, timeframe switch, zoom, health panel, no console

@@ -148,6 +148,12 @@ impl Upstream {
             .missing_funding(&symbol, start, end.min(now()))
             .await?
         {
+            if b >= published && !next_funding_due(store, &symbol, a, now()).await? {
+                // The tail up to the present, but the next event cannot have happened
+                // yet: asking would fetch what is stored (every paging client asks this
+                // tail once a page).
+                continue;
+            }
             if backward {
                 pages += self.funding_back(store, &meta, (a, b), page_size).await?;
                 continue;
@@ -202,4 +208,30 @@ impl Upstream {
         }
         Ok(pages)
     }
+}
+
+/// Whether a funding event may have happened in the uncovered tail from `a` to `now`:
+/// events come at a fixed interval (8 h, 4 h, 1 h), so after the last stored one the next
+/// is not due before the shortest gap of the last three has passed. With fewer than two
+/// events stored nothing is known, and the exchange is asked.
+async fn next_funding_due<S: CandleStore + Sync>(
+    store: &S,
+    symbol: &Symbol,
+    a: i64,
+    now: i64,
+) -> Result<bool> {
+    const LOOK_BACK_MS: i64 = 3 * 86_400_000;
+    let rows = store
+        .read_funding(symbol, a - LOOK_BACK_MS, now + 1)
+        .await?;
+    let times: Vec<i64> = rows.iter().rev().take(3).map(|f| f.time).collect();
+    let gap = times
+        .windows(2)
+        .map(|w| w[0] - w[1])
+        .filter(|g| *g > 0)
+        .min();
+    Ok(match (times.first(), gap) {
+        (Some(last), Some(gap)) => now >= last + gap - FUNDING_GRACE_MS,
+        _ => true,
+    })
 }
