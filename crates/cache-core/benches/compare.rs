@@ -7,6 +7,8 @@
 //! Workloads (keys drawn from a Zipf(0.99) distribution, traces generated before timing):
 //! - `hit`: every key fits and is preloaded; pure gets. This is hit throughput.
 //! - `zipf`: the cache holds a quarter of the key space; read-through (a miss inserts).
+//! - `scan`: as `zipf`, with every other request a key asked for once (one-off answers,
+//!   a scan); `cache-core+admission` is cache-core with the admission filter on.
 //!   ops/s and hit ratio are both reported, since cache-core keeps compressed entries
 //!   that the others evict.
 //!
@@ -70,11 +72,12 @@ impl Subject for Quick {
 
 fn build(name: &str, capacity: u64, keys: usize) -> Box<dyn Subject> {
     match name {
-        "cache-core" => {
+        "cache-core" | "cache-core+admission" => {
             let cache = Cache::builder()
                 .no_namespaces()
                 .budget_bytes(capacity)
                 .namespace("bench", Duration::from_secs(3600), capacity)
+                .admission("bench", name.ends_with("admission"))
                 .build()
                 .unwrap();
             Box::new(Ours(cache.namespace("bench").unwrap()))
@@ -298,7 +301,9 @@ fn run(subject: &dyn Subject, traces: &[Vec<u64>], values: &[Bytes], secs: f64) 
                                     h += 1;
                                     std::hint::black_box(v);
                                 }
-                                None => subject.insert(k, values[k as usize].clone()),
+                                None => {
+                                    subject.insert(k, values[k as usize % values.len()].clone())
+                                }
                             }
                         }
                         n += block.len() as u64;
@@ -372,12 +377,33 @@ fn main() {
             })
             .collect();
         let universe = keys as u64 * (8 + value_len as u64 + OVERHEAD);
-        for (workload, capacity) in [("hit", universe * 2), ("zipf", universe / 4)] {
+        for (workload, capacity) in [
+            ("hit", universe * 2),
+            ("zipf", universe / 4),
+            ("scan", universe / 4),
+        ] {
             for threads in [1usize, 2] {
                 let traces: Vec<Vec<u64>> = (0..threads)
-                    .map(|t| zipf_trace(keys, 0.99, TRACE_LEN, 42 + t as u64))
+                    .map(|t| {
+                        let z = zipf_trace(keys, 0.99, TRACE_LEN, 42 + t as u64);
+                        if workload != "scan" {
+                            return z;
+                        }
+                        // Every other request a key asked for once and never again (a
+                        // scan, one-off answers), the rest the Zipf trace.
+                        z.iter()
+                            .enumerate()
+                            .map(|(i, k)| {
+                                if i % 2 == 1 {
+                                    (keys * (2 + t) * TRACE_LEN + i) as u64
+                                } else {
+                                    *k
+                                }
+                            })
+                            .collect()
+                    })
                     .collect();
-                for name in ["cache-core", "moka", "quick_cache"] {
+                for name in ["cache-core", "cache-core+admission", "moka", "quick_cache"] {
                     let line = format!("{workload:>4} {value_len:>6} B  {threads} thr  {name}");
                     if only.as_ref().is_some_and(|o| !line.contains(o.as_str())) {
                         continue;

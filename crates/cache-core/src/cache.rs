@@ -294,6 +294,8 @@ struct NsState {
     warm_stored: AtomicU64,
     counters: Counters,
     flights: Flights,
+    /// How often keys were asked for lately, with admission on.
+    sketch: Option<sketch::Sketch>,
 }
 
 struct Inner {
@@ -328,6 +330,9 @@ impl Inner {
 
     fn get(&self, ns: u16, key: &[u8]) -> Option<Bytes> {
         let (hash, sh) = self.locate(ns, key);
+        if let Some(sketch) = &self.namespaces[usize::from(ns)].sketch {
+            sketch.record(hash);
+        }
         let now = self.clock.now_nanos();
         let s = self.shards[sh].read();
         let part = &s.parts[usize::from(ns)];
@@ -413,8 +418,20 @@ impl Inner {
         }
         // The old value's bytes count toward the room the new one needs.
         self.remove_as(ns, key, Cause::Replaced);
-        self.make_room(ns, charge)?;
         let (hash, sh) = self.locate(ns, key);
+        if let Some(sketch) = &st.sketch {
+            let fits = st.used.load(Ordering::Acquire) + charge <= st.limit
+                && self.used.load(Ordering::Acquire) + charge <= self.budget;
+            if !fits {
+                // It would push others out: only a key asked for more than once may.
+                if sketch.estimate(hash) < 2 {
+                    Counters::bump(&st.counters.rejected_admission, 1);
+                    return Ok(());
+                }
+                Counters::bump(&st.counters.admitted, 1);
+            }
+        }
+        self.make_room(ns, charge)?;
         let now = self.clock.now_nanos();
         let node = Node::new(
             ns,
@@ -492,6 +509,7 @@ mod builder;
 mod counters;
 mod evict;
 mod load;
+mod sketch;
 mod typed;
 mod victims;
 

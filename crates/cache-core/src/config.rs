@@ -49,6 +49,12 @@ pub struct NamespaceConfig {
     pub ttl_ms: u64,
     /// The most bytes this namespace may hold.
     pub limit_bytes: u64,
+    /// Admit a new entry that would displace others only if its key was asked for more
+    /// than once lately (a frequency sketch, TinyLFU's idea): one-off answers then never
+    /// push out answers that are read. For namespaces of many one-off values (the
+    /// response cache); off for those whose every entry is wanted (chunks).
+    #[serde(default)]
+    pub admission: bool,
 }
 
 impl NamespaceConfig {
@@ -58,7 +64,15 @@ impl NamespaceConfig {
             name: name.into(),
             ttl_ms,
             limit_bytes,
+            admission: false,
         }
+    }
+
+    /// The same namespace with admission on or off.
+    #[must_use]
+    pub fn with_admission(mut self, on: bool) -> Self {
+        self.admission = on;
+        self
     }
 }
 
@@ -75,7 +89,7 @@ impl Default for CacheConfig {
                 NamespaceConfig::new(ns::MARKET_DATA_OHLCV, 300_000, 50 * MB),
                 NamespaceConfig::new(ns::HISTORICAL_DATA, 3_600_000, 200 * MB),
                 NamespaceConfig::new(ns::STRATEGY_RESULTS, 1_800_000, 100 * MB),
-                NamespaceConfig::new(ns::API_RESPONSES, 60_000, 50 * MB),
+                NamespaceConfig::new(ns::API_RESPONSES, 60_000, 50 * MB).with_admission(true),
             ],
         }
     }

@@ -78,6 +78,12 @@ pub struct NamespaceStats {
     pub load_errors: u64,
     /// Callers that waited for another caller's load instead of running their own.
     pub coalesced_waits: u64,
+    /// New entries that displaced others because their keys were asked for often enough
+    /// (namespaces with admission).
+    pub admitted: u64,
+    /// New entries not stored: they would have displaced others and their keys were
+    /// asked for once (namespaces with admission).
+    pub rejected_by_admission: u64,
 }
 
 impl NamespaceStats {
@@ -121,6 +127,8 @@ impl NamespaceStats {
             loads: c.loads,
             load_errors: c.load_errors,
             coalesced_waits: c.coalesced,
+            admitted: c.admitted,
+            rejected_by_admission: c.rejected_admission,
             warm_stored_bytes: warm_values,
         };
         s.derive();
@@ -166,6 +174,8 @@ impl NamespaceStats {
         self.loads += o.loads;
         self.load_errors += o.load_errors;
         self.coalesced_waits += o.coalesced_waits;
+        self.admitted += o.admitted;
+        self.rejected_by_admission += o.rejected_by_admission;
         self.warm_stored_bytes += o.warm_stored_bytes;
     }
 }
@@ -204,4 +214,6 @@ pub(crate) struct CounterValues {
     pub(crate) loads: u64,
     pub(crate) load_errors: u64,
     pub(crate) coalesced: u64,
+    pub(crate) admitted: u64,
+    pub(crate) rejected_admission: u64,
 }

@@ -35,6 +35,14 @@ impl CacheBuilder {
         self
     }
 
+    /// Turns admission on or off for the namespace `name` (added before).
+    pub fn admission(mut self, name: &str, on: bool) -> Self {
+        if let Some(n) = self.config.namespaces.iter_mut().find(|n| n.name == name) {
+            n.admission = on;
+        }
+        self
+    }
+
     /// Removes every namespace, so that only those added afterwards exist.
     pub fn no_namespaces(mut self) -> Self {
         self.config.namespaces.clear();
@@ -98,6 +106,11 @@ impl CacheBuilder {
                 warm_stored: AtomicU64::new(0),
                 counters: Counters::default(),
                 flights: Flights::default(),
+                // Sized for the entries of 4 KB that fit the limit, within the sketch's
+                // bounds (a few KB to 4 MB of counters).
+                sketch: n
+                    .admission
+                    .then(|| super::sketch::Sketch::new((n.limit_bytes / 4096) as usize)),
             })
             .collect::<Vec<_>>();
         let inner = Inner {

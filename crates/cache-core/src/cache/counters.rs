@@ -27,6 +27,8 @@ pub(crate) struct Counters {
     pub(crate) loads: AtomicU64,
     pub(crate) load_errors: AtomicU64,
     pub(crate) coalesced: AtomicU64,
+    pub(crate) admitted: AtomicU64,
+    pub(crate) rejected_admission: AtomicU64,
 }
 
 impl Counters {
@@ -48,6 +50,8 @@ impl Counters {
             loads: get(&self.loads),
             load_errors: get(&self.load_errors),
             coalesced: get(&self.coalesced),
+            admitted: get(&self.admitted),
+            rejected_admission: get(&self.rejected_admission),
         }
     }
 }

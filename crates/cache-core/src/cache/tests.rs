@@ -788,3 +788,51 @@ async fn a_loaded_value_can_carry_its_own_ttl() {
     clock.advance(Duration::from_secs(1));
     assert_eq!(ns.get(b"k"), None, "5 s, not the namespace's 60 s");
 }
+
+#[test]
+fn admission_keeps_what_is_read_through_a_scan_of_one_off_keys() {
+    let clock = Arc::new(ManualClock::new());
+    for admission in [true, false] {
+        let cache = small(10, 1000, &clock)
+            .admission(NS, admission)
+            .build()
+            .unwrap();
+        let ns = cache.namespace(NS).unwrap();
+        // The hot set: ten entries read a few times each.
+        for i in 0..10 {
+            let k = key(i);
+            assert!(ns.get(&k).is_none());
+            ns.insert(&k, rows(1000, i as u64)).unwrap();
+            for _ in 0..3 {
+                assert!(ns.get(&k).is_some());
+            }
+        }
+        // A scan: a hundred keys, each asked once and stored.
+        for i in 100..200 {
+            let k = key(i);
+            assert!(ns.get(&k).is_none());
+            ns.insert(&k, rows(1000, i as u64)).unwrap();
+        }
+        let kept = (0..10).filter(|i| ns.get(&key(*i)).is_some()).count();
+        let st = cache.stats().namespaces[NS].clone();
+        if admission {
+            assert_eq!(kept, 10, "the scan displaced nothing that is read");
+            assert_eq!(st.rejected_by_admission, 100);
+            assert_eq!(st.evictions + st.demotions, 0);
+        } else {
+            // Without admission the scan pushes the hot set down a tier (paying a
+            // compression each) or out.
+            assert!(st.demotions + st.evictions >= 10, "{st:?} kept {kept}");
+            assert_eq!(st.rejected_by_admission, 0);
+        }
+        // A key asked for again is admitted and displaces the least recently used.
+        let k = key(150);
+        assert!(ns.get(&k).is_none());
+        ns.insert(&k, rows(1000, 150)).unwrap();
+        assert!(ns.get(&k).is_some());
+        if admission {
+            assert_eq!(cache.stats().namespaces[NS].admitted, 1);
+        }
+        cache.audit().unwrap();
+    }
+}

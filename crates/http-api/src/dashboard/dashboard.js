@@ -431,8 +431,10 @@ async function refreshHealth() {
   fillTable("cache-table", Object.entries(c.namespaces).map(([name, n]) => [
     name, n.hits_hot, n.hits_warm, n.misses, fmtPct(n.hit_rate),
     fmtBytes(n.bytes_hot), fmtBytes(n.bytes_warm), fmtBytes(n.bytes_saved),
+    `${n.admitted} / ${n.rejected_by_admission}`,
   ]).concat([["total", c.total.hits_hot, c.total.hits_warm, c.total.misses, fmtPct(c.total.hit_rate),
-    fmtBytes(c.total.bytes_hot), fmtBytes(c.total.bytes_warm), fmtBytes(c.total.bytes_saved)]]));
+    fmtBytes(c.total.bytes_hot), fmtBytes(c.total.bytes_warm), fmtBytes(c.total.bytes_saved),
+    `${c.total.admitted} / ${c.total.rejected_by_admission}`]]));
 
   const q = s.queries;
   $("q-patterns").textContent = `${q.patterns.length} (${q.patterns.reduce((a, p) => a + p.count, 0)} executions)`;

@@ -173,6 +173,18 @@ impl Metrics {
                 |v| v.demotions,
             ),
             (
+                "cache_admitted_total",
+                "New entries that displaced others, their keys asked for often enough (admission).",
+                "counter",
+                |v| v.admitted,
+            ),
+            (
+                "cache_rejected_by_admission_total",
+                "New entries not stored: they would have displaced others and their keys were asked for once.",
+                "counter",
+                |v| v.rejected_by_admission,
+            ),
+            (
                 "cache_entries",
                 "Entries held by namespace.",
                 "gauge",
