@@ -1,7 +1,7 @@
 //! Versioned schemas: a list of migrations, each moving `PRAGMA user_version` up by one.
 //! The crate that owns the tables writes them; this runs them.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::{Error, Result};
 
@@ -41,12 +41,37 @@ impl Schema {
         if found == supported {
             return Ok(());
         }
-        let tx = conn.transaction().map_err(unusable)?;
-        for sql in &self.migrations[usize::try_from(found.max(0)).unwrap_or(0)..] {
-            tx.execute_batch(sql).map_err(unusable)?;
-        }
-        tx.pragma_update(None, "user_version", supported)
+        // A migration may rebuild a table others reference (SQLite's documented way to
+        // change a constraint: create, copy, drop, rename). With foreign keys enforced,
+        // dropping the old table fails while rows point at it, so they are off while the
+        // migrations run (the pragma is a no-op inside a transaction) and checked before
+        // the commit; the connection's setting is restored either way.
+        let enforced: bool = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
             .map_err(unusable)?;
-        tx.commit().map_err(unusable)
+        conn.pragma_update(None, "foreign_keys", false)
+            .map_err(unusable)?;
+        let mut run = || -> Result<()> {
+            let tx = conn.transaction().map_err(unusable)?;
+            for sql in &self.migrations[usize::try_from(found.max(0)).unwrap_or(0)..] {
+                tx.execute_batch(sql).map_err(unusable)?;
+            }
+            let dangling: Option<String> = tx
+                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                .optional()
+                .map_err(unusable)?;
+            if let Some(table) = dangling {
+                return Err(Error::Unusable(format!(
+                    "after the migrations, rows of `{table}` refer to rows that do not exist"
+                )));
+            }
+            tx.pragma_update(None, "user_version", supported)
+                .map_err(unusable)?;
+            tx.commit().map_err(unusable)
+        };
+        let result = run();
+        conn.pragma_update(None, "foreign_keys", enforced)
+            .map_err(unusable)?;
+        result
     }
 }

@@ -190,10 +190,24 @@ mod tests {
              INSERT INTO symbols VALUES (4, 'BTCUSDT', 'futures', 'binance', 'BTC', 'USDT', 1, 3, 3, 3, 3);
              INSERT INTO candles VALUES (4, '1h', 3600000, 1, 2, 0, 1, 9, NULL, NULL, NULL, NULL);
              INSERT INTO funding VALUES (4, 28800000, '0.0001', '1');
-             PRAGMA user_version = 2;",
+             INSERT INTO series VALUES (4, '1h', 3600000, 3600000, 1);
+             PRAGMA user_version = 2;
+             PRAGMA foreign_keys = ON;",
         )
         .unwrap();
+        // As the store opens it: foreign keys enforced, `series` pointing at the symbols
+        // table the migration rebuilds.
         SCHEMA.migrate(&mut c).unwrap();
+        let enforced: bool = c
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(enforced, "the connection's setting is restored");
+        let series: i64 = c
+            .query_row("SELECT count(*) FROM series WHERE symbol_id = 4", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(series, 1);
         let rows: Vec<(i64, String, String)> = c
             .prepare("SELECT id, kind, exchange FROM symbols ORDER BY id")
             .unwrap()
