@@ -458,9 +458,18 @@ fn streams_rotate_without_loss_and_idle_ones_are_unsubscribed() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert!(ex
+    // The UNSUBSCRIBE follows the series' removal, paced like every control message.
+    let until = Instant::now() + Duration::from_secs(5);
+    while !ex
         .ws_unsubscribes()
-        .contains(&"btcusdt@kline_1s".to_owned()));
+        .contains(&"btcusdt@kline_1s".to_owned())
+    {
+        assert!(
+            Instant::now() < until,
+            "no UNSUBSCRIBE reached the exchange"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // A new request subscribes again.
     wait_live(&srv);
     drop(srv);
