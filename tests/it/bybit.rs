@@ -9,12 +9,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tungstenite::stream::MaybeTlsStream;
 use tungstenite::Message;
 
 use crate::fake_exchange::{self as fake, bybit, FakeExchange, LISTED, SYMBOL};
 use crate::http::{get, spawn};
+use crate::live::pct;
 use crate::run;
+use crate::served::{connect_at as connect, text_within as text, Client};
 
 const HOUR: i64 = 3_600_000;
 
@@ -359,36 +360,6 @@ fn bybit_refusals_and_rate_limits_are_answered_in_bybit_s_envelope() {
     );
 }
 
-type Client = tungstenite::WebSocket<MaybeTlsStream<std::net::TcpStream>>;
-
-fn connect(addr: std::net::SocketAddr, path: &str) -> Client {
-    let (ws, resp) = tungstenite::connect(format!("ws://{addr}{path}")).unwrap();
-    assert_eq!(resp.status(), 101);
-    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-        s.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-    }
-    ws
-}
-
-/// The next text frame within `within`.
-fn text(ws: &mut Client, within: Duration) -> Option<String> {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        match ws.read() {
-            Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-    None
-}
-
 #[test]
 fn bybit_streams_are_fanned_out_and_their_closed_candles_stored_as_the_exchange_s() {
     let ex = FakeExchange::start();
@@ -477,14 +448,6 @@ struct Polled {
     asked: i64,
     answered: i64,
     rows: Vec<Value>,
-}
-
-fn pct(v: &[i64], p: f64) -> i64 {
-    let mut v = v.to_vec();
-    v.sort_unstable();
-    v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
-        .copied()
-        .unwrap_or(0)
 }
 
 /// The figures of docs/BENCHMARKS.md for Bybit: `cargo test --release -p

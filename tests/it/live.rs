@@ -119,7 +119,7 @@ impl Freshness {
     }
 }
 
-fn pct(v: &[i64], p: f64) -> i64 {
+pub(crate) fn pct(v: &[i64], p: f64) -> i64 {
     let mut v = v.to_vec();
     v.sort_unstable();
     if v.is_empty() {

@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tungstenite::stream::MaybeTlsStream;
 use tungstenite::Message;
 
 use crate::fake_exchange::{self as fake, okx, FakeExchange, LISTED};
 use crate::http::{get, spawn};
+use crate::live::pct;
+use crate::served::{connect_at as connect, text_within as text, Client};
 
 const DAY: i64 = 86_400_000;
 
@@ -252,35 +253,6 @@ fn okx_funding_cursors_refusals_and_pacing() {
     assert_eq!(ex.okx_limited(), 0, "paced under OKX's limits");
 }
 
-type Client = tungstenite::WebSocket<MaybeTlsStream<std::net::TcpStream>>;
-
-fn connect(addr: std::net::SocketAddr, path: &str) -> Client {
-    let (ws, resp) = tungstenite::connect(format!("ws://{addr}{path}")).unwrap();
-    assert_eq!(resp.status(), 101);
-    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-        s.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-    }
-    ws
-}
-
-fn text(ws: &mut Client, within: Duration) -> Option<String> {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        match ws.read() {
-            Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-    None
-}
-
 #[test]
 fn okx_candle_channels_are_fanned_out_and_their_closed_candles_are_the_exchange_s() {
     let ex = FakeExchange::start();
@@ -370,14 +342,6 @@ fn okx_candle_channels_are_fanned_out_and_their_closed_candles_are_the_exchange_
         (v["event"].as_str(), v["code"].as_str()),
         (Some("error"), Some("60018"))
     );
-}
-
-fn pct(v: &[i64], p: f64) -> i64 {
-    let mut v = v.to_vec();
-    v.sort_unstable();
-    v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
-        .copied()
-        .unwrap_or(0)
 }
 
 /// The figures of docs/BENCHMARKS.md for OKX: `cargo test --release -p candlecache-tests

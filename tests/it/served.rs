@@ -18,13 +18,13 @@ use crate::live::{assert_stored_equal, stream_server, stream_server_with};
 
 const NAME: &str = "btcusdt@kline_1s";
 
-type Client = WebSocket<MaybeTlsStream<TcpStream>>;
+pub(crate) type Client = WebSocket<MaybeTlsStream<TcpStream>>;
 
 fn connect(srv: &Server, path: &str) -> Client {
     connect_at(srv.addr, path)
 }
 
-fn connect_at(addr: std::net::SocketAddr, path: &str) -> Client {
+pub(crate) fn connect_at(addr: std::net::SocketAddr, path: &str) -> Client {
     let (ws, resp) = tungstenite::connect(format!("ws://{addr}{path}")).unwrap();
     assert_eq!(resp.status(), 101);
     if let MaybeTlsStream::Plain(s) = ws.get_ref() {
@@ -86,6 +86,16 @@ fn next(ws: &mut Client, within: Duration) -> Got {
         }
     }
     Got::Nothing
+}
+
+/// The next text frame within `within`, if one comes (a close or a reset fails the test).
+pub(crate) fn text_within(ws: &mut Client, within: Duration) -> Option<String> {
+    match next(ws, within) {
+        Got::Text(t) => Some(t),
+        Got::Nothing => None,
+        Got::Closed(c) => panic!("closed: {c:?}"),
+        Got::Reset => panic!("the connection was reset"),
+    }
 }
 
 fn text(ws: &mut Client, within: Duration) -> String {
