@@ -71,6 +71,7 @@ struct State {
     /// Stream connections still to refuse (HTTP 403 before the handshake).
     ws_refuse: AtomicU64,
     ws_connections: AtomicU64,
+    ws_open: AtomicU64,
     /// Milliseconds between the forming events of a stream; 0 means 250.
     ws_period_ms: AtomicU64,
     ws_subscribes: Mutex<Vec<String>>,
@@ -557,6 +558,11 @@ impl FakeExchange {
         self.state.ws_connections.load(Ordering::SeqCst)
     }
 
+    /// Stream connections open now.
+    pub(crate) fn ws_open(&self) -> u64 {
+        self.state.ws_open.load(Ordering::SeqCst)
+    }
+
     /// Every stream name unsubscribed so far, in order.
     pub(crate) fn ws_unsubscribes(&self) -> Vec<String> {
         self.state.ws_unsubscribes.lock().unwrap().clone()
@@ -568,13 +574,13 @@ impl FakeExchange {
         self.state.ws_pings.load(Ordering::SeqCst)
     }
 
-    /// Answers the next `n` Bybit REST requests with `retCode` 10006, as Bybit does over
-    /// its limit.
     /// OKX requests refused so far for exceeding an endpoint's limit.
     pub(crate) fn okx_limited(&self) -> u64 {
         self.state.okx_limited.load(Ordering::SeqCst)
     }
 
+    /// Answers the next `n` Bybit REST requests with `retCode` 10006, as Bybit does over
+    /// its limit.
     pub(crate) fn bybit_busy(&self, n: u64) {
         self.state.bybit_busy.store(n, Ordering::SeqCst);
     }
@@ -804,6 +810,15 @@ pub(crate) fn kline_event_as(
     .to_string()
 }
 
+/// Counts a stream connection as open until its handler returns.
+struct Open<'a>(&'a AtomicU64);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// One stream connection: Binance's combined endpoint with its JSON methods.
 fn serve_ws(conn: TcpStream, s: &State) {
     use tungstenite::Message;
@@ -835,6 +850,8 @@ fn serve_ws(conn: TcpStream, s: &State) {
         return;
     };
     s.ws_connections.fetch_add(1, Ordering::SeqCst);
+    s.ws_open.fetch_add(1, Ordering::SeqCst);
+    let _open = Open(&s.ws_open);
     if let Some(category) = path.strip_prefix("/v5/public/") {
         return bybit::serve_ws(ws, s, category == "linear");
     }

@@ -266,7 +266,7 @@ async fn session<S: CandleStore + Clone + Send + Sync + 'static>(
             }
         }
         if wanted.is_empty() {
-            let _ = sink.send(Message::Close(None)).await;
+            close(&mut sink, &mut stream).await;
             return SessionEnd::Empty;
         }
         let pending = wanted.iter().any(|w| !subscribed.contains(w))
@@ -302,6 +302,7 @@ async fn session<S: CandleStore + Clone + Send + Sync + 'static>(
                     return SessionEnd::Stalled;
                 }
                 if t - started >= config.rotate_ms as i64 {
+                    close(&mut sink, &mut stream).await;
                     return SessionEnd::Rotate;
                 }
                 if let Some((every, text)) = keepalive {
@@ -321,6 +322,27 @@ async fn session<S: CandleStore + Clone + Send + Sync + 'static>(
             () = tokio::time::sleep_until(turn), if pending => {}
         }
     }
+}
+
+/// The closing handshake: our Close, then frames read until the exchange's Close (for
+/// at most a second). Dropping the socket at once would leave the exchange's frames
+/// unread, and a kernel resets such a connection, which can discard what we sent last
+/// (an UNSUBSCRIBE) before the exchange reads it.
+async fn close(
+    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+    stream: &mut futures_util::stream::SplitStream<Ws>,
+) {
+    if sink.send(Message::Close(None)).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if frame.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Drops the series of connection `idx` nobody asked for within `idle_ms`.
