@@ -162,6 +162,7 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
         if objects.as_ref().is_some_and(|o| o.local_max_bytes().is_some()) && !any_upstream {
             anyhow::bail!("`local_max_mb` needs an upstream (--upstream): months dropped locally come back through it, from the object store first");
         }
+        let sharing = objects.is_some();
         if let Some(objects) = &objects {
             eprintln!("candlecache: closed months shared through {}", objects.stats().url);
         }
@@ -189,7 +190,9 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
                 "candlecache: the local store keeps at most {} MB; months safe in the object store are dropped beyond it",
                 max / 1_000_000
             );
-            tokio::spawn(trim_loop(service.clone()));
+        }
+        if sharing {
+            tokio::spawn(objects_loop(service.clone()));
         }
         let mut memory = file.memory.clone();
         if let Some(mb) = args.memory_limit_mb {
@@ -247,13 +250,16 @@ pub(crate) fn run(db: &Path, config: Option<&Path>, args: &Args) -> Result<()> {
     })
 }
 
-/// Keeps the local store within `[store] local_max_mb`, looking every 2 s (a look under
-/// the bound is one small query).
-async fn trim_loop(service: Service) {
+/// Every 2 s: publishes the months that closed complete since they were written (the
+/// stream's, or a page's that ran past a read), then keeps the local store within
+/// `[store] local_max_mb` if it is bounded. Each look is a few small queries when there
+/// is nothing to do.
+async fn objects_loop(service: Service) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        service.publish_closed().await;
         if let Err(e) = service.trim_local().await {
             eprintln!("candlecache: trimming the local store: {e}");
         }

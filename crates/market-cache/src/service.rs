@@ -4,6 +4,7 @@
 //! figures of the layers below only through it.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::settings::DbSettings;
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use crate::live::streams::{StreamStats, Watch};
 use crate::model::time::Now;
 use crate::objects::{local_months, ObjectStats, Objects, Published};
 use crate::read::{Answer, LiveConfig, ReadPath, ReadStats, Request};
+use crate::store::sqlite::OnCovered;
 use crate::upstream::{FillProgress, FillReport, Upstream};
 use crate::{Error, Exchange, Funding, Kind, Market, Result, SqliteStore, Symbol, Timeframe};
 
@@ -315,6 +317,9 @@ impl Service {
             (from_months, _) = obj.fill(store, symbol, tf, range, Some(up), now).await?;
         }
         let mut report = up.fill(store, symbol, tf, range, now, progress).await?;
+        if let Some(obj) = self.read.objects() {
+            obj.publish_noted(store, now(), Some((symbol, tf))).await;
+        }
         report.pages += from_months.pages;
         report.fetched += from_months.fetched;
         report.inserted += from_months.inserted;
@@ -345,6 +350,16 @@ impl Service {
             progress(i as u64 + 1, report.months);
         }
         Ok(report)
+    }
+
+    /// With an object store: publishes the months that closed complete since they were
+    /// written (from the stream, or pages that ran past a read), and returns how many.
+    /// Serving calls it every few seconds.
+    pub async fn publish_closed(&self) -> u64 {
+        match self.read.objects() {
+            Some(obj) => obj.publish_noted(self.read.store(), self.now(), None).await,
+            None => 0,
+        }
     }
 
     /// With a bounded local store (`local_max_mb`): drops months safe in the object store
@@ -441,7 +456,14 @@ impl ServiceBuilder {
                 (c, None)
             }
         };
-        let store = SqliteStore::open_with(self.db, results).await?;
+        // Every covered write tells the object-store tier which months may have become
+        // complete, so it publishes them whoever wrote them.
+        let covered = self.objects.clone().map(|o| {
+            OnCovered(Arc::new(move |symbol: &Symbol, tf, range| {
+                o.note_covered(symbol, tf, range);
+            }))
+        });
+        let store = SqliteStore::open_with(self.db, results, covered).await?;
         let read = ReadPath::new(store, &cache, self.now, self.upstreams, self.live)?;
         if let Some(objects) = self.objects {
             read.set_objects(objects);

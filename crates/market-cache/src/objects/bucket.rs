@@ -28,6 +28,7 @@ pub(super) struct Counters {
     pub(super) rejected: AtomicU64,
     pub(super) errors: AtomicU64,
     pub(super) dropped: AtomicU64,
+    pub(super) windows: AtomicU64,
     /// The clock of least-recent use: a month's last read is the tick it was given.
     pub(super) tick: AtomicU64,
 }
@@ -57,7 +58,25 @@ pub struct Objects {
     pub(super) local_max_bytes: Option<u64>,
     /// The last listing and when it was made: the markets list shows it for a while.
     pub(super) listing: Arc<tokio::sync::Mutex<Option<Listed>>>,
+    /// Months written locally and not yet published, and months known shared.
+    pub(super) noted: Arc<std::sync::Mutex<Noted>>,
+    /// Objects' sizes and metadata, for window reads.
+    pub(super) footers: Arc<std::sync::Mutex<Footers>>,
 }
+
+/// The months written since they were last looked at, and those known to be shared.
+#[derive(Default)]
+pub(super) struct Noted {
+    /// Month object path -> the month, until it is closed and looked at.
+    pub(super) months: std::collections::HashMap<String, (crate::Symbol, Timeframe, i64)>,
+    /// Month object paths known to be in the object store (published here, found there,
+    /// or read from it): writing them again would be a wasted put.
+    pub(super) shared: std::collections::HashSet<String>,
+}
+
+/// Object path -> its size and Parquet metadata.
+pub(super) type Footers =
+    std::collections::HashMap<String, (u64, Arc<parquet::file::metadata::ParquetMetaData>)>;
 
 /// How long a listing of the object store is reused by the markets list.
 pub(super) const LISTING_TTL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -165,6 +184,8 @@ impl Objects {
             used: Arc::default(),
             local_max_bytes: None,
             listing: Arc::default(),
+            noted: Arc::default(),
+            footers: Arc::default(),
         })
     }
 
@@ -202,6 +223,7 @@ impl Objects {
             rejected: c.rejected.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
             months_dropped: c.dropped.load(Ordering::Relaxed),
+            windows_read: c.windows.load(Ordering::Relaxed),
             local_max_bytes: self.local_max_bytes,
         }
     }

@@ -61,6 +61,8 @@ impl Objects {
                 let meta = MarketMeta::new(symbol.clone());
                 match self.get_month(symbol, tf, month).await {
                     Some(candles) => {
+                        // Known shared before the write notes it.
+                        self.shared(symbol, tf, month);
                         store
                             .write_covered(&meta, tf, candles, (month, next))
                             .await?;
@@ -74,8 +76,9 @@ impl Objects {
                             report.pages += r.pages;
                             report.fetched += r.fetched;
                             report.inserted += r.inserted;
-                            // Sharing is best effort: the candles are stored either way.
-                            let _ = self.publish(store, symbol, tf, month).await;
+                            // This month, and any later one the last page completed:
+                            // sharing is best effort, the candles are stored either way.
+                            self.publish_noted(store, now(), Some((symbol, tf))).await;
                         }
                     }
                 }

@@ -11,16 +11,20 @@
 //!
 //! The parts: `config` (`[object_store]`, the figures), `bucket` (the handle, per-month
 //! locks), `listing` (what is there), `fill` (a read's months, object store before the
-//! exchange), `publish` (writing a month once, reading one back), `trim` (the local
-//! store bounded), `codec` (a month as Parquet, its path).
+//! exchange), `publish` (writing a month once, reading one back), `noted` (months that
+//! became complete locally, however they were written, published once closed), `trim`
+//! (the local store bounded), `window` (a window answered from the row groups it needs
+//! before the months are kept locally), `codec` (a month as Parquet, its path).
 
 mod bucket;
 mod codec;
 mod config;
 mod fill;
 mod listing;
+mod noted;
 mod publish;
 mod trim;
+mod window;
 
 pub use bucket::Objects;
 pub(crate) use bucket::Published;

@@ -41,10 +41,12 @@ impl Objects {
         {
             Ok(_) => {
                 self.counters.written.fetch_add(1, Ordering::Relaxed);
+                self.shared(symbol, tf, month);
                 Ok(Some(Published::Created))
             }
             Err(object_store::Error::AlreadyExists { .. }) => {
                 self.counters.existing.fetch_add(1, Ordering::Relaxed);
+                self.shared(symbol, tf, month);
                 Ok(Some(Published::Existed))
             }
             Err(e) => {

@@ -24,6 +24,22 @@ const PARALLEL_MIN_ROWS: usize = 65_536;
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     db: Db,
+    covered: Option<OnCovered>,
+}
+
+/// Told of every range a write records as covered, after its transaction commits: how
+/// the object-store tier learns of months that may have become complete, whoever wrote
+/// them (a fill, a page that ran past the month asked, the stream).
+#[derive(Clone)]
+pub(crate) struct OnCovered(pub(crate) Arc<CoveredFn>);
+
+/// A series, its timeframe and the range written as covered.
+pub(crate) type CoveredFn = dyn Fn(&Symbol, Timeframe, (i64, i64)) + Send + Sync;
+
+impl std::fmt::Debug for OnCovered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnCovered")
+    }
 }
 
 impl SqliteStore {
@@ -32,16 +48,19 @@ impl SqliteStore {
     /// # Errors
     /// [`Error::Db`] if the file cannot be opened or is not a store this build can use.
     pub async fn open(config: DbSettings) -> Result<Self> {
-        Self::open_with(config, None).await
+        Self::open_with(config, None, None).await
     }
 
-    /// As [`SqliteStore::open`], caching query results in `results`.
+    /// As [`SqliteStore::open`], caching query results in `results` and telling
+    /// `covered` of covered ranges.
     pub(crate) async fn open_with(
         config: DbSettings,
         results: Option<NamespaceCache>,
+        covered: Option<OnCovered>,
     ) -> Result<Self> {
         Ok(Self {
             db: Db::open(config.db_config(), &SCHEMA, results).await?,
+            covered,
         })
     }
 
@@ -198,6 +217,7 @@ impl SqliteStore {
         covered: Option<(i64, i64)>,
     ) -> Result<WriteReport> {
         let candles = dedup(candles);
+        let symbol = meta.symbol.clone();
         let meta = meta.clone();
         let report = self
             .db
@@ -213,6 +233,9 @@ impl SqliteStore {
             .await?;
         if report.inserted + report.updated > 0 {
             self.db.invalidate_cached();
+        }
+        if let (Some(on), Some(range)) = (&self.covered, covered.filter(|(a, b)| a < b)) {
+            (on.0)(&symbol, tf, range);
         }
         Ok(report)
     }
