@@ -184,12 +184,41 @@ pub(crate) fn check(release: bool) -> Result<()> {
     let started = Instant::now();
     let _ = crate::clients::get_json(&base, &path)?;
     let warm = started.elapsed().as_secs_f64();
-    let fresh_requests = ex.klines_seen().len() - before;
     let objects = crate::clients::get_json(&base, "/api/performance/stats")
         .map(|v| v["data"]["upstream"]["objects"].clone())
         .unwrap_or(Value::Null);
     drop(server);
     let ours = float_rows(&answer["data"]["rows"]).context("no rows in the answer")?;
+
+    // Another fresh instance answers 1,000 candles inside March cold: the row groups the
+    // window needs, fetched alone, before the months are kept locally.
+    let (w0, w1) = (
+        mar + 9 * 86_400_000 + 17 * 60_000,
+        mar + 9 * 86_400_000 + 1017 * 60_000,
+    );
+    let (server, base) = crate::clients::serve(
+        &bin,
+        &work.join("fresh-window.db"),
+        &[
+            "--config",
+            &config,
+            "--upstream",
+            &url,
+            "--upstream-ws",
+            "off",
+        ],
+    )?;
+    let path = format!("/api/crypto/ohlc?symbol=BTCUSDT&timeframe=1m&start={w0}&end={w1}");
+    let started = Instant::now();
+    let window_answer = crate::clients::get_json(&base, &path)?;
+    let window_cold = started.elapsed().as_secs_f64();
+    let window_objects = crate::clients::get_json(&base, "/api/performance/stats")
+        .map(|v| v["data"]["upstream"]["objects"].clone())
+        .unwrap_or(Value::Null);
+    drop(server);
+    let fresh_requests = ex.klines_seen().len() - before;
+    let ours_window =
+        float_rows(&window_answer["data"]["rows"]).context("no rows in the window's answer")?;
 
     // Another instance keeps at most 1 MB locally (less than a month of 1m): it reads
     // three months, drops them, and reads them back from the object store.
@@ -205,7 +234,7 @@ pub(crate) fn check(release: bool) -> Result<()> {
     )?;
     let bounded_requests = ex.klines_seen().len() - before;
 
-    let read = |engine: &str| -> Result<(Vec<Vec<f64>>, f64)> {
+    let read = |engine: &str, (start, end): (i64, i64)| -> Result<(Vec<Vec<f64>>, f64)> {
         let out = Command::new(&python)
             .arg(root().join("xtask/scripts/read_objects.py"))
             .args([
@@ -214,8 +243,8 @@ pub(crate) fn check(release: bool) -> Result<()> {
                 &format!("{BUCKET}/shared"),
                 "BTCUSDT",
                 "1m",
-                &mar.to_string(),
-                &apr.to_string(),
+                &start.to_string(),
+                &end.to_string(),
             ])
             .output()?;
         if !out.status.success() {
@@ -225,8 +254,10 @@ pub(crate) fn check(release: bool) -> Result<()> {
         let rows = float_rows(&v["rows"]).with_context(|| format!("{engine} gave no rows"))?;
         Ok((rows, v["seconds"].as_f64().unwrap_or(f64::NAN)))
     };
-    let (theirs, duck_s) = read("duckdb")?;
-    let (polars_rows, polars_s) = read("polars")?;
+    let (theirs, duck_s) = read("duckdb", (mar, apr))?;
+    let (polars_rows, polars_s) = read("polars", (mar, apr))?;
+    let (duck_window, duck_window_s) = read("duckdb", (w0, w1))?;
+    let (polars_window, polars_window_s) = read("polars", (w0, w1))?;
 
     let mut problems = Vec::new();
     if ours.is_empty() || ours != theirs {
@@ -235,6 +266,15 @@ pub(crate) fn check(release: bool) -> Result<()> {
             ours.len(),
             theirs.len(),
             ours == theirs
+        ));
+    }
+    if ours_window.len() != 1000 || ours_window != duck_window || ours_window != polars_window {
+        problems.push(format!(
+            "the cold window: candlecache answered {} rows, DuckDB read {}, polars {}; equal: {}",
+            ours_window.len(),
+            duck_window.len(),
+            polars_window.len(),
+            ours_window == duck_window && ours_window == polars_window
         ));
     }
     if polars_rows != ours {
@@ -274,6 +314,13 @@ pub(crate) fn check(release: bool) -> Result<()> {
             "polars_scan_parquet_s3_s": (polars_s * 1000.0).round() / 1000.0,
             "equal": ours == theirs && ours == polars_rows,
         },
+        "cold_window_1m": {
+            "rows": ours_window.len(),
+            "candlecache_fresh_instance_s": (window_cold * 1000.0).round() / 1000.0,
+            "duckdb_read_parquet_s3_s": (duck_window_s * 1000.0).round() / 1000.0,
+            "polars_scan_parquet_s3_s": (polars_window_s * 1000.0).round() / 1000.0,
+            "objects": window_objects,
+        },
         "bounded_instance": {
             "local_max_mb": 1,
             "months_read_back": bounded.months_read,
@@ -290,8 +337,9 @@ pub(crate) fn check(release: bool) -> Result<()> {
         bail!("the object-store check failed: {} problems", problems.len());
     }
     println!(
-        "xtask: exchange requests for the same backfill: {alone} for one instance alone, {fleet_total} for three sharing the object store; a fresh instance read a month of 1m cold in {cold:.3} s, DuckDB the same object in {duck_s:.3} s ({:.2}x), polars in {polars_s:.3} s; bounded to 1 MB, an instance dropped {} months and read {} back, equal",
+        "xtask: exchange requests for the same backfill: {alone} for one instance alone, {fleet_total} for three sharing the object store; a fresh instance read a month of 1m cold in {cold:.3} s, DuckDB the same object in {duck_s:.3} s ({:.2}x), polars in {polars_s:.3} s; 1,000 candles of it cold in {window_cold:.3} s, DuckDB in {duck_window_s:.3} s ({:.2}x), polars in {polars_window_s:.3} s; bounded to 1 MB, an instance dropped {} months and read {} back, equal",
         duck_s / cold,
+        duck_window_s / window_cold,
         bounded.months_dropped,
         bounded.months_read
     );

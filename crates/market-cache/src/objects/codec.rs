@@ -1,13 +1,20 @@
 //! A month as a Parquet object: its path in the hive layout, and the candles written
 //! and read back exactly (the decimal places in the key-value metadata).
 
+use std::sync::Arc;
+
 use arrow_array::{Array, Float64Array, RecordBatch, TimestampMillisecondArray, UInt64Array};
+use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::statistics::Statistics;
 
 use crate::codec::schema::parquet_schema;
 use crate::codec::wire::candles_batch;
@@ -36,6 +43,9 @@ pub(crate) fn month_path(symbol: &Symbol, tf: Timeframe, month: i64) -> ObjectPa
     ))
 }
 
+/// Rows a row group holds at most.
+pub(super) const ROW_GROUP_ROWS: usize = 1_000;
+
 const META_SERIES: &str = "candlecache.series";
 const META_SCALES: &str = "candlecache.scales";
 
@@ -60,6 +70,9 @@ pub(super) fn encode(
     );
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        // A chunk of the read path (1,000 candles) then needs at most two row groups,
+        // which a reader fetches alone (DuckDB and polars as well as candlecache).
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(vec![
             KeyValue::new(META_SERIES.to_owned(), series_tag(symbol, tf, month)),
             KeyValue::new(META_SCALES.to_owned(), scales),
@@ -74,12 +87,108 @@ pub(super) fn encode(
 
 /// The month's candles from an object, or why it is not this series' month.
 pub(super) fn decode(
-    bytes: bytes::Bytes,
+    bytes: Bytes,
     symbol: &Symbol,
     tf: Timeframe,
     month: i64,
 ) -> std::result::Result<Vec<Candle>, String> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+    let next = Timeframe::Mo1.next(month);
+    read(builder, symbol, tf, month, (month, next))
+}
+
+/// The length of the metadata from an object's last 8 bytes (length, then `PAR1`).
+pub(super) fn footer_len(tail: &[u8]) -> std::result::Result<usize, String> {
+    match tail.len().checked_sub(8).map(|at| &tail[at..]) {
+        Some([a, b, c, d, b'P', b'A', b'R', b'1']) => {
+            Ok(u32::from_le_bytes([*a, *b, *c, *d]) as usize)
+        }
+        _ => Err("it is not Parquet".into()),
+    }
+}
+
+/// The row groups of an object that may hold candles of `[a, b)`, from the statistics of
+/// its `time` column (a group without them is taken).
+pub(super) fn row_groups_for(meta: &ParquetMetaData, (a, b): (i64, i64)) -> Vec<usize> {
+    (0..meta.num_row_groups())
+        .filter(|&i| match meta.row_group(i).column(0).statistics() {
+            Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(lo), Some(hi)) => *lo < b && *hi >= a,
+                _ => true,
+            },
+            _ => true,
+        })
+        .collect()
+}
+
+/// Byte ranges of an object: the parts fetched of it, read as if the whole were there.
+pub(super) struct Parts {
+    pub(super) len: u64,
+    pub(super) parts: Vec<(u64, Bytes)>,
+}
+
+impl Length for Parts {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for Parts {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        let (at, part) = self.part(start, 0)?;
+        Ok(part.slice(at..).reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let (at, part) = self.part(start, length)?;
+        Ok(part.slice(at..at + length))
+    }
+}
+
+impl Parts {
+    fn part(&self, start: u64, length: usize) -> parquet::errors::Result<(usize, &Bytes)> {
+        self.parts
+            .iter()
+            .find(|(off, b)| *off <= start && start + length as u64 <= off + b.len() as u64)
+            .map(|(off, b)| ((start - off) as usize, b))
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::General(format!(
+                    "bytes {start}..+{length} were not fetched"
+                ))
+            })
+    }
+}
+
+/// The candles of `[a, b)` from the fetched `parts` of a month's object whose metadata
+/// is `meta`: only the row groups that may hold them are read.
+pub(super) fn decode_window(
+    meta: Arc<ParquetMetaData>,
+    parts: Parts,
+    symbol: &Symbol,
+    tf: Timeframe,
+    month: i64,
+    window: (i64, i64),
+) -> std::result::Result<Vec<Candle>, String> {
+    let groups = row_groups_for(&meta, window);
+    let meta =
+        ArrowReaderMetadata::try_new(meta, ArrowReaderOptions::new()).map_err(|e| e.to_string())?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::new_with_metadata(parts, meta).with_row_groups(groups);
+    read(builder, symbol, tf, month, window)
+}
+
+/// The candles of `[a, b)` a reader of a month's object gives, checked: the series
+/// named, the decimal places there, candlecache's columns, rows in the month and in order.
+fn read<T: ChunkReader + 'static>(
+    builder: ParquetRecordBatchReaderBuilder<T>,
+    symbol: &Symbol,
+    tf: Timeframe,
+    month: i64,
+    (a, b): (i64, i64),
+) -> std::result::Result<Vec<Candle>, String> {
     let kv = builder
         .metadata()
         .file_metadata()
@@ -121,6 +230,7 @@ pub(super) fn decode(
     let reader = builder.build().map_err(|e| e.to_string())?;
     let next = Timeframe::Mo1.next(month);
     let mut out: Vec<Candle> = Vec::new();
+    let mut prev = None;
     for batch in reader {
         let batch: RecordBatch = batch.map_err(|e| e.to_string())?;
         let time = column::<TimestampMillisecondArray>(&batch, 0)?;
@@ -158,13 +268,16 @@ pub(super) fn decode(
             if candle.open_time < month || candle.open_time >= next {
                 return Err(format!("row {r} is outside the month"));
             }
-            if out.last().is_some_and(|p| p.open_time >= candle.open_time) {
+            if prev.is_some_and(|p| p >= candle.open_time) {
                 return Err(format!("row {r} is out of order"));
             }
+            prev = Some(candle.open_time);
             candle
                 .validate(tf)
                 .map_err(|why| format!("row {r}: {why}"))?;
-            out.push(candle);
+            if candle.open_time >= a && candle.open_time < b {
+                out.push(candle);
+            }
         }
     }
     Ok(out)
@@ -223,5 +336,39 @@ mod tests {
             month_path(&fut, Timeframe::H1, month).as_ref(),
             "exchange=binance_usdm/symbol=BTCUSDT/timeframe=1h/year=2024/month=02/BTCUSDT-1h-2024-02.parquet"
         );
+    }
+
+    #[test]
+    fn a_window_reads_only_its_row_groups_and_equals_the_month_s_slice() {
+        let sym: Symbol = "BTCUSDT".parse().unwrap();
+        let month = crate::parse_time("2024-02-01").unwrap();
+        let candles: Vec<Candle> = (0..2_500)
+            .map(|i| candle(month + i * 60_000, &format!("{}.5", 100 + i), "1.25"))
+            .collect();
+        let bytes = Bytes::from(encode(&sym, Timeframe::M1, month, &candles).unwrap());
+        let len = footer_len(&bytes).unwrap();
+        let meta = parquet::file::metadata::ParquetMetaDataReader::decode_metadata(
+            &bytes[bytes.len() - 8 - len..bytes.len() - 8],
+        )
+        .unwrap();
+        assert_eq!(meta.num_row_groups(), 3);
+        // Rows 1,200..1,700: the second row group alone.
+        let window = (month + 1_200 * 60_000, month + 1_700 * 60_000);
+        assert_eq!(row_groups_for(&meta, window), [1]);
+        let cols = meta.row_group(1).columns();
+        let lo = cols.iter().map(|c| c.byte_range().0).min().unwrap();
+        let hi = cols
+            .iter()
+            .map(|c| c.byte_range().0 + c.byte_range().1)
+            .max()
+            .unwrap();
+        // Only those bytes are there: reading any other would fail.
+        let parts = Parts {
+            len: bytes.len() as u64,
+            parts: vec![(lo, bytes.slice(lo as usize..hi as usize))],
+        };
+        let got = decode_window(Arc::new(meta), parts, &sym, Timeframe::M1, month, window).unwrap();
+        assert_eq!(got, candles[1_200..1_700]);
+        assert!(footer_len(b"not parquet at all").is_err());
     }
 }

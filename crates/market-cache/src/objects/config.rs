@@ -53,6 +53,8 @@ pub struct ObjectStats {
     pub errors: u64,
     /// Months dropped from the local store because they are safe in the object store.
     pub months_dropped: u64,
+    /// Windows answered from the row groups they need before their months were local.
+    pub windows_read: u64,
     /// `[store] local_max_mb` in bytes: the local store is trimmed to this; `None`: kept
     /// whole.
     pub local_max_bytes: Option<u64>,

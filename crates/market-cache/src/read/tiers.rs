@@ -133,6 +133,15 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             if is_edge {
                 counters.edge_refreshes.fetch_add(1, Ordering::Relaxed);
             }
+            // A closed chunk of months this instance holds none of, answered from the
+            // object store's row groups it needs; the months are kept locally after.
+            if let (Some(obj), true, false) = (self.inner.objects.get(), backfill, is_edge) {
+                let now = (self.inner.now)();
+                if let Some(candles) = obj.window(store, symbol, tf, (start, end), now).await? {
+                    self.keep_months(symbol.clone(), tf, (start, end));
+                    return Ok(candles);
+                }
+            }
             // Held until the store is read: a trim must not drop the months under it.
             let mut _held = None;
             if let (Some(obj), true) = (self.inner.objects.get(), backfill) {
@@ -168,6 +177,24 @@ impl<S: CandleStore + Clone + Send + Sync + 'static> ReadPath<S> {
             counters.chunk_hits.fetch_add(1, Ordering::Relaxed);
         }
         Ok(got)
+    }
+
+    /// Fills the months of `range` into the local store in the background, from the
+    /// object store (the exchange for a month it lacks after all).
+    fn keep_months(&self, symbol: Symbol, tf: Timeframe, range: (i64, i64)) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Some(obj) = this.inner.objects.get() else {
+                return;
+            };
+            let up = this.upstream_for(&symbol);
+            let filled = obj
+                .fill(&this.inner.store, &symbol, tf, range, up, &this.inner.now)
+                .await;
+            if let Err(e) = filled {
+                eprintln!("candlecache: keeping {symbol} {tf} locally: {e}");
+            }
+        });
     }
 
     /// [`Self::cached`] for a chunk of `tf`: the live edge for its refresh period (or,
