@@ -8,6 +8,11 @@ use anyhow::{Context, Result};
 /// Writes `rows` 1m candles of a random walk from 2020-01-01 into `path` (Binance spot
 /// layout, no header, ms times, 2-decimal prices, 5-decimal volumes).
 pub(crate) fn binance_1m(path: &Path, rows: u64, seed: u64) -> Result<()> {
+    binance(path, rows, seed, 60_000)
+}
+
+/// As [`binance_1m`], candles `step_ms` apart.
+pub(crate) fn binance(path: &Path, rows: u64, seed: u64, step_ms: i64) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -26,7 +31,7 @@ pub(crate) fn binance_1m(path: &Path, rows: u64, seed: u64) -> Result<()> {
     let mut price: i64 = 700_000; // cents
     let start = 1_577_836_800_000i64;
     for i in 0..rows as i64 {
-        let t = start + i * 60_000;
+        let t = start + i * step_ms;
         let open = price;
         let close = (open + (rnd() % 2001) as i64 - 1000).max(100);
         let high = open.max(close) + (rnd() % 500) as i64;
@@ -44,7 +49,7 @@ pub(crate) fn binance_1m(path: &Path, rows: u64, seed: u64) -> Result<()> {
             p(close),
             vol / 100_000,
             vol % 100_000,
-            t + 59_999,
+            t + step_ms - 1,
             vol / 1000,
             vol % 100,
             vol / 200_000,

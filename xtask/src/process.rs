@@ -197,21 +197,27 @@ pub(crate) fn wrk(url: &str, secs: u32) -> Result<(f64, String, String, u64)> {
     wrk_script(url, secs, None)
 }
 
-/// As [`wrk`], the requests made by a wrk Lua `script` (its `request()`), `url` giving the
-/// host.
+/// As [`wrk`], the requests made by a wrk Lua `script` (its `request()`) given `args`,
+/// `url` giving the host.
 pub(crate) fn wrk_script(
     url: &str,
     secs: u32,
-    script: Option<&Path>,
+    script: Option<(&Path, &[&str])>,
 ) -> Result<(f64, String, String, u64)> {
     let mut script_args: Vec<String> = Vec::new();
-    if let Some(s) = script {
+    let mut after: Vec<String> = Vec::new();
+    if let Some((s, args)) = script {
         script_args = vec!["-s".into(), s.display().to_string()];
+        if !args.is_empty() {
+            after.push("--".into());
+            after.extend(args.iter().map(|a| (*a).to_owned()));
+        }
     }
     let _ = sh(Command::new("wrk")
         .args(["-t2", "-c32", "-d2s", "--timeout", "10s"])
         .args(&script_args)
-        .arg(url));
+        .arg(url)
+        .args(&after));
     let out = sh(Command::new("timeout")
         .args([
             "120",
@@ -224,7 +230,8 @@ pub(crate) fn wrk_script(
             "--latency",
         ])
         .args(&script_args)
-        .arg(url))?;
+        .arg(url)
+        .args(&after))?;
     let field = |prefix: &str, idx: usize| {
         out.lines()
             .find(|l| l.trim_start().starts_with(prefix))
