@@ -296,7 +296,7 @@ fn fresh_db(path: &Path) -> Result<std::path::PathBuf> {
 }
 
 /// Starts `candlecache serve` on a free loopback port; returns it (stopped when dropped)
-/// and its base URL.
+/// and its base URL. Its stderr is dropped unless `XTASK_SERVER_STDERR` is set.
 pub(crate) fn serve(bin: &Path, db: &Path, args: &[&str]) -> Result<(Started, String)> {
     listening(
         Command::new(bin)
@@ -305,7 +305,11 @@ pub(crate) fn serve(bin: &Path, db: &Path, args: &[&str]) -> Result<(Started, St
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
-            .stderr(Stdio::null()),
+            .stderr(if std::env::var_os("XTASK_SERVER_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            }),
     )
 }
 

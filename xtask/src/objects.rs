@@ -212,9 +212,18 @@ pub(crate) fn check(release: bool) -> Result<()> {
     let started = Instant::now();
     let window_answer = crate::clients::get_json(&base, &path)?;
     let window_cold = started.elapsed().as_secs_f64();
-    let window_objects = crate::clients::get_json(&base, "/api/performance/stats")
-        .map(|v| v["data"]["upstream"]["objects"].clone())
-        .unwrap_or(Value::Null);
+    // The months are kept locally afterwards, off the answer's path.
+    let until = Instant::now() + Duration::from_secs(30);
+    let window_objects = loop {
+        let o = crate::clients::get_json(&base, "/api/performance/stats")
+            .map(|v| v["data"]["upstream"]["objects"].clone())
+            .unwrap_or(Value::Null);
+        if o["months_read"].as_u64() >= Some(1) || Instant::now() > until {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let window_kept_s = started.elapsed().as_secs_f64();
     drop(server);
     let fresh_requests = ex.klines_seen().len() - before;
     let ours_window =
@@ -268,7 +277,14 @@ pub(crate) fn check(release: bool) -> Result<()> {
             ours == theirs
         ));
     }
-    if ours_window.len() != 1000 || ours_window != duck_window || ours_window != polars_window {
+    if window_objects["windows_read"].as_u64() < Some(1)
+        || window_objects["months_read"].as_u64() < Some(1)
+    {
+        problems.push(format!(
+            "the cold window was not read from its row groups, or its month not kept locally: {window_objects}"
+        ));
+    }
+    if ours_window.is_empty() || ours_window != duck_window || ours_window != polars_window {
         problems.push(format!(
             "the cold window: candlecache answered {} rows, DuckDB read {}, polars {}; equal: {}",
             ours_window.len(),
@@ -319,6 +335,7 @@ pub(crate) fn check(release: bool) -> Result<()> {
             "candlecache_fresh_instance_s": (window_cold * 1000.0).round() / 1000.0,
             "duckdb_read_parquet_s3_s": (duck_window_s * 1000.0).round() / 1000.0,
             "polars_scan_parquet_s3_s": (polars_window_s * 1000.0).round() / 1000.0,
+            "month_kept_locally_after_s": (window_kept_s * 1000.0).round() / 1000.0,
             "objects": window_objects,
         },
         "bounded_instance": {

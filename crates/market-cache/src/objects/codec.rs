@@ -152,7 +152,9 @@ impl Parts {
     fn part(&self, start: u64, length: usize) -> parquet::errors::Result<(usize, &Bytes)> {
         self.parts
             .iter()
-            .find(|(off, b)| *off <= start && start + length as u64 <= off + b.len() as u64)
+            // A read of unknown length (`length` 0) starts inside a part, never at the
+            // end of the one before it.
+            .find(|(off, b)| *off <= start && start + length.max(1) as u64 <= off + b.len() as u64)
             .map(|(off, b)| ((start - off) as usize, b))
             .ok_or_else(|| {
                 parquet::errors::ParquetError::General(format!(
@@ -370,5 +372,16 @@ mod tests {
         let got = decode_window(Arc::new(meta), parts, &sym, Timeframe::M1, month, window).unwrap();
         assert_eq!(got, candles[1_200..1_700]);
         assert!(footer_len(b"not parquet at all").is_err());
+        // A reader opened where one part ends and the next begins reads the next.
+        let parts = Parts {
+            len: 8,
+            parts: vec![
+                (0, Bytes::from_static(b"abcd")),
+                (4, Bytes::from_static(b"efgh")),
+            ],
+        };
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut parts.get_read(4).unwrap(), &mut rest).unwrap();
+        assert_eq!(rest, "efgh");
     }
 }

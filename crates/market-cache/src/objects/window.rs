@@ -180,3 +180,64 @@ impl Objects {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::ObjectConfig;
+    use crate::Decimal;
+
+    #[tokio::test]
+    async fn windows_of_a_month_read_through_its_row_groups_equal_the_month() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::open(&ObjectConfig {
+            url: Some(format!("file://{}", dir.path().display())),
+            ..ObjectConfig::default()
+        })
+        .unwrap();
+        let sym: Symbol = "BTCUSDT".parse().unwrap();
+        let month = crate::parse_time("2024-02-01").unwrap();
+        let next = Timeframe::Mo1.next(month);
+        let d = |v: i64, scale: u8| Decimal::from_f64(v as f64 / 100.0, scale).unwrap();
+        let candles: Vec<Candle> = (month..next)
+            .step_by(60_000)
+            .filter(|t| (t / 60_000) % 97 != 5)
+            .map(|t| {
+                let k = (t / 60_000) % 10_000;
+                Candle {
+                    open_time: t,
+                    open: d(4_000_000 + k, 2),
+                    high: d(4_000_000 + k + 50, 2),
+                    low: d(4_000_000 + k - 50, 2),
+                    close: d(4_000_000 + k + 7, 2),
+                    volume: d(k * 13, 5),
+                    quote_volume: Some(d(k * 17, 8)),
+                    trades: Some(k as u64),
+                    taker_base: Some(d(k * 3, 5)),
+                    taker_quote: Some(d(k * 5, 8)),
+                    volume_ccy: None,
+                }
+            })
+            .collect();
+        let body = super::super::codec::encode(&sym, Timeframe::M1, month, &candles).unwrap();
+        let path = month_path(&sym, Timeframe::M1, month);
+        objects
+            .store
+            .put(&path, object_store::PutPayload::from(body))
+            .await
+            .unwrap();
+        for (from, to) in [(0, 1_000), (990, 2_010), (17_000, 19_500), (40_000, 44_640)] {
+            let part = (month + from * 60_000, month + to * 60_000);
+            let got = objects
+                .get_part(&sym, Timeframe::M1, month, part)
+                .await
+                .expect("the window reads");
+            let want: Vec<Candle> = candles
+                .iter()
+                .filter(|c| c.open_time >= part.0 && c.open_time < part.1)
+                .cloned()
+                .collect();
+            assert_eq!(got, want, "rows {from}..{to}");
+        }
+    }
+}
