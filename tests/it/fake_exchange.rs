@@ -94,6 +94,33 @@ pub(crate) const SYMBOLS: [&str; 8] = [
     SYMBOL, "ETHUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "SOLUSDT", "DOGEUSDT", "LTCUSDT",
 ];
 
+/// Beyond [`SYMBOLS`], spot symbols `C000USDT` .. `C491USDT` are listed too (500 in all,
+/// for fleet-sized loads); exchangeInfo names only the first eight, to stay small.
+pub(crate) const MORE_SYMBOLS: usize = 492;
+
+/// The `n`th of every spot symbol listed: [`SYMBOLS`], then the numbered ones.
+#[allow(dead_code)] // the fleet bench's; the tests use SYMBOLS
+pub(crate) fn symbol_n(n: usize) -> String {
+    match SYMBOLS.get(n) {
+        Some(s) => (*s).to_owned(),
+        None => format!("C{:03}USDT", n - SYMBOLS.len()),
+    }
+}
+
+/// Whether the spot market lists `symbol`, and its index among the listed ones.
+pub(crate) fn spot_index(symbol: &str) -> Option<usize> {
+    if let Some(i) = SYMBOLS.iter().position(|s| *s == symbol) {
+        return Some(i);
+    }
+    let n: usize = symbol
+        .strip_prefix('C')?
+        .strip_suffix("USDT")
+        .filter(|d| d.len() == 3)?
+        .parse()
+        .ok()?;
+    (n < MORE_SYMBOLS).then_some(SYMBOLS.len() + n)
+}
+
 /// The exchangeInfo body it serves: Binance's shape with the filters clients read.
 pub(crate) fn exchange_info() -> String {
     let symbols: Vec<String> = SYMBOLS
@@ -410,7 +437,7 @@ pub(crate) fn row(iv: i64, t: i64, now: i64) -> String {
 /// The Binance row of `symbol`'s candle opening at `t` (each symbol at its own price).
 pub(crate) fn row_of(symbol: &str, iv: i64, t: i64, now: i64) -> String {
     let k = t / iv;
-    let n = SYMBOLS.iter().position(|s| *s == symbol).unwrap_or(0) as i64;
+    let n = spot_index(symbol).unwrap_or(0) as i64;
     let open = 2_000_000_000_000 / (n + 1) + (k * 7919) % 100_000_000_000;
     let (close, volume) = if t + iv > now {
         // Still forming: it grows as time passes.
@@ -641,10 +668,7 @@ fn serve(conn: TcpStream, s: &State) {
                     at: now,
                 });
                 let fault = s.faults.lock().unwrap().pop_front();
-                if !q
-                    .get("symbol")
-                    .is_some_and(|s| SYMBOLS.contains(&s.as_str()))
-                {
+                if q.get("symbol").is_none_or(|s| spot_index(s).is_none()) {
                     (
                         "400 Bad Request",
                         r#"{"code":-1121,"msg":"Invalid symbol."}"#.to_owned(),

@@ -8,12 +8,14 @@ use anyhow::{bail, Context, Result};
 use crate::process::{python_env, root, sh};
 
 mod cache;
+mod fleet;
 mod http;
 mod resample;
 mod storage;
 pub(crate) mod ws;
 
 pub(crate) use cache::cache;
+pub(crate) use fleet::bench as fleet;
 pub(crate) use http::http;
 pub(crate) use resample::resample;
 pub(crate) use storage::storage;

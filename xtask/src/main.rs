@@ -55,6 +55,10 @@ tasks:
   bench ws [--clients 1000] [--streams 50] [--seconds 20] [--period-ms 20]
                           served streams: events/s, event-to-client latency and memory per
                           client, against a bare tokio-tungstenite fan-out in the same run
+  bench fleet [--seconds 90]
+                          series 10/100/1,000, bots 1/10/100, 1,000 WebSocket clients
+                          against one server on the fake exchange: exchange connections
+                          and requests, freshness, CPU, memory a series
   gen-data --rows N OUT   writes a deterministic Binance 1m kline CSV
   check-ccxt              ccxt's binance client (from PyPI, into target/clients) pointed at
                           candlecache's /api/v3: load_markets, then fetch_ohlcv through seven
@@ -128,6 +132,7 @@ fn run() -> Result<()> {
         ["bench", "http", rest @ ..] => bench::http(rest),
         ["bench", "resample", rest @ ..] => bench::resample(rest),
         ["bench", "ws", rest @ ..] => bench::ws::bench(rest),
+        ["bench", "fleet", rest @ ..] => bench::fleet(rest),
         ["ws-baseline", rest @ ..] => bench::ws::baseline(rest),
         ["ws-load", rest @ ..] => bench::ws::load(rest),
         ["bench", ..] => {
