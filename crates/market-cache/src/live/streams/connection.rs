@@ -2,7 +2,7 @@
 //! time, read frames, and reconnect (backoff with jitter) on a drop, a refusal, silence
 //! (the watchdog) or age (rotation).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -226,7 +226,11 @@ async fn session<S: CandleStore + Clone + Send + Sync + 'static>(
     let per_message = api.topics_per_message().max(1);
     let keepalive = api.keepalive();
     let mut next_id: u64 = 1;
-    let mut subscribed: Vec<String> = Vec::new();
+    let mut subscribed: HashSet<String> = HashSet::new();
+    // What to subscribe and unsubscribe, worked out again only when `wanted` changed: a
+    // connection carries up to 1,024 streams and reads thousands of frames a second.
+    let (mut add, mut remove) = (VecDeque::new(), VecDeque::new());
+    let mut changed = true;
     // The watchdog, the rotation and the keepalive read the service's clock, the one the
     // live-edge tests move; only the pacing of control messages is on Tokio's time, since
     // it sleeps until a message may go.
@@ -236,41 +240,45 @@ async fn session<S: CandleStore + Clone + Send + Sync + 'static>(
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        if changed {
+            let want: HashSet<&str> = wanted.iter().map(String::as_str).collect();
+            add = wanted
+                .iter()
+                .filter(|w| !subscribed.contains(*w))
+                .cloned()
+                .collect();
+            remove = subscribed
+                .iter()
+                .filter(|s| !want.contains(s.as_str()))
+                .cloned()
+                .collect();
+            changed = false;
+        }
         // Bring the subscriptions in line with what is wanted, a paced message at a time.
-        let add: Vec<String> = wanted
-            .iter()
-            .filter(|w| !subscribed.contains(w))
-            .take(per_message)
-            .cloned()
-            .collect();
-        let remove: Vec<String> = subscribed
-            .iter()
-            .filter(|s| !wanted.contains(s))
-            .take(per_message)
-            .cloned()
-            .collect();
-        for (subscribe, names) in [(true, &add), (false, &remove)] {
+        for (subscribe, names) in [(true, &mut add), (false, &mut remove)] {
             if names.is_empty() || pace.next_free().is_some() {
                 continue;
             }
+            let batch: Vec<String> = names.drain(..per_message.min(names.len())).collect();
             pace.note();
-            let msg = api.control(subscribe, names, next_id);
+            let msg = api.control(subscribe, &batch, next_id);
             next_id += 1;
             if let Err(e) = sink.send(Message::text(msg)).await {
                 return SessionEnd::Dropped(e.to_string());
             }
-            if subscribe {
-                subscribed.extend(names.iter().cloned());
-            } else {
-                subscribed.retain(|s| !names.contains(s));
+            for name in batch {
+                if subscribe {
+                    subscribed.insert(name);
+                } else {
+                    subscribed.remove(&name);
+                }
             }
         }
         if wanted.is_empty() {
             close(&mut sink, &mut stream).await;
             return SessionEnd::Empty;
         }
-        let pending = wanted.iter().any(|w| !subscribed.contains(w))
-            || subscribed.iter().any(|s| !wanted.contains(s));
+        let pending = !add.is_empty() || !remove.is_empty();
         let turn = pace.next_free().unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             frame = stream.next() => {
@@ -293,7 +301,10 @@ async fn session<S: CandleStore + Clone + Send + Sync + 'static>(
                 }
             }
             cmd = rx.recv() => match cmd {
-                Some(cmd) => apply(wanted, cmd),
+                Some(cmd) => {
+                    apply(wanted, cmd);
+                    changed = true;
+                }
                 None => return SessionEnd::Empty,
             },
             _ = tick.tick() => {
@@ -314,7 +325,7 @@ async fn session<S: CandleStore + Clone + Send + Sync + 'static>(
                     }
                 }
                 let Some(sh) = shared.upgrade() else { return SessionEnd::Empty };
-                unsubscribe_idle(&sh, idx, wanted);
+                changed |= unsubscribe_idle(&sh, idx, wanted);
                 // Flushes a pong tungstenite may have queued.
                 let _ = sink.flush().await;
             }
@@ -345,8 +356,9 @@ async fn close(
     .await;
 }
 
-/// Drops the series of connection `idx` nobody asked for within `idle_ms`.
-fn unsubscribe_idle<S>(sh: &Shared<S>, idx: usize, wanted: &mut Vec<String>) {
+/// Drops the series of connection `idx` nobody asked for within `idle_ms`; says whether
+/// it dropped any.
+fn unsubscribe_idle<S>(sh: &Shared<S>, idx: usize, wanted: &mut Vec<String>) -> bool {
     let now = (sh.now)();
     let idle = sh.config.idle_ms as i64;
     let mut series = lock(&sh.series);
@@ -365,4 +377,5 @@ fn unsubscribe_idle<S>(sh: &Shared<S>, idx: usize, wanted: &mut Vec<String>) {
             c.streams = c.streams.saturating_sub(gone.len());
         }
     }
+    !gone.is_empty()
 }
