@@ -130,7 +130,7 @@ pub(crate) fn bench(args: &[&str]) -> Result<()> {
     let dir = root().join("target/bench/fleet");
     std::fs::create_dir_all(&dir)?;
     let mut body = format!(
-        "{}\nOne release candlecache on the tests' fake exchange (500 symbols forming candles on the wall clock, a stream event every 250 ms a series), {seconds} s measured per row after every series is live on the stream. Bots poll `/api/v3/klines?limit=3` for each of their series every 5 s; the WebSocket row holds one client a stream on `/ws/<symbol>@kline_<tf>`. Visibility and forming age from a probe polling {PROBED} of the series every ~100 ms (closed visible: from the candle's close to the first answer with the exchange's final values). CPU is the server's share of one core; memory per series is resident memory under load minus before any series, over the series (in brackets, less the bytes the cache holds for the bots' reads, which its budget bounds).\n\n| series | bots | WS clients | exchange stream connections open | exchange REST requests/min | closed visible p50 / p99 / max (ms, n) | forming age p50 / p99 / max (ms) | closed wrong past 3 s | requests/s (WS events/s) | server CPU | RSS | memory per series (less the cache) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "{}\nOne release candlecache on the tests' fake exchange (500 symbols forming candles on the wall clock, a stream event every 250 ms a series), {seconds} s measured per row after every series is live on the stream. Bots poll `/api/v3/klines?limit=3` for each of their series every 5 s; the WebSocket row holds one client a stream on `/ws/<symbol>@kline_<tf>`. Visibility and forming age from a probe polling {PROBED} of the series every ~100 ms (closed visible: from the candle's close to the first answer with the exchange's final values). CPU is the server's share of one core; memory per series is resident memory under load minus before any series, over the series (in brackets, less the bytes the cache holds for the bots' reads, which its budget bounds); heap in use is the counting allocator's live bytes (`/api/performance/memory`), so the difference to memory is what the allocator keeps of freed memory.\n\n| series | bots | WS clients | exchange stream connections open | exchange REST requests/min | closed visible p50 / p99 / max (ms, n) | forming age p50 / p99 / max (ms) | closed wrong past 3 s | requests/s (WS events/s) | server CPU | RSS | memory per series (less the cache) | heap in use per series, less the cache |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         provenance("fleet", args)
     );
     let mut goals = Vec::new();
@@ -169,13 +169,16 @@ struct Measured {
     /// As `per_series`, less what the cache holds (the chunks and answers the bots read,
     /// bounded by the cache's budget, not by the series).
     per_series_uncached: f64,
+    /// Heap bytes in use a series (the counting allocator's), less the cache: what the
+    /// series hold, without what the allocator keeps of freed memory.
+    heap_per_series: f64,
 }
 
 impl Measured {
     fn line(&self, row: &Row) -> String {
         let p = |v: &[i64]| format!("{} / {} / {}", pct(v, 0.5), pct(v, 0.99), pct(v, 1.0));
         format!(
-            "| {} | {} | {} | {} ({} opened) | {:.1} | {} ({}) | {} | {} | {:.0} | {:.2} | {:.0} MB | {:.1} KB ({:.1} KB) |\n",
+            "| {} | {} | {} | {} ({} opened) | {:.1} | {} ({}) | {} | {} | {:.0} | {:.2} | {:.0} MB | {:.1} KB ({:.1} KB) | {:.1} KB |\n",
             row.series,
             row.bots,
             row.ws_clients,
@@ -190,7 +193,8 @@ impl Measured {
             self.cpu,
             self.rss as f64 / 1e6,
             self.per_series / 1024.0,
-            self.per_series_uncached / 1024.0
+            self.per_series_uncached / 1024.0,
+            self.heap_per_series / 1024.0
         )
     }
 
@@ -247,6 +251,7 @@ fn measure(row: &Row, seconds: u64, dir: &std::path::Path) -> Result<Measured> {
     )?;
     let pid = server.0.id();
     let idle = rss_bytes(pid)?;
+    let heap_idle = live_heap(&base)?;
     let all = series(row.series);
     eprintln!(
         "xtask: fleet: {} series, {} bots, {} WebSocket clients",
@@ -331,7 +336,7 @@ fn measure(row: &Row, seconds: u64, dir: &std::path::Path) -> Result<Measured> {
     let started = Instant::now();
     let probed: Vec<(String, &'static str, i64)> = all.iter().take(PROBED).cloned().collect();
     let mut seen: Vec<Vec<Poll>> = vec![Vec::new(); probed.len()];
-    let (mut rss, mut cached) = (0, 0);
+    let (mut rss, mut cached, mut heap) = (0, 0, 0);
     while started.elapsed() < Duration::from_secs(seconds) {
         for (i, (s, tf, _)) in probed.iter().enumerate() {
             let asked = fake::now_ms();
@@ -350,6 +355,7 @@ fn measure(row: &Row, seconds: u64, dir: &std::path::Path) -> Result<Measured> {
                 ["used_bytes"]
                 .as_u64()
                 .unwrap_or(0);
+            heap = live_heap(&base)?;
         }
     }
     let wall = started.elapsed().as_secs_f64();
@@ -381,6 +387,7 @@ fn measure(row: &Row, seconds: u64, dir: &std::path::Path) -> Result<Measured> {
         rss,
         per_series: rss.saturating_sub(idle) as f64 / all.len() as f64,
         per_series_uncached: rss.saturating_sub(idle + cached) as f64 / all.len() as f64,
+        heap_per_series: heap.saturating_sub(heap_idle + cached) as f64 / all.len() as f64,
     };
     for ((s, _, iv), polls) in probed.iter().zip(&seen) {
         judge(s, *iv, polls, &mut m);
@@ -443,6 +450,13 @@ fn pct(v: &[i64], p: f64) -> i64 {
         return 0;
     }
     v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Heap bytes in use, from the server's counting allocator.
+fn live_heap(base: &str) -> Result<u64> {
+    crate::clients::get_json(base, "/api/performance/memory")?["data"]["heap"]["live_bytes"]
+        .as_u64()
+        .context("no heap figures (a build without count-allocations?)")
 }
 
 fn rss_bytes(pid: u32) -> Result<u64> {

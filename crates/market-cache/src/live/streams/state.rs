@@ -32,13 +32,16 @@ pub struct Watch {
     /// has it at once.
     pub current: Option<Bytes>,
     /// Every later event, as the upstream's event object (`{"e":"kline",...}`) exactly as
-    /// received. A receiver that falls 256 events behind sees
+    /// received. A receiver that falls 64 events behind sees
     /// `RecvError::Lagged`.
     pub events: broadcast::Receiver<Bytes>,
 }
 
-/// Events a stream's feed holds for its slowest receiver.
-pub(crate) const FEED_CAPACITY: usize = 256;
+/// Events a stream's feed holds for its slowest receiver. Its readers are the served
+/// streams' hub tasks, which only hand events on (a slow client has a queue of its own),
+/// so a few seconds of events is plenty; and a broadcast channel keeps every slot's last
+/// event, so this times an event's size is what a watched series holds.
+pub(crate) const FEED_CAPACITY: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
