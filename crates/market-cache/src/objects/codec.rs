@@ -44,7 +44,7 @@ pub(crate) fn month_path(symbol: &Symbol, tf: Timeframe, month: i64) -> ObjectPa
 }
 
 /// Rows a row group holds at most.
-pub(super) const ROW_GROUP_ROWS: usize = 1_000;
+pub(super) const ROW_GROUP_ROWS: usize = 10_000;
 
 const META_SERIES: &str = "candlecache.series";
 const META_SCALES: &str = "candlecache.scales";
@@ -70,8 +70,9 @@ pub(super) fn encode(
     );
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        // A chunk of the read path (1,000 candles) then needs at most two row groups,
-        // which a reader fetches alone (DuckDB and polars as well as candlecache).
+        // A read-path chunk (1,000 candles) then needs one or two row groups, which a
+        // reader fetches alone; DuckDB and polars, which fetch a row group's columns one
+        // request each, read a whole month of 1m in 5 groups rather than 45.
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(vec![
             KeyValue::new(META_SERIES.to_owned(), series_tag(symbol, tf, month)),
@@ -344,7 +345,8 @@ mod tests {
     fn a_window_reads_only_its_row_groups_and_equals_the_month_s_slice() {
         let sym: Symbol = "BTCUSDT".parse().unwrap();
         let month = crate::parse_time("2024-02-01").unwrap();
-        let candles: Vec<Candle> = (0..2_500)
+        let r = ROW_GROUP_ROWS as i64;
+        let candles: Vec<Candle> = (0..r * 5 / 2)
             .map(|i| candle(month + i * 60_000, &format!("{}.5", 100 + i), "1.25"))
             .collect();
         let bytes = Bytes::from(encode(&sym, Timeframe::M1, month, &candles).unwrap());
@@ -354,23 +356,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(meta.num_row_groups(), 3);
-        // Rows 1,200..1,700: the second row group alone.
-        let window = (month + 1_200 * 60_000, month + 1_700 * 60_000);
-        assert_eq!(row_groups_for(&meta, window), [1]);
-        let cols = meta.row_group(1).columns();
-        let lo = cols.iter().map(|c| c.byte_range().0).min().unwrap();
-        let hi = cols
-            .iter()
-            .map(|c| c.byte_range().0 + c.byte_range().1)
-            .max()
-            .unwrap();
-        // Only those bytes are there: reading any other would fail.
-        let parts = Parts {
-            len: bytes.len() as u64,
-            parts: vec![(lo, bytes.slice(lo as usize..hi as usize))],
-        };
-        let got = decode_window(Arc::new(meta), parts, &sym, Timeframe::M1, month, window).unwrap();
-        assert_eq!(got, candles[1_200..1_700]);
+        let meta = Arc::new(meta);
+        // Inside the second row group alone; across all three.
+        let (alone, across) = ((r + r / 5, r + r * 7 / 10), (r * 9 / 10, 2 * r + r / 10));
+        for ((from, to), groups) in [(alone, vec![1]), (across, vec![0, 1, 2])] {
+            let window = (month + from * 60_000, month + to * 60_000);
+            assert_eq!(row_groups_for(&meta, window), groups);
+            // Only those bytes are there, a part a group: reading any other would fail.
+            let parts = groups
+                .iter()
+                .map(|g| {
+                    let cols = meta.row_group(*g).columns();
+                    let lo = cols.iter().map(|c| c.byte_range().0).min().unwrap();
+                    let hi = cols
+                        .iter()
+                        .map(|c| c.byte_range().0 + c.byte_range().1)
+                        .max()
+                        .unwrap();
+                    (lo, bytes.slice(lo as usize..hi as usize))
+                })
+                .collect();
+            let parts = Parts {
+                len: bytes.len() as u64,
+                parts,
+            };
+            let got =
+                decode_window(meta.clone(), parts, &sym, Timeframe::M1, month, window).unwrap();
+            assert_eq!(got, candles[from as usize..to as usize]);
+        }
         assert!(footer_len(b"not parquet at all").is_err());
         // A reader opened where one part ends and the next begins reads the next.
         let parts = Parts {
