@@ -154,3 +154,68 @@ fn install_peers(bench: &Path) -> Result<std::path::PathBuf> {
         ],
     )
 }
+
+/// Resident memory of a process (`VmRSS`), in bytes.
+pub(crate) fn rss_bytes(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .context("no VmRSS")
+}
+
+/// Runs `cargo xtask bench <name> <args>` again from the release build of xtask (with
+/// candlecache built too) unless this is that run: benches whose load and fake exchange
+/// run in xtask's process measure optimised code on every side. `Ok(true)`: it ran there.
+pub(crate) fn in_release(name: &str, args: &[&str]) -> Result<bool> {
+    const IN_RELEASE: &str = "CANDLECACHE_BENCH_IN_RELEASE";
+    if std::env::var_os(IN_RELEASE).is_some() {
+        return Ok(false);
+    }
+    crate::process::cargo(
+        &[
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "candlecache",
+            "-p",
+            "xtask",
+        ],
+        &[],
+    )?;
+    let status = std::process::Command::new(root().join("target/release/xtask"))
+        .args(["bench", name])
+        .args(args)
+        .env(IN_RELEASE, "1")
+        .status()?;
+    if !status.success() {
+        anyhow::bail!("bench {name} failed");
+    }
+    Ok(true)
+}
+
+/// A release candlecache on a fresh database `db` with `ex` as its upstream, REST and
+/// streams, access log off; returns it (stopped when dropped) and its base URL.
+pub(crate) fn serve_on_fake(
+    db: &Path,
+    ex: &crate::fake_exchange::FakeExchange,
+) -> Result<(crate::process::Started, String)> {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    crate::clients::serve(
+        &root().join("target/release/candlecache"),
+        db,
+        &[
+            "--upstream",
+            &ex.url(),
+            "--upstream-ws",
+            &ex.ws_url(),
+            "--no-access-log",
+        ],
+    )
+}

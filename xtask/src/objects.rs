@@ -162,19 +162,22 @@ pub(crate) fn check(release: bool) -> Result<()> {
     let fleet_total: usize = fleet.iter().sum();
 
     // A fresh instance serves March of 1m cold from the object store.
-    let db = work.join("fresh.db");
-    let (server, base) = crate::clients::serve(
-        &bin,
-        &db,
-        &[
-            "--config",
-            &config,
-            "--upstream",
-            &url,
-            "--upstream-ws",
-            "off",
-        ],
-    )?;
+    // A fresh instance on the object store, the exchange behind it, no streams.
+    let fresh = |name: &str| {
+        crate::clients::serve(
+            &bin,
+            &work.join(name),
+            &[
+                "--config",
+                &config,
+                "--upstream",
+                &url,
+                "--upstream-ws",
+                "off",
+            ],
+        )
+    };
+    let (server, base) = fresh("fresh.db")?;
     let before = ex.klines_seen().len();
     let path =
         format!("/api/crypto/ohlc?symbol=BTCUSDT&timeframe=1m&start={mar}&end={apr}&limit=50000");
@@ -196,18 +199,7 @@ pub(crate) fn check(release: bool) -> Result<()> {
         mar + 9 * 86_400_000 + 17 * 60_000,
         mar + 9 * 86_400_000 + 1017 * 60_000,
     );
-    let (server, base) = crate::clients::serve(
-        &bin,
-        &work.join("fresh-window.db"),
-        &[
-            "--config",
-            &config,
-            "--upstream",
-            &url,
-            "--upstream-ws",
-            "off",
-        ],
-    )?;
+    let (server, base) = fresh("fresh-window.db")?;
     let path = format!("/api/crypto/ohlc?symbol=BTCUSDT&timeframe=1m&start={w0}&end={w1}");
     let started = Instant::now();
     let window_answer = crate::clients::get_json(&base, &path)?;

@@ -28,12 +28,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::{provenance, publish};
+use super::{provenance, publish, rss_bytes};
 use crate::fake_exchange::{self as fake, FakeExchange};
 use crate::process::root;
 
-/// Set in the release process that runs the bench itself.
-const IN_RELEASE: &str = "CANDLECACHE_BENCH_FLEET_RELEASE";
 /// A bot's pause between two rounds over its series.
 const BOT_PERIOD: Duration = Duration::from_secs(5);
 /// Series the probe polls for freshness.
@@ -104,27 +102,7 @@ pub(crate) fn bench(args: &[&str]) -> Result<()> {
             other => bail!("unexpected argument {other}; {usage}"),
         }
     }
-    if std::env::var_os(IN_RELEASE).is_none() {
-        crate::process::cargo(
-            &[
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "candlecache",
-                "-p",
-                "xtask",
-            ],
-            &[],
-        )?;
-        let status = Command::new(root().join("target/release/xtask"))
-            .args(["bench", "fleet"])
-            .args(args)
-            .env(IN_RELEASE, "1")
-            .status()?;
-        if !status.success() {
-            bail!("bench fleet failed");
-        }
+    if super::in_release("fleet", args)? {
         return Ok(());
     }
     let dir = root().join("target/bench/fleet");
@@ -234,21 +212,7 @@ fn series(n: usize) -> Vec<(String, &'static str, i64)> {
 fn measure(row: &Row, seconds: u64, dir: &std::path::Path) -> Result<Measured> {
     let ex = FakeExchange::start();
     let db = dir.join("fleet.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-    let bin = root().join("target/release/candlecache");
-    let (server, base) = crate::clients::serve(
-        &bin,
-        &db,
-        &[
-            "--upstream",
-            &ex.url(),
-            "--upstream-ws",
-            &ex.ws_url(),
-            "--no-access-log",
-        ],
-    )?;
+    let (server, base) = super::serve_on_fake(&db, &ex)?;
     let pid = server.0.id();
     let idle = rss_bytes(pid)?;
     let heap_idle = live_heap(&base)?;
@@ -457,17 +421,6 @@ fn live_heap(base: &str) -> Result<u64> {
     crate::clients::get_json(base, "/api/performance/memory")?["data"]["heap"]["live_bytes"]
         .as_u64()
         .context("no heap figures (a build without count-allocations?)")
-}
-
-fn rss_bytes(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .context("no VmRSS")
 }
 
 /// User and system CPU time of a process, in clock ticks (`/proc/PID/stat` fields 14, 15).

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::{provenance, publish};
+use super::{provenance, publish, rss_bytes};
 use crate::fake_exchange::{self as fake, FakeExchange};
 use crate::process::root;
 use crate::process::Started;
@@ -84,32 +84,11 @@ fn stream_names(n: usize) -> Result<Vec<String>> {
 pub(crate) fn bench(args: &[&str]) -> Result<()> {
     let o = options(args)?;
     let names = stream_names(o.streams)?;
-    crate::process::cargo(
-        &[
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "candlecache",
-            "-p",
-            "xtask",
-        ],
-        &[],
-    )?;
-    let xtask = root().join("target/release/xtask");
-    if std::env::var_os(IN_RELEASE).is_none() {
-        // The fake exchange runs in this process: optimised like every other party.
-        let status = Command::new(&xtask)
-            .args(["bench", "ws"])
-            .args(args)
-            .env(IN_RELEASE, "1")
-            .status()?;
-        if !status.success() {
-            bail!("bench ws failed");
-        }
+    // The fake exchange runs in this process: optimised like every other party.
+    if super::in_release("ws", args)? {
         return Ok(());
     }
-    let bin = root().join("target/release/candlecache");
+    let xtask = root().join("target/release/xtask");
     let dir = root().join("target/bench/ws");
     std::fs::create_dir_all(&dir)?;
     let mut body = format!(
@@ -122,7 +101,7 @@ pub(crate) fn bench(args: &[&str]) -> Result<()> {
     );
     let mut verdicts = Vec::new();
     for period in PERIODS_MS {
-        let rows = measure(&o, &names, &bin, &xtask, &dir, period)?;
+        let rows = measure(&o, &names, &xtask, &dir, period)?;
         let base_rate = rows[0].1["events_per_sec"].as_f64().unwrap_or(0.0);
         for (target, r, per_client) in &rows {
             let rate = r["events_per_sec"].as_f64().unwrap_or(0.0);
@@ -150,14 +129,10 @@ pub(crate) fn bench(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Set in the release process that runs the bench itself.
-const IN_RELEASE: &str = "CANDLECACHE_BENCH_WS_RELEASE";
-
 /// One pace: the baseline, then candlecache, each with a fresh fake exchange.
 fn measure(
     o: &Options,
     names: &[String],
-    bin: &std::path::Path,
     xtask: &std::path::Path,
     dir: &std::path::Path,
     period: u64,
@@ -168,20 +143,7 @@ fn measure(
         ex.set_ws_period(period);
         let (server, url) = if target == "candlecache" {
             let db = dir.join("ws.db");
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-            }
-            let (s, base) = crate::clients::serve(
-                bin,
-                &db,
-                &[
-                    "--upstream",
-                    &ex.url(),
-                    "--upstream-ws",
-                    &ex.ws_url(),
-                    "--no-access-log",
-                ],
-            )?;
+            let (s, base) = super::serve_on_fake(&db, &ex)?;
             (s, base.replacen("http://", "ws://", 1))
         } else {
             start_baseline(xtask, &ex.ws_url(), names)?
@@ -221,17 +183,6 @@ fn measure(
         rows.push((target, r, per_client));
     }
     Ok(rows)
-}
-
-fn rss_bytes(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .context("no VmRSS")
 }
 
 fn start_baseline(
