@@ -216,10 +216,10 @@ fn instances_share_closed_months_through_the_object_store() {
     );
     let stats = get(srv.addr, "/api/performance/stats").json();
     let o = &stats["data"]["upstream"]["objects"];
-    assert!(o["months_read"].as_u64() >= Some(1), "{o}");
-    // Refused by the window read and again by the month's fill.
-    assert!(o["rejected"].as_u64() >= Some(1), "{o}");
+    // The shared chunk from its row groups (its months are read back whole afterwards,
+    // in the background); the damaged May refused, by the window read and the fill.
     assert!(o["windows_read"].as_u64() >= Some(1), "{o}");
+    assert!(o["rejected"].as_u64() >= Some(1), "{o}");
     drop(srv);
 
     // sync: what is there is not written again; imported files are not known complete.
@@ -446,7 +446,10 @@ fn bounded_local_stores_drop_safe_months_and_read_them_back_exactly() {
     // Chunks not in memory come back from the object store, exactly, without the exchange.
     same(&klines(a.addr, chunk(1)), &want(1), "chunk 1 from a");
     same(&klines(a.addr, chunk(51)), &want(51), "chunk 51 from a");
-    assert!(objects_stats(a.addr)["months_read"].as_u64() >= Some(2));
+    // Answered from their row groups (the months are read back whole afterwards).
+    let o = objects_stats(a.addr);
+    let n = |k: &str| o[k].as_u64().unwrap_or(0);
+    assert!(n("windows_read") + n("months_read") >= 2, "{o}");
     // Two more instances, as bounded, answer every chunk from the objects.
     let (b, c) = (serve(1), serve(2));
     for k in [2, 3, 52, 53] {
