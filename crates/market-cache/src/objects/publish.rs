@@ -72,23 +72,29 @@ impl Objects {
         let bytes = match got {
             Ok(b) => b,
             Err(object_store::Error::NotFound { .. }) => return None,
-            Err(e) => {
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                eprintln!("candlecache: object store {}: {path}: {e}", self.url);
-                return None;
-            }
+            Err(e) => return self.failed(&path, &e.to_string()),
         };
         match decode(bytes, symbol, tf, month) {
             Ok(c) => Some(c),
-            Err(why) => {
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "candlecache: object store {}: {path} refused: {why}",
-                    self.url
-                );
-                None
-            }
+            Err(why) => self.refused(&path, &why),
         }
+    }
+
+    /// Counts and logs a request the object store failed; the read falls through.
+    pub(super) fn failed<T>(&self, path: &object_store::path::Path, why: &str) -> Option<T> {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        eprintln!("candlecache: object store {}: {path}: {why}", self.url);
+        None
+    }
+
+    /// Counts and logs an object refused as foreign or damaged; the read falls through.
+    pub(super) fn refused<T>(&self, path: &object_store::path::Path, why: &str) -> Option<T> {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        eprintln!(
+            "candlecache: object store {}: {path} refused: {why}",
+            self.url
+        );
+        None
     }
 }
 

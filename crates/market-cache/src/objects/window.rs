@@ -8,14 +8,14 @@ use std::sync::Arc;
 use object_store::{GetOptions, GetRange, ObjectStoreExt};
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
-use super::bucket::Objects;
+use super::bucket::{Footers, Objects};
 use super::codec::{decode_window, footer_len, month_path, row_groups_for, Parts};
 use crate::live::edge::CLOSE_GRACE_MS;
 use crate::store::CandleStore;
 use crate::{Candle, Result, Symbol, Timeframe};
 
 /// Bytes read from an object's end in the first request: the footer and metadata of a
-/// month of 1m candles in 1,000-row groups fit, so one request usually does.
+/// month of 1m candles in 10,000-row groups fit many times over, so one request does.
 const TAIL_BYTES: u64 = 64 * 1024;
 
 /// Footers remembered (a few KB each); all are forgotten when there are more.
@@ -156,28 +156,10 @@ impl Objects {
         Ok(Some((size, meta)))
     }
 
-    fn footers(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u64, Arc<ParquetMetaData>)>>
-    {
+    fn footers(&self) -> std::sync::MutexGuard<'_, Footers> {
         self.footers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn refused<T>(&self, path: &object_store::path::Path, why: &str) -> Option<T> {
-        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        eprintln!(
-            "candlecache: object store {}: {path} refused: {why}",
-            self.url
-        );
-        None
-    }
-
-    fn failed<T>(&self, path: &object_store::path::Path, why: &str) -> Option<T> {
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        eprintln!("candlecache: object store {}: {path}: {why}", self.url);
-        None
     }
 }
 
